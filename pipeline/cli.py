@@ -1,0 +1,172 @@
+"""``vidpipe`` command line: run, info, eval.
+
+Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
+exits with code 2; a stage failure during a run exits with 1 after the results already
+produced were flushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pipeline.errors import StageError, VidpipeError
+
+log = logging.getLogger("vidpipe.cli")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class Progress:
+    """A one-line progress bar with fps on stderr, refreshed by its own (owned) thread."""
+
+    def __init__(self, pipeline, total: int | None, enabled: bool) -> None:
+        self.pipeline = pipeline
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vidpipe:progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join(2)
+            sys.stderr.write("\n")
+
+    def _loop(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.wait(0.5):
+            done = sum(s.results for s in self.pipeline.streams.values())
+            fps = done / max(1e-9, time.perf_counter() - t0)
+            if self.total:
+                frac = min(1.0, done / self.total)
+                bar = "#" * int(frac * 30)
+                line = f"\r[{bar:<30}] {done}/{self.total} frames  {fps:6.1f} fps"
+            else:
+                line = f"\r{done} frames  {fps:6.1f} fps"
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _total_frames(pipeline) -> int | None:
+    total = 0
+    for src in pipeline.sources:
+        n = getattr(src, "frames", None)
+        if isinstance(n, int):
+            total += n
+        elif getattr(src, "_stream", None) is not None and src._stream.frames:
+            total += int(src._stream.frames)
+        elif getattr(src, "files", None):
+            total += len(src.files)
+        else:
+            return None
+    return total
+
+
+def _format_summary(s: dict) -> str:
+    lines = [
+        f"{s['pipeline']}: {s['results']} results from {s['frames']} frames, {s['detections']} detections, "
+        f"{s['fps']} fps in {s['wall_s']} s (model {s['model']} on {', '.join(s['providers'])})",
+    ]
+    lines.append("  stage                          items      fps   busy   ms/item")
+    for name, st in s["stages"].items():
+        per = 1000 * st["busy_s"] / st["items"] if st["items"] else 0.0
+        lines.append(f"  {name:<30} {st['items']:>6} {st['fps']:>8.1f} {st['busy_fraction']:>6.0%} {per:>9.2f}")
+    drops = s["drops"] or {}
+    lines.append("  drops: " + (", ".join(f"{k}={v}" for k, v in drops.items()) if drops else "none"))
+    for sid, st in s["streams"].items():
+        if st.get("error"):
+            lines.append(f"  stream {sid}: {st['state']}: {st['error']}")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config(args.config, args.set)
+    code = 0
+    with Progress(pipeline, _total_frames(pipeline), not args.quiet):
+        try:
+            summary = pipeline.run()
+        except StageError as exc:
+            summary = pipeline.summary()
+            print(f"vidpipe: error: {exc}", file=sys.stderr)
+            code = 1
+    if args.summary:
+        Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.summary).write_text(json.dumps(summary, indent=2))
+    if not args.quiet:
+        print(_format_summary(summary), file=sys.stderr)
+    return code
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from pipeline.model import Model
+    from pipeline.zoo import resolve_model
+
+    model = Model.load(resolve_model(args.model), args.providers or ["CPUExecutionProvider"], warm_up=False,
+                       names_file=args.names_file)
+    print(model.describe())
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pipeline.evaluate import evaluate
+
+    print(json.dumps(evaluate(args.results, args.gt), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline from a YAML config")
+    run.add_argument("config", help="pipeline YAML (see configs/)")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a config field, e.g. --set model.postprocess.confidence=0.5")
+    run.add_argument("--summary", help="write the run summary as JSON here")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    run.set_defaults(func=cmd_run)
+
+    info = sub.add_parser("info", help="describe a model: layout, input size, classes, providers")
+    info.add_argument("model", help="bundled model name or path to an ONNX file")
+    info.add_argument("--providers", nargs="*", help="ONNX Runtime execution providers to request")
+    info.add_argument("--names-file", help="class names side file")
+    info.set_defaults(func=cmd_info)
+
+    ev = sub.add_parser("eval", help="accuracy of results against ground truth")
+    ev.add_argument("--results", required=True, help="vidpipe.result/1 JSONL")
+    ev.add_argument("--gt", required=True, help="ground truth JSON (python -m sources.synthetic --gt)")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except VidpipeError as exc:
+        print(f"vidpipe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""Pipeline configuration: YAML validated by pydantic (Savant-style declarative pipelines).
+
+An error names the field path and what was expected, e.g.
+``config error at streams.0.source.path: Field required``.
+
+Example:
+    >>> cfg = load_config_dict({
+    ...     "streams": [{"id": "cam0", "source": {"type": "synthetic", "frames": 10}}],
+    ...     "sinks": [{"type": "jsonl", "path": "out/r.jsonl"}],
+    ... })
+    >>> cfg.streams[0].source.type, cfg.model.postprocess.mask_decode_mode
+    ('synthetic', 'accurate')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileSourceConfig(_Strict):
+    type: Literal["file"]
+    path: Path
+
+
+class ImagesSourceConfig(_Strict):
+    type: Literal["images"]
+    path: Path
+    fps: float | None = Field(None, gt=0, description="pts = index / fps when set")
+
+
+class SyntheticSourceConfig(_Strict):
+    type: Literal["synthetic"]
+    seed: int = 0
+    frames: int | None = Field(300, ge=1, description="None: until stopped")
+    width: int = Field(1280, ge=16)
+    height: int = Field(720, ge=16)
+    fps: float = Field(30.0, gt=0)
+    realtime: bool = False
+
+
+SourceConfig = Annotated[FileSourceConfig | ImagesSourceConfig | SyntheticSourceConfig, Field(discriminator="type")]
+
+RingPolicy = Literal["block", "drop_oldest", "drop_newest"]
+
+
+class StreamConfig(_Strict):
+    id: str = Field(min_length=1)
+    source: SourceConfig
+    ring_policy: RingPolicy | None = Field(None, description="frame ring policy; default: block for files, drop_oldest for live")
+
+
+class PostprocessConfig(_Strict):
+    confidence: float = Field(0.4, ge=0, le=1)
+    iou_threshold: float = Field(0.3, ge=0, le=1)
+    class_agnostic_nms: bool = False
+    max_detections: int = Field(300, ge=1)
+    max_candidates: int = Field(3000, ge=1)
+    class_filter: list[str] | None = None
+    mask_decode_mode: Literal["accurate", "tradeoff", "fast"] = "accurate"
+    tradeoff_factor: float = Field(0.5, ge=0, le=1)
+    max_area_ratio: float | None = Field(None, gt=0, le=1)
+
+
+class ModelConfig(_Strict):
+    path: str = Field("shapes-yolov8seg", description="bundled model name or path to an ONNX file")
+    name: str | None = None
+    backend: Literal["onnxruntime"] = "onnxruntime"
+    providers: list[str | tuple[str, dict[str, Any]]] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    intra_op_threads: int | None = Field(None, ge=1)
+    inter_op_threads: int | None = Field(None, ge=1)
+    names_file: Path | None = None
+    layout: Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"] | None = None
+    postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
+
+
+class BatchingConfig(_Strict):
+    max_batch_size: int = Field(1, ge=1)
+    max_wait_ms: float = Field(10.0, ge=0)
+
+
+class JsonlSinkConfig(_Strict):
+    type: Literal["jsonl"]
+    path: Path
+    mask_format: Literal["rle", "polygon", "bitmask", "none"] = "rle"
+    polygon_precision: float = Field(1.0, ge=0)
+    flush_every: int = Field(1, ge=1)
+
+
+SinkConfig = Annotated[JsonlSinkConfig, Field(discriminator="type")]
+
+
+class RingsConfig(_Strict):
+    packets: int = Field(64, ge=1)
+    frames: int = Field(4, ge=1)
+    results: int = Field(32, ge=1)
+    sink: int = Field(64, ge=1)
+
+
+class PipelineConfig(_Strict):
+    name: str = "vidpipe"
+    streams: list[StreamConfig] = Field(min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    rings: RingsConfig = Field(default_factory=RingsConfig)
+    decoder_threads: int = Field(0, ge=0, description="0: FFmpeg picks")
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_ids(cls, streams: list[StreamConfig]) -> list[StreamConfig]:
+        ids = [s.id for s in streams]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"stream ids must be unique, repeated: {dupes}")
+        return streams
+
+    @model_validator(mode="after")
+    def _sink_paths(self) -> PipelineConfig:
+        paths = [str(s.path) for s in self.sinks if hasattr(s, "path")]
+        if len(paths) != len(set(paths)):
+            raise ValueError("two sinks write the same file")
+        return self
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in ("file", "images", "synthetic", "jsonl")))
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    got = first.get("input")
+    got_txt = f", got {got!r}" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict) else ""
+    return f"config error in {origin} at {loc or '<top>'}: {msg}{got_txt}{more}"
+
+
+def load_config_dict(data: Any, origin: str = "<dict>") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error in {origin}: expected a mapping at the top, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, origin)) from None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``--set path=value``: dotted path (list indices as numbers), value parsed as YAML."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects path=value, got {item!r}")
+        path, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        keys = path.strip().split(".")
+        node: Any = data
+        for i, key in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(f"--set {path}: {key!r} is not an index of a list of {len(node)}")
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = value
+                else:
+                    node = node.setdefault(key, {})
+            else:
+                raise ConfigError(f"--set {path}: cannot descend into {'.'.join(keys[:i])}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return load_config_dict(data, str(p))

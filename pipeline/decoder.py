@@ -1,0 +1,137 @@
+"""The Decoder stage: packets of one stream → BGR frames.
+
+Video packets are decoded by a PyAV codec context opened from the source's
+:class:`StreamInfo` with ``thread_type = "AUTO"`` (frame threading: about 1.7× faster on
+two cores, and older PyAV deadlocks on HEVC with the default slice threading). Image
+packets are decoded with OpenCV; raw packets (the synthetic world) pass through. A corrupt
+packet or image is counted as a ``decode_error`` drop, logged, and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.frames import EndOfStream, Frame, Packet, StreamInfo
+from pipeline.metrics import StreamStats
+from pipeline.ring import RingBuffer, RingClosed
+from pipeline.stage import Bus, Stage, StopStage
+
+log = logging.getLogger("vidpipe.decoder")
+
+
+class Decoder(Stage):
+    kind = "decoder"
+    per_stream = True
+
+    def __init__(self, stream_id: str, bus: Bus, inp: RingBuffer, out: RingBuffer, stats: StreamStats,
+                 thread_type: str = "AUTO", threads: int = 0) -> None:
+        super().__init__(f"decoder:{stream_id}", bus, stream_id)
+        self.inp, self.out, self.stream_stats = inp, out, stats
+        self.thread_type, self.threads = thread_type, threads
+        self._codec: av.CodecContext | None = None
+        self._info: StreamInfo | None = None
+        self._index = 0
+        self._arrivals: dict[int, tuple[float, bool]] = {}  # packet pts -> (captured_at, gap)
+        self._errors_logged = 0
+
+    def _open_codec(self, info: StreamInfo) -> None:
+        self._info = info
+        self._codec = None
+        if info.codec in (None, "image"):
+            return
+        ctx = av.CodecContext.create(info.codec, "r")
+        if info.extradata:
+            ctx.extradata = info.extradata
+        ctx.thread_type = self.thread_type
+        ctx.thread_count = self.threads
+        self._codec = ctx
+
+    def run(self) -> None:
+        while True:
+            item = self.get(self.inp)
+            if isinstance(item, StreamInfo):
+                self._flush()
+                self._open_codec(item)
+                self.put(self.out, item)
+            elif isinstance(item, EndOfStream):
+                self._flush()
+                self.put(self.out, item)
+                return
+            else:
+                t0 = time.perf_counter()
+                self._decode(item)
+                self.busy_s += time.perf_counter() - t0
+
+    def _emit(self, image: np.ndarray, pts: float | None, captured_at: float, gap: bool, t0: float) -> None:
+        now = time.perf_counter()
+        frame = Frame(self.stream_id, self._index, pts, captured_at, image, decoded_at=now,
+                      timings={"decode": (now - t0) * 1e3}, gap=gap)
+        self._index += 1
+        self.items += 1
+        self.stream_stats.frames += 1
+        if not self.put(self.out, frame):
+            self.stream_stats.drop("frame_ring_full")
+
+    def _decode(self, packet: Packet) -> None:
+        t0 = time.perf_counter()
+        data = packet.data
+        if isinstance(data, np.ndarray):
+            self._emit(data, packet.pts, packet.captured_at, packet.gap, t0)
+            return
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                self._decode_error(packet, "not a decodable image")
+                return
+            self._emit(image, packet.pts, packet.captured_at, packet.gap, t0)
+            return
+        if self._codec is None:
+            self._decode_error(packet, "no codec opened (no StreamInfo before the first packet)")
+            return
+        if data.pts is not None:
+            self._arrivals[data.pts] = (packet.captured_at, packet.gap)
+        try:
+            frames = self._codec.decode(data)
+        except av.error.FFmpegError as exc:
+            self._decode_error(packet, str(exc))
+            return
+        self._emit_av(frames, t0)
+
+    def _emit_av(self, frames, t0: float) -> None:
+        tb = self._info.time_base if self._info else None
+        for f in frames:
+            captured_at, gap = self._arrivals.pop(f.pts, (time.time(), False)) if f.pts is not None else (time.time(), False)
+            pts = float(f.pts * tb) if (f.pts is not None and tb is not None) else None
+            self._emit(f.to_ndarray(format="bgr24"), pts, captured_at, gap, t0)
+            t0 = time.perf_counter()
+        if len(self._arrivals) > 256:  # packets whose frames never came (corrupt): forget them
+            for k in sorted(self._arrivals)[:-64]:
+                del self._arrivals[k]
+
+    def _flush(self) -> None:
+        if self._codec is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            frames = self._codec.decode(None)
+        except av.error.FFmpegError as exc:
+            log.warning("stream %s: flushing the decoder failed: %s", self.stream_id, exc)
+            return
+        self._emit_av(frames, t0)
+
+    def _decode_error(self, packet: Packet, why: str) -> None:
+        self.stream_stats.drop("decode_error")
+        if self._errors_logged < 5:
+            log.warning("stream %s: packet %d not decoded: %s", self.stream_id, packet.index, why)
+        self._errors_logged += 1
+
+    def on_failure(self, exc: BaseException) -> None:
+        try:
+            self.put(self.out, EndOfStream(self.stream_id, "error", exc))
+        except (StopStage, RingClosed):
+            pass

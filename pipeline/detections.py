@@ -1,0 +1,155 @@
+"""Detections of one frame as a struct of arrays, with masks kept cropped to their box.
+
+Example:
+    >>> import numpy as np
+    >>> dets = Detections(
+    ...     xyxy=np.array([[10, 10, 20, 30]], np.float32),
+    ...     confidence=np.array([0.9], np.float32),
+    ...     class_id=np.array([2]),
+    ...     image_hw=(48, 64),
+    ...     masks=[np.ones((20, 10), bool)],
+    ...     class_names=("circle", "rectangle", "triangle"),
+    ... )
+    >>> len(dets), dets.category, dets.rle()[0]["size"]
+    (1, ['triangle'], [48, 64])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pipeline import rle as rle_codec
+
+
+def mask_boxes(xyxy: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """Integer pixel ranges [x0, x1) × [y0, y1) covered by float boxes, clipped to the image."""
+    h, w = image_hw
+    out = np.empty((len(xyxy), 4), np.int32)
+    out[:, 0] = np.clip(np.floor(xyxy[:, 0]), 0, w)
+    out[:, 1] = np.clip(np.floor(xyxy[:, 1]), 0, h)
+    out[:, 2] = np.clip(np.ceil(xyxy[:, 2]), 0, w)
+    out[:, 3] = np.clip(np.ceil(xyxy[:, 3]), 0, h)
+    out[:, 2] = np.maximum(out[:, 2], out[:, 0])
+    out[:, 3] = np.maximum(out[:, 3], out[:, 1])
+    return out
+
+
+@dataclass
+class Detections:
+    """Boxes ``xyxy`` (N, 4) in source-image pixels, ``confidence`` (N,), ``class_id`` (N,),
+    ``tracker_id`` (N,) (-1: none) and optional ``masks``: N boolean arrays, each cropped to
+    ``mask_boxes(xyxy, image_hw)`` of its detection."""
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    image_hw: tuple[int, int]
+    masks: list[np.ndarray] | None = None
+    tracker_id: np.ndarray | None = None
+    class_names: Sequence[str] = ()
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.confidence = np.asarray(self.confidence, np.float32).reshape(n)
+        self.class_id = np.asarray(self.class_id, np.int64).reshape(n)
+        if self.tracker_id is None:
+            self.tracker_id = np.full(n, -1, np.int64)
+        else:
+            self.tracker_id = np.asarray(self.tracker_id, np.int64).reshape(n)
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"{len(self.masks)} masks for {n} detections")
+        self.image_hw = (int(self.image_hw[0]), int(self.image_hw[1]))
+
+    @classmethod
+    def empty(cls, image_hw: tuple[int, int], with_masks: bool = True, class_names: Sequence[str] = ()) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                   image_hw, [] if with_masks else None, class_names=class_names)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> Detections:
+        """A subset: an int, a slice, an index array or a boolean array."""
+        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(idx)
+        masks = None if self.masks is None else [self.masks[i] for i in idx]
+        return Detections(
+            self.xyxy[idx], self.confidence[idx], self.class_id[idx], self.image_hw, masks,
+            self.tracker_id[idx], self.class_names, {k: v[idx] for k, v in self.data.items()},
+        )
+
+    @property
+    def category(self) -> list[str]:
+        names = self.class_names
+        return [names[c] if 0 <= c < len(names) else str(c) for c in self.class_id.tolist()]
+
+    @property
+    def mask_boxes(self) -> np.ndarray:
+        return mask_boxes(self.xyxy, self.image_hw)
+
+    @property
+    def area(self) -> np.ndarray:
+        """Mask area in pixels where masks exist, else box area."""
+        if self.masks is not None:
+            return np.array([int(m.sum()) for m in self.masks], np.int64)
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return (wh[:, 0] * wh[:, 1]).astype(np.int64)
+
+    def rle(self) -> list[dict]:
+        """COCO compressed RLE of each full-frame mask."""
+        if self.masks is None:
+            raise ValueError("these detections carry no masks")
+        h, w = self.image_hw
+        boxes = self.mask_boxes
+        return [rle_codec.encode_crop(m, int(b[0]), int(b[1]), h, w) for m, b in zip(self.masks, boxes)]
+
+    def polygons(self, precision: float = 1.0) -> list[list[np.ndarray]]:
+        """Per detection, its contours as (K, 2) int arrays in source pixels: outer
+        boundaries and holes (holes kept, as separate rings). ``precision`` is the
+        Douglas-Peucker tolerance in pixels (lower = more detail, 0 = every vertex)."""
+        if self.masks is None:
+            raise ValueError("these detections carry no masks")
+        out = []
+        for m, b in zip(self.masks, self.mask_boxes):
+            if m.size == 0 or not m.any():
+                out.append([])
+                continue
+            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE,
+                                           offset=(int(b[0]), int(b[1])))
+            rings = []
+            for c in contours:
+                if precision > 0:
+                    c = cv2.approxPolyDP(c, precision, True)
+                rings.append(c.reshape(-1, 2).astype(np.int32))
+            out.append(rings)
+        return out
+
+    def full_masks(self) -> np.ndarray:
+        """(N, H, W) boolean full-frame masks. Memory grows with N × H × W: use sparingly."""
+        h, w = self.image_hw
+        full = np.zeros((len(self), h, w), bool)
+        if self.masks is not None:
+            for i, (m, b) in enumerate(zip(self.masks, self.mask_boxes)):
+                full[i, b[1]:b[3], b[0]:b[2]] = m
+        return full
+
+    def to_supervision(self, masks: bool = True):
+        """``supervision.Detections`` with full-frame boolean masks (on demand)."""
+        import supervision as sv
+
+        data = {"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {}
+        data.update(self.data)
+        return sv.Detections(
+            xyxy=self.xyxy.astype(np.float32),
+            mask=self.full_masks() if masks and self.masks is not None else None,
+            confidence=self.confidence,
+            class_id=self.class_id.astype(int),
+            tracker_id=None if (self.tracker_id < 0).all() and len(self) else self.tracker_id.astype(int),
+            data=data,
+        )

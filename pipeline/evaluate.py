@@ -1,0 +1,210 @@
+"""Accuracy of a run against exact ground truth: COCO mAP (pycocotools) and MOT metrics.
+
+``vidpipe eval --results R.jsonl --gt clip.gt.json`` prints JSON with ``mask_map50``,
+``mask_map50_95``, ``box_map50``, ``box_map50_95``, ``idf1``, ``mota`` and ``id_switches``.
+Results are ``vidpipe.result/1`` lines; ground truth is the COCO-style file written by
+``python -m sources.synthetic`` (frames as images, ``track_id`` per annotation).
+
+Tracking metrics (CLEAR MOT and IDF1) use box IoU ≥ 0.5 to match: per frame, pairs
+matched in the previous frame are kept while they still overlap, the rest are matched
+by the Hungarian method; an identity switch is a ground-truth track matched to another
+predicted id than last time. IDF1 matches whole trajectories (Ristani et al. 2016).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pipeline.errors import VidpipeError
+
+IOU_MATCH = 0.5
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """``vidpipe.result/1`` records of a JSONL file; a bad line is an error naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise VidpipeError(f"results file not found: {p}")
+    records = []
+    with p.open() as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise VidpipeError(f"{p} line {n}: not JSON ({exc.msg})") from None
+            if rec.get("schema") != "vidpipe.result/1":
+                raise VidpipeError(f"{p} line {n}: not a vidpipe.result/1 record")
+            records.append(rec)
+    return records
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of xyxy boxes a (N, 4) and b (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def coco_map(gt: dict, records: list[dict]) -> dict[str, float]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    frame_to_image = {img.get("frame_index", img["id"]): img["id"] for img in gt["images"]}
+    cat_by_name = {c["name"]: c["id"] for c in gt["categories"]}
+    segm, bbox = [], []
+    for rec in records:
+        image_id = frame_to_image.get(rec["frame"])
+        if image_id is None:
+            continue
+        for det in rec["detections"]:
+            cat = cat_by_name.get(det["category"])
+            if cat is None:
+                continue
+            b = det["bounding-box"]
+            box = [b["left"], b["top"], b["width"], b["height"]]
+            bbox.append({"image_id": image_id, "category_id": cat, "bbox": box, "score": det["score"]})
+            if "rle" in det:
+                segm.append({"image_id": image_id, "category_id": cat, "segmentation": det["rle"], "score": det["score"]})
+    out: dict[str, float] = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        for kind, dets in (("bbox", bbox), ("segm", segm)):
+            prefix = "box" if kind == "bbox" else "mask"
+            if not dets:
+                out[f"{prefix}_map50"] = 0.0
+                out[f"{prefix}_map50_95"] = 0.0
+                continue
+            coco_dt = coco_gt.loadRes(dets)
+            ev = COCOeval(coco_gt, coco_dt, kind)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            out[f"{prefix}_map50_95"] = round(float(ev.stats[0]), 4)
+            out[f"{prefix}_map50"] = round(float(ev.stats[1]), 4)
+    return out
+
+
+def _frames(gt: dict, records: list[dict]) -> tuple[list, list]:
+    """Per frame (in GT order): GT (ids, boxes) and predicted (ids, boxes)."""
+    image_frame = {img["id"]: img.get("frame_index", img["id"]) for img in gt["images"]}
+    gt_by_frame: dict[int, list] = defaultdict(list)
+    for a in gt["annotations"]:
+        x, y, w, h = a["bbox"]
+        gt_by_frame[image_frame[a["image_id"]]].append((a["track_id"], [x, y, x + w, y + h]))
+    pred_by_frame: dict[int, list] = {}
+    for rec in records:
+        pred_by_frame[rec["frame"]] = [
+            (d["track_id"], [d["bounding-box"]["left"], d["bounding-box"]["top"],
+                             d["bounding-box"]["left"] + d["bounding-box"]["width"],
+                             d["bounding-box"]["top"] + d["bounding-box"]["height"]])
+            for d in rec["detections"] if d.get("track_id", -1) >= 0
+        ]
+    frames = sorted(image_frame.values())
+    g = [gt_by_frame.get(f, []) for f in frames]
+    p = [pred_by_frame.get(f, []) for f in frames]
+    return g, p
+
+
+def _split(items: list) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.array([i for i, _ in items], np.int64)
+    boxes = np.array([b for _, b in items], np.float64).reshape(-1, 4)
+    return ids, boxes
+
+
+def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
+    """MOTA, IDF1, ID switches, FP, FN over aligned per-frame lists of (id, xyxy)."""
+    num_gt = num_pred = fp = fn = idsw = 0
+    last_match: dict[int, int] = {}  # gt id -> pred id it was last matched to
+    pair_counts: dict[tuple[int, int], int] = defaultdict(int)  # IoU>=0.5 co-occurrences
+    gt_len: dict[int, int] = defaultdict(int)
+    pred_len: dict[int, int] = defaultdict(int)
+    for g_items, p_items in zip(gt_frames, pred_frames):
+        g_ids, g_boxes = _split(g_items)
+        p_ids, p_boxes = _split(p_items)
+        num_gt += len(g_ids)
+        num_pred += len(p_ids)
+        for i in g_ids:
+            gt_len[int(i)] += 1
+        for i in p_ids:
+            pred_len[int(i)] += 1
+        iou = box_iou(g_boxes, p_boxes)
+        for gi, pi in zip(*np.nonzero(iou >= IOU_MATCH)):
+            pair_counts[(int(g_ids[gi]), int(p_ids[pi]))] += 1
+        matched: dict[int, int] = {}
+        # Keep last frame's pairs that still overlap (CLEAR MOT), then Hungarian on the rest.
+        p_index = {int(pid): k for k, pid in enumerate(p_ids)}
+        for gi, gid in enumerate(g_ids):
+            prev = last_match.get(int(gid))
+            if prev is not None and prev in p_index and iou[gi, p_index[prev]] >= IOU_MATCH:
+                if p_index[prev] not in matched.values():
+                    matched[gi] = p_index[prev]
+        free_g = [i for i in range(len(g_ids)) if i not in matched]
+        free_p = [j for j in range(len(p_ids)) if j not in matched.values()]
+        if free_g and free_p:
+            sub = iou[np.ix_(free_g, free_p)]
+            rows, cols = linear_sum_assignment(-sub)
+            for r, c in zip(rows, cols):
+                if sub[r, c] >= IOU_MATCH:
+                    matched[free_g[r]] = free_p[c]
+        for gi, pj in matched.items():
+            gid, pid = int(g_ids[gi]), int(p_ids[pj])
+            if gid in last_match and last_match[gid] != pid:
+                idsw += 1
+            last_match[gid] = pid
+        fn += len(g_ids) - len(matched)
+        fp += len(p_ids) - len(matched)
+    # IDF1: one-to-one matching of trajectories maximising co-occurring matches.
+    g_list, p_list = sorted(gt_len), sorted(pred_len)
+    idtp = 0
+    if g_list and p_list:
+        gi_of = {g: i for i, g in enumerate(g_list)}
+        pi_of = {p: i for i, p in enumerate(p_list)}
+        m = np.zeros((len(g_list), len(p_list)))
+        for (g, p), n in pair_counts.items():
+            m[gi_of[g], pi_of[p]] = n
+        rows, cols = linear_sum_assignment(-m)
+        idtp = int(m[rows, cols].sum())
+    idf1 = 2 * idtp / (num_gt + num_pred) if (num_gt + num_pred) else 1.0
+    mota = 1 - (fn + fp + idsw) / num_gt if num_gt else 1.0
+    return {"mota": round(mota, 4), "idf1": round(idf1, 4), "id_switches": idsw,
+            "false_positives": fp, "false_negatives": fn, "gt_objects": num_gt}
+
+
+def evaluate(results_path: str | Path, gt_path: str | Path) -> dict[str, Any]:
+    gt_p = Path(gt_path)
+    if not gt_p.is_file():
+        raise VidpipeError(f"ground-truth file not found: {gt_p}")
+    try:
+        gt = json.loads(gt_p.read_text())
+        gt["images"], gt["annotations"], gt["categories"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise VidpipeError(f"{gt_p}: not a COCO-style ground-truth file ({exc})") from None
+    records = read_results(results_path)
+    streams = {r["stream"] for r in records}
+    if len(streams) > 1:
+        raise VidpipeError(f"{results_path}: results of several streams {sorted(streams)}; evaluate one stream per file")
+    out: dict[str, Any] = {"frames": len(records), "gt_frames": len(gt["images"])}
+    out.update(coco_map(gt, records))
+    tracked = any(d.get("track_id", -1) >= 0 for r in records for d in r["detections"])
+    if tracked:
+        out.update(mot_metrics(*_frames(gt, records)))
+    else:
+        out.update({"mota": None, "idf1": None, "id_switches": None, "note": "results carry no track ids"})
+    return out

@@ -1,0 +1,59 @@
+"""Build sources, the model and sinks from their validated config sections."""
+
+from __future__ import annotations
+
+from pipeline.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig
+from pipeline.errors import ModelError
+from pipeline.model import Model
+from pipeline.postprocess import PostprocessOptions
+from pipeline.zoo import resolve_model
+from sinks.base import Sink
+from sources.base import Source
+
+
+def build_source(stream: StreamConfig) -> Source:
+    cfg: SourceConfig = stream.source
+    if cfg.type == "file":
+        from sources.file import VideoFileSource
+
+        return VideoFileSource(stream.id, cfg.path)
+    if cfg.type == "images":
+        from sources.images import ImageFolderSource
+
+        return ImageFolderSource(stream.id, cfg.path, cfg.fps)
+    if cfg.type == "synthetic":
+        from sources.synthetic import SyntheticSource
+
+        return SyntheticSource(stream.id, cfg.seed, cfg.frames, cfg.width, cfg.height, cfg.fps, cfg.realtime)
+    raise ValueError(f"unknown source type {cfg.type!r}")  # pragma: no cover - config validates
+
+
+def postprocess_options(cfg: ModelConfig) -> PostprocessOptions:
+    p = cfg.postprocess
+    return PostprocessOptions(
+        confidence=p.confidence, iou_threshold=p.iou_threshold, class_agnostic_nms=p.class_agnostic_nms,
+        max_detections=p.max_detections, max_candidates=p.max_candidates,
+        class_filter=tuple(p.class_filter) if p.class_filter is not None else None,
+        mask_decode_mode=p.mask_decode_mode, tradeoff_factor=p.tradeoff_factor, max_area_ratio=p.max_area_ratio,
+    )
+
+
+def build_model(cfg: ModelConfig) -> Model:
+    path = resolve_model(cfg.path)
+    try:
+        options = postprocess_options(cfg)
+        model = Model.load(path, cfg.providers, cfg.intra_op_threads, cfg.inter_op_threads, options,
+                           cfg.names_file, cfg.layout)
+    except ValueError as exc:  # e.g. class_filter names the model does not have
+        raise ModelError(f"model {path}: {exc}") from exc
+    if cfg.name:
+        model.name = cfg.name
+    return model
+
+
+def build_sink(cfg: SinkConfig) -> Sink:
+    if cfg.type == "jsonl":
+        from sinks.jsonl import JsonlSink
+
+        return JsonlSink(cfg.path, cfg.mask_format, cfg.polygon_precision, cfg.flush_every)
+    raise ValueError(f"unknown sink type {cfg.type!r}")  # pragma: no cover - config validates

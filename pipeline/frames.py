@@ -1,0 +1,78 @@
+"""The items that flow through the rings: packets, frames and end-of-stream events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Packet:
+    """Compressed data from a source (``av.Packet``), or an already decoded image for
+    sources that produce pixels (image folders, the synthetic world)."""
+
+    stream_id: str
+    index: int  # per stream, monotonic
+    pts: float | None  # seconds
+    captured_at: float  # wall clock (time.time()) when it arrived
+    data: Any  # av.Packet, or np.ndarray (H, W, 3) uint8 BGR for raw sources
+    keyframe: bool = True
+    gap: bool = False  # first packet after a reconnect or a skipped stretch
+    is_control = False
+
+    @property
+    def is_raw(self) -> bool:
+        return isinstance(self.data, np.ndarray)
+
+
+@dataclass
+class Frame:
+    """A decoded frame: ``image`` is H×W×3 uint8 BGR."""
+
+    stream_id: str
+    index: int
+    pts: float | None
+    captured_at: float
+    image: np.ndarray
+    decoded_at: float = 0.0  # time.perf_counter() when decoding finished
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage so far
+    gap: bool = False
+    is_control = False
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass
+class EndOfStream:
+    """The last item of a stream, in every ring it passes through. ``error`` is set when
+    the stream ended because a stage failed on it."""
+
+    stream_id: str
+    reason: str = "eos"  # eos | stopped | error
+    error: BaseException | None = None
+    is_control = True
+
+
+@dataclass
+class StreamInfo:
+    """Sent by a source before its first packet (and again after a reconnect): what the
+    decoder needs to open its codec, and what later stages need to know of the stream."""
+
+    stream_id: str
+    codec: str | None  # FFmpeg codec name; None for raw or image packets
+    width: int = 0
+    height: int = 0
+    fps: float | None = None
+    time_base: Fraction | None = None
+    extradata: bytes | None = None
+    live: bool = False
+    is_control = True

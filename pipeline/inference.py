@@ -1,0 +1,119 @@
+"""The Batcher+Inference stage: one per model, shared by every stream bound to it.
+
+Like DeepStream's stream muxer, it gathers frames from all its streams into a batch of up
+to ``max_batch_size``, sent when full or when ``max_wait_ms`` has passed since the batch's
+first frame. Streams are visited round-robin, one frame each per pass, so a busy stream
+cannot starve the others and a stalled one delays nobody by more than ``max_wait_ms``.
+Results go out in the order frames came in, so each stream's order is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pipeline.frames import EndOfStream, Frame
+from pipeline.model import Model
+from pipeline.result import Result
+from pipeline.ring import RingBuffer, RingClosed
+from pipeline.stage import POLL_S, Bus, Stage, StopStage
+
+log = logging.getLogger("vidpipe.inference")
+
+
+class InferenceStage(Stage):
+    kind = "inference"
+
+    def __init__(self, name: str, bus: Bus, model: Model, inputs: dict[str, RingBuffer], out: RingBuffer,
+                 waker: threading.Event, max_batch_size: int = 1, max_wait_ms: float = 10.0) -> None:
+        super().__init__(name, bus)
+        self.model = model
+        self.inputs = inputs
+        self.out = out
+        self.waker = waker
+        limit = model.batch_limit
+        self.max_batch_size = min(max_batch_size, limit) if limit else max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.batches = 0
+        self._rr = 0
+
+    def _collect(self, open_streams: list[str]) -> list:
+        """Items for one batch: up to max_batch_size frames, plus control items met."""
+        items: list = []
+        n_frames = 0
+        deadline = None
+        while True:
+            self.waker.clear()  # before scanning, so a put during the scan is not missed
+            progressed = False
+            count = len(open_streams)
+            for k in range(count):
+                sid = open_streams[(self._rr + k) % count]
+                try:
+                    item = self.inputs[sid].get_nowait()
+                except RingClosed:
+                    raise StopStage() from None
+                if item is None:
+                    continue
+                progressed = True
+                items.append(item)
+                if isinstance(item, Frame):
+                    n_frames += 1
+                    if deadline is None:
+                        deadline = time.perf_counter() + self.max_wait_s
+                    if n_frames >= self.max_batch_size:
+                        break
+            self._rr += 1
+            if n_frames >= self.max_batch_size:
+                return items
+            if items and n_frames == 0:
+                return items  # control items only: pass them on at once
+            if not progressed:
+                now = time.perf_counter()
+                if deadline is not None and now >= deadline:
+                    return items
+                if self.stopping:
+                    raise StopStage()
+                wait = POLL_S if deadline is None else min(POLL_S, deadline - now)
+                self.waker.wait(max(0.0, wait))
+
+    def run(self) -> None:
+        open_streams = list(self.inputs)
+        while open_streams:
+            items = self._collect(open_streams)
+            frames = [it for it in items if isinstance(it, Frame)]
+            results: dict[int, Result] = {}
+            if frames:
+                t0 = time.perf_counter()
+                self.current_stream = ",".join(sorted({f.stream_id for f in frames}))
+                results = self._infer(frames, t0)
+                self.busy_s += time.perf_counter() - t0
+                self.batches += 1
+            for it in items:
+                if isinstance(it, Frame):
+                    self.put(self.out, results[id(it)])
+                else:
+                    self.put(self.out, it)
+                    if isinstance(it, EndOfStream):
+                        open_streams.remove(it.stream_id)
+
+    def _infer(self, frames: list[Frame], t0: float) -> dict[int, Result]:
+        model = self.model
+        blob, geoms = model.preprocess([f.image for f in frames])
+        t1 = time.perf_counter()
+        outputs = model.run(blob)
+        t2 = time.perf_counter()
+        results = {}
+        for i, (f, g) in enumerate(zip(frames, geoms)):
+            self.current_stream = f.stream_id
+            tp = time.perf_counter()
+            dets = model.postprocess(outputs, i, g)
+            timings = dict(f.timings)
+            timings["queue"] = (t0 - f.decoded_at) * 1e3
+            timings["preprocess"] = (t1 - t0) * 1e3 / len(frames)
+            timings["inference"] = (t2 - t1) * 1e3
+            timings["postprocess"] = (time.perf_counter() - tp) * 1e3
+            results[id(f)] = Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, model.name,
+                                    dets, timings, gap=f.gap, image=f.image)
+            self.items += 1
+        return results

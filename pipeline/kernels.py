@@ -1,0 +1,229 @@
+"""Numba kernels of the post-processing hot path: candidate selection, NMS, mask decoding.
+
+All are ``@njit(cache=True, nogil=True)``: compiled once (cached on disk), run without the
+GIL so the inference thread's post-processing overlaps decoding in other threads.
+``warm_up()`` compiles them when a model loads, so the first frame pays nothing.
+
+Mask modes: ``accurate`` evaluates each source pixel by bilinear interpolation of the
+prototype logits; ``tradeoff`` and ``fast`` evaluate a grid between prototype and input
+resolution (``fast`` is the prototype grid itself) and scale the result to the box by
+nearest neighbour. A pixel is in the mask when ``coefficients · prototypes > 0``, i.e.
+``sigmoid(...) > 0.5``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST = 0, 1, 2
+MASK_MODES = {"accurate": MODE_ACCURATE, "tradeoff": MODE_TRADEOFF, "fast": MODE_FAST}
+
+
+@njit(cache=True, nogil=True)
+def select_candidates(pred, channels_first, has_objectness, num_classes, confidence, allowed):  # pragma: no cover
+    """Anchors whose best class score (× objectness) reaches ``confidence`` and whose class
+    is allowed. Returns (anchor index, score, class) arrays."""
+    if channels_first:
+        n_anchors = pred.shape[1]
+    else:
+        n_anchors = pred.shape[0]
+    first_cls = 5 if has_objectness else 4
+    idx = np.empty(n_anchors, np.int64)
+    score = np.empty(n_anchors, np.float32)
+    cls = np.empty(n_anchors, np.int64)
+    k = 0
+    for a in range(n_anchors):
+        obj = 1.0
+        if has_objectness:
+            obj = pred[4, a] if channels_first else pred[a, 4]
+            if obj < confidence:
+                continue
+        best = -1.0
+        best_c = 0
+        for c in range(num_classes):
+            v = pred[first_cls + c, a] if channels_first else pred[a, first_cls + c]
+            if v > best:
+                best = v
+                best_c = c
+        s = best * obj
+        if s >= confidence and allowed[best_c]:
+            idx[k] = a
+            score[k] = s
+            cls[k] = best_c
+            k += 1
+    return idx[:k], score[:k], cls[:k]
+
+
+@njit(cache=True, nogil=True)
+def gather_boxes(pred, channels_first, idx):  # pragma: no cover
+    """xywh (centre) rows of ``idx`` → xyxy (K, 4) float32 in input pixels."""
+    out = np.empty((idx.shape[0], 4), np.float32)
+    for i in range(idx.shape[0]):
+        a = idx[i]
+        if channels_first:
+            x, y, w, h = pred[0, a], pred[1, a], pred[2, a], pred[3, a]
+        else:
+            x, y, w, h = pred[a, 0], pred[a, 1], pred[a, 2], pred[a, 3]
+        out[i, 0] = x - w / 2
+        out[i, 1] = y - h / 2
+        out[i, 2] = x + w / 2
+        out[i, 3] = y + h / 2
+    return out
+
+
+@njit(cache=True, nogil=True)
+def nms(boxes, scores, classes, iou_threshold, class_agnostic, max_detections):  # pragma: no cover
+    """Greedy NMS. Inputs in any order; returns kept indices sorted by score (stable)."""
+    order = np.argsort(-scores, kind="mergesort")
+    n = order.shape[0]
+    suppressed = np.zeros(n, np.bool_)
+    keep = np.empty(min(n, max_detections), np.int64)
+    k = 0
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for oi in range(n):
+        if k >= max_detections:
+            break
+        if suppressed[oi]:
+            continue
+        i = order[oi]
+        keep[k] = i
+        k += 1
+        for oj in range(oi + 1, n):
+            if suppressed[oj]:
+                continue
+            j = order[oj]
+            if not class_agnostic and classes[i] != classes[j]:
+                continue
+            xx0 = max(boxes[i, 0], boxes[j, 0])
+            yy0 = max(boxes[i, 1], boxes[j, 1])
+            xx1 = min(boxes[i, 2], boxes[j, 2])
+            yy1 = min(boxes[i, 3], boxes[j, 3])
+            inter = max(0.0, xx1 - xx0) * max(0.0, yy1 - yy0)
+            union = areas[i] + areas[j] - inter
+            if union > 0 and inter / union > iou_threshold:
+                suppressed[oj] = True
+    return keep[:k]
+
+
+@njit(cache=True, nogil=True)
+def _region_logits(coef, protos, px0, py0, px1, py1):  # pragma: no cover
+    """coef · protos over the prototype window [py0, py1) × [px0, px1)."""
+    nm = protos.shape[0]
+    out = np.zeros((py1 - py0, px1 - px0), np.float32)
+    for k in range(nm):
+        ck = coef[k]
+        for r in range(py1 - py0):
+            row = protos[k, py0 + r]
+            for c in range(px1 - px0):
+                out[r, c] += ck * row[px0 + c]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _bilinear_taps(pos, size):  # pragma: no cover
+    """Lower index, upper index and weight of the upper one, clamped to [0, size-1]."""
+    f = math.floor(pos)
+    w = pos - f
+    i0 = int(f)
+    i1 = i0 + 1
+    if i0 < 0:
+        i0, i1, w = 0, 0, 0.0
+    elif i1 > size - 1:
+        i0, i1, w = size - 1, size - 1, 0.0
+    return i0, i1, w
+
+
+@njit(cache=True, nogil=True)
+def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  # pragma: no cover
+    """Masks of N detections, each cropped to its integer box in source pixels.
+
+    ``geometry`` = (scale_x, scale_y, pad_x, pad_y, in_w, in_h) of the letterbox.
+    Returns a flat uint8 buffer and the (N + 1) offsets of each mask in it (row-major,
+    shape (y1 - y0, x1 - x0)).
+    """
+    sx, sy, pad_x, pad_y, in_w, in_h = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
+    ph, pw = protos.shape[1], protos.shape[2]
+    n = mask_boxes.shape[0]
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + (mask_boxes[i, 2] - mask_boxes[i, 0]) * (mask_boxes[i, 3] - mask_boxes[i, 1])
+    flat = np.zeros(offsets[n], np.uint8)
+    # Source pixel centre -> input coordinate -> prototype coordinate (cell centres at integers).
+    kx, ky = pw / in_w, ph / in_h
+    if mode == MODE_FAST:
+        gw, gh = float(pw), float(ph)
+    else:
+        gw = pw + tradeoff_factor * (in_w - pw)
+        gh = ph + tradeoff_factor * (in_h - ph)
+    for i in range(n):
+        x0, y0, x1, y1 = mask_boxes[i, 0], mask_boxes[i, 1], mask_boxes[i, 2], mask_boxes[i, 3]
+        bw, bh = x1 - x0, y1 - y0
+        if bw <= 0 or bh <= 0:
+            continue
+        # Prototype window covering the box, one cell of margin for interpolation.
+        u0 = ((x0 + 0.5) * sx + pad_x) * kx - 0.5
+        u1 = ((x1 - 0.5) * sx + pad_x) * kx - 0.5
+        v0 = ((y0 + 0.5) * sy + pad_y) * ky - 0.5
+        v1 = ((y1 - 0.5) * sy + pad_y) * ky - 0.5
+        px0 = max(0, int(math.floor(u0)) - 1)
+        py0 = max(0, int(math.floor(v0)) - 1)
+        px1 = min(pw, int(math.floor(u1)) + 3)
+        py1 = min(ph, int(math.floor(v1)) + 3)
+        logits = _region_logits(coefs[i], protos, px0, py0, px1, py1)
+        out = flat[offsets[i] : offsets[i + 1]].reshape(bh, bw)
+        if mode == MODE_ACCURATE:
+            cx0 = np.empty(bw, np.int64)
+            cx1 = np.empty(bw, np.int64)
+            wx = np.empty(bw, np.float32)
+            for c in range(bw):
+                a, b, w = _bilinear_taps(((x0 + c + 0.5) * sx + pad_x) * kx - 0.5, pw)
+                cx0[c], cx1[c], wx[c] = a - px0, b - px0, w
+            for r in range(bh):
+                a, b, wy = _bilinear_taps(((y0 + r + 0.5) * sy + pad_y) * ky - 0.5, ph)
+                ra, rb = logits[a - py0], logits[b - py0]
+                for c in range(bw):
+                    top = ra[cx0[c]] + (ra[cx1[c]] - ra[cx0[c]]) * wx[c]
+                    bot = rb[cx0[c]] + (rb[cx1[c]] - rb[cx0[c]]) * wx[c]
+                    out[r, c] = 1 if top + (bot - top) * wy > 0 else 0
+        else:
+            # Grid cells (index in a gw × gh grid over the input) hit by the box's pixels.
+            gcol = np.empty(bw, np.int64)
+            grow = np.empty(bh, np.int64)
+            for c in range(bw):
+                gcol[c] = min(int(gw) - 1, max(0, int(math.floor(((x0 + c + 0.5) * sx + pad_x) * gw / in_w))))
+            for r in range(bh):
+                grow[r] = min(int(gh) - 1, max(0, int(math.floor(((y0 + r + 0.5) * sy + pad_y) * gh / in_h))))
+            g0c, g0r = gcol[0], grow[0]
+            small = np.zeros((grow[bh - 1] - g0r + 1, gcol[bw - 1] - g0c + 1), np.uint8)
+            for r in range(small.shape[0]):
+                a, b, wy = _bilinear_taps((g0r + r + 0.5) * ph / gh - 0.5, ph)
+                ra, rb = logits[a - py0], logits[b - py0]
+                for c in range(small.shape[1]):
+                    ca, cb, wx_ = _bilinear_taps((g0c + c + 0.5) * pw / gw - 0.5, pw)
+                    top = ra[ca - px0] + (ra[cb - px0] - ra[ca - px0]) * wx_
+                    bot = rb[ca - px0] + (rb[cb - px0] - rb[ca - px0]) * wx_
+                    small[r, c] = 1 if top + (bot - top) * wy > 0 else 0
+            for r in range(bh):
+                srow = small[grow[r] - g0r]
+                for c in range(bw):
+                    out[r, c] = srow[gcol[c] - g0c]
+    return flat, offsets
+
+
+def warm_up() -> None:
+    """Compile every kernel for the array types the pipeline passes, before any frame."""
+    for channels_first, has_obj in ((True, False), (False, True)):
+        shape = (4 + has_obj + 2 + 32, 6) if channels_first else (6, 4 + has_obj + 2 + 32)
+        pred = np.random.default_rng(0).random(shape).astype(np.float32)
+        idx, score, cls = select_candidates(pred, channels_first, has_obj, 2, 0.0, np.ones(2, np.bool_))
+        boxes = gather_boxes(pred, channels_first, idx)
+        nms(boxes, score, cls, 0.5, False, 10)
+    protos = np.zeros((32, 8, 8), np.float32)
+    coefs = np.zeros((1, 32), np.float32)
+    geom = np.array([1.0, 1.0, 0.0, 0.0, 32.0, 32.0])
+    mb = np.array([[2, 2, 6, 6]], np.int32)
+    for mode in (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST):
+        decode_masks(coefs, protos, mb, geom, mode, 0.5)

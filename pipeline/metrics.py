@@ -1,0 +1,49 @@
+"""Per-stream counters shared by the stages of a stream: packets, frames, results, drops
+by reason, and the stream's state. Cheap enough to update on every frame."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StreamStats:
+    stream_id: str
+    packets: int = 0
+    frames: int = 0
+    results: int = 0
+    detections: int = 0
+    state: str = "created"  # created | connecting | streaming | reconnecting | ended | failed
+    reconnects: int = 0
+    error: str | None = None
+    drops: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.drops[reason] += n
+
+    def drops_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.drops)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "state": self.state,
+            "packets": self.packets,
+            "frames": self.frames,
+            "results": self.results,
+            "detections": self.detections,
+            "drops": self.drops_snapshot(),
+        }
+        if self.reconnects:
+            out["reconnects"] = self.reconnects
+        if self.error:
+            out["error"] = self.error
+        return out

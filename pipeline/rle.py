@@ -1,0 +1,164 @@
+"""COCO run-length encoding of instance masks, from masks kept cropped to their box.
+
+vidpipe keeps every mask cropped to its box (DESIGN.md: 100 full 1080p masks are 200 MB).
+The wire format wants COCO *compressed* RLE of the full-frame mask, so the kernels here
+walk the full frame in column-major order without ever materialising it: columns outside
+the box and rows above and below it are runs of zeros added arithmetically.
+
+Example:
+    >>> import numpy as np
+    >>> crop = np.ones((2, 3), dtype=bool)
+    >>> rle = encode_crop(crop, x0=1, y0=1, height=4, width=5)
+    >>> rle["size"], bool(decode(rle)[1:3, 1:4].all()), int(decode(rle).sum())
+    ([4, 5], True, 6)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _counts_from_crop(crop, x0, y0, height, width):  # pragma: no cover - numba
+    """Run lengths (starting with a zero run) of the full frame, column-major."""
+    ch, cw = crop.shape
+    # Worst case: every crop pixel and every gap between crop columns starts a run.
+    out = np.empty(ch * cw + cw + 3, dtype=np.int64)
+    n = 0
+    run = 0
+    value = 0  # value of the run being counted; COCO starts with zeros
+    run += x0 * height
+    for cx in range(cw):
+        run_zero = y0 if cx == 0 else y0 + (height - (y0 + ch))
+        if run_zero > 0:
+            if value == 0:
+                run += run_zero
+            else:
+                out[n] = run
+                n += 1
+                value = 0
+                run = run_zero
+        for cy in range(ch):
+            v = 1 if crop[cy, cx] else 0
+            if v == value:
+                run += 1
+            else:
+                out[n] = run
+                n += 1
+                value = v
+                run = 1
+    tail = (height - (y0 + ch)) + (width - (x0 + cw)) * height
+    if cw == 0:
+        tail = width * height - x0 * height
+    if tail > 0:
+        if value == 0:
+            run += tail
+        else:
+            out[n] = run
+            n += 1
+            value = 0
+            run = tail
+    if run > 0 or n == 0:
+        out[n] = run
+        n += 1
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def _counts_to_ascii(counts):  # pragma: no cover - numba
+    """COCO's rleToString: delta against counts[i-2], 5-bit groups + 48, continuation bit."""
+    buf = np.empty(counts.shape[0] * 13 + 1, dtype=np.uint8)
+    p = 0
+    for i in range(counts.shape[0]):
+        x = counts[i]
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5  # arithmetic shift, as in the C implementation
+            if c & 0x10:
+                more = x != -1
+            else:
+                more = x != 0
+            if more:
+                c |= 0x20
+            buf[p] = c + 48
+            p += 1
+    return buf[:p]
+
+
+@njit(cache=True, nogil=True)
+def _ascii_to_counts(data):  # pragma: no cover - numba
+    out = np.empty(data.shape[0], dtype=np.int64)
+    m = 0
+    p = 0
+    while p < data.shape[0]:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            c = np.int64(data[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = (c & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= np.int64(-1) << (5 * k)
+        if m > 2:
+            x += out[m - 2]
+        out[m] = x
+        m += 1
+    return out[:m]
+
+
+def encode_crop(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict:
+    """COCO compressed RLE of a full ``height``×``width`` mask that is zero outside ``crop``.
+
+    ``crop`` is a boolean (or 0/1) array placed with its top-left corner at ``(x0, y0)``;
+    it must lie inside the frame.
+    """
+    ch, cw = crop.shape
+    if x0 < 0 or y0 < 0 or x0 + cw > width or y0 + ch > height:
+        raise ValueError(
+            f"mask crop {cw}x{ch} at ({x0},{y0}) does not fit a {width}x{height} frame"
+        )
+    counts = _counts_from_crop(np.ascontiguousarray(crop, dtype=np.bool_), x0, y0, height, width)
+    return {"size": [int(height), int(width)], "counts": _counts_to_ascii(counts).tobytes().decode("ascii")}
+
+
+def encode(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a full-frame boolean mask."""
+    h, w = mask.shape
+    return encode_crop(mask, 0, 0, h, w)
+
+
+def decode(rle: dict) -> np.ndarray:
+    """Full-frame boolean mask of a COCO compressed RLE dict (``size``, ``counts``)."""
+    h, w = (int(v) for v in rle["size"])
+    counts_field = rle["counts"]
+    if isinstance(counts_field, str):
+        counts_field = counts_field.encode("ascii")
+    if isinstance(counts_field, (bytes, bytearray)):
+        counts = _ascii_to_counts(np.frombuffer(counts_field, dtype=np.uint8))
+    else:  # uncompressed RLE: a list of ints
+        counts = np.asarray(counts_field, dtype=np.int64)
+    if counts.sum() != h * w or (counts < 0).any():
+        raise ValueError(f"RLE counts sum to {int(counts.sum())}, expected {h * w} for size {[h, w]}")
+    values = np.zeros(counts.shape[0], dtype=bool)
+    values[1::2] = True
+    flat = np.repeat(values, counts)
+    return flat.reshape(w, h).T
+
+
+def area(rle: dict) -> int:
+    """Number of foreground pixels of a compressed RLE."""
+    counts = _ascii_to_counts(np.frombuffer(rle["counts"].encode("ascii"), dtype=np.uint8))
+    return int(counts[1::2].sum())
+
+
+def warm_up() -> None:
+    """Compile the kernels now (cached on disk), so no frame pays for it."""
+    encode_crop(np.ones((2, 2), dtype=bool), 1, 1, 4, 4)
+    decode(encode(np.eye(3, dtype=bool)))

@@ -1,0 +1,68 @@
+"""The Tracker stage: per-stream tracker state, end-to-end latency, and fan-out to sinks.
+
+It is the last shared stage: every result passes through it once, gets its track ids
+(when a tracker is configured), its capture-to-result latency and its stream's drop
+counters, and is handed to every sink's ring. Tracker states are per stream, never shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.frames import EndOfStream, StreamInfo
+from pipeline.metrics import StreamStats
+from pipeline.result import Result
+from pipeline.ring import RingBuffer
+from pipeline.stage import Bus, Stage
+
+log = logging.getLogger("vidpipe.tracker")
+
+
+class TrackerStage(Stage):
+    kind = "tracker"
+
+    def __init__(self, bus: Bus, inp: RingBuffer, outputs: list[RingBuffer], streams: dict[str, StreamStats],
+                 tracker_factory: Callable[[StreamInfo | None], Any] | None = None) -> None:
+        super().__init__("tracker", bus)
+        self.inp = inp
+        self.outputs = outputs
+        self.streams = streams
+        self.tracker_factory = tracker_factory
+        self.trackers: dict[str, Any] = {}
+        self.infos: dict[str, StreamInfo] = {}
+
+    def _fan_out(self, item: object) -> None:
+        for ring in self.outputs:
+            self.put(ring, item)
+
+    def run(self) -> None:
+        open_streams = set(self.streams)
+        while open_streams:
+            item = self.get(self.inp)
+            if isinstance(item, StreamInfo):
+                self.infos[item.stream_id] = item
+                if self.tracker_factory is not None and item.stream_id not in self.trackers:
+                    self.trackers[item.stream_id] = self.tracker_factory(item)
+                continue
+            if isinstance(item, EndOfStream):
+                open_streams.discard(item.stream_id)
+                self._fan_out(item)
+                continue
+            assert isinstance(item, Result)
+            t0 = time.perf_counter()
+            self.current_stream = item.stream_id
+            tracker = self.trackers.get(item.stream_id)
+            if tracker is not None:
+                item.detections = tracker.update(item.detections)
+                item.timings["track"] = (time.perf_counter() - t0) * 1e3
+            stats = self.streams[item.stream_id]
+            stats.results += 1
+            stats.detections += len(item.detections)
+            item.drops = stats.drops_snapshot()
+            item.latency_ms = (time.time() - item.captured_at) * 1e3
+            self.items += 1
+            self.busy_s += time.perf_counter() - t0
+            self._fan_out(item)

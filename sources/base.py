@@ -1,0 +1,87 @@
+"""The Source stage: reads packets (demux, network or file I/O) into its stream's ring.
+
+A source never decodes: the Decoder stage does, so a slow decoder never stalls the I/O.
+It opens its input in ``probe()`` before any thread starts, so a missing or unreadable
+input fails the pipeline's construction with a clear error, not a dead thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from pipeline.frames import EndOfStream, Packet, StreamInfo
+from pipeline.metrics import StreamStats
+from pipeline.ring import RingBuffer, RingClosed
+from pipeline.stage import Bus, Stage, StopStage
+
+log = logging.getLogger("vidpipe.source")
+
+
+class Source(Stage):
+    kind = "source"
+    per_stream = True
+    live = False  # live sources default to drop-oldest rings
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"source:{stream_id}", Bus(), stream_id)
+        self.out: RingBuffer | None = None
+        self.stream_stats = StreamStats(stream_id)
+        self._probed = False
+        self._index = 0
+
+    def bind(self, bus: Bus, out: RingBuffer, stats: StreamStats) -> None:
+        """Attach to a pipeline: its bus, this stream's packet ring and counters."""
+        self.bus = bus
+        self.out = out
+        self.stream_stats = stats
+
+    def describe(self) -> str:
+        """What this source reads, safe to log (no credentials)."""
+        return self.name
+
+    def probe(self) -> None:
+        """Open and check the input; raise SourceError naming the problem."""
+        self._probed = True
+
+    def packets(self) -> Iterator[Packet | StreamInfo]:
+        raise NotImplementedError
+
+    def next_index(self) -> int:
+        i = self._index
+        self._index += 1
+        return i
+
+    def make_packet(self, data, pts: float | None, keyframe: bool = True, gap: bool = False) -> Packet:
+        return Packet(self.stream_id, self.next_index(), pts, time.time(), data, keyframe, gap)
+
+    def run(self) -> None:
+        assert self.out is not None, "source not bound to a pipeline"
+        if not self._probed:
+            self.probe()
+        self.stream_stats.set_state("streaming")
+        reason = "eos"
+        for item in self.packets():
+            if self.stopping:
+                reason = "stopped"
+                break
+            t0 = time.perf_counter()
+            if isinstance(item, Packet):
+                self.stream_stats.packets += 1
+                self.items += 1
+            if not self.put(self.out, item):
+                self.stream_stats.drop("packet_ring_full")
+            self.busy_s += time.perf_counter() - t0
+        self.stream_stats.set_state("ended")
+        self.put(self.out, EndOfStream(self.stream_id, reason))
+
+    def on_failure(self, exc: BaseException) -> None:
+        # End the stream downstream so the other stages finish it; the error is on the bus.
+        self.stream_stats.set_state("failed")
+        self.stream_stats.error = f"{type(exc).__name__}: {exc}"
+        if self.out is not None:
+            try:
+                self.put(self.out, EndOfStream(self.stream_id, "error", exc))
+            except (StopStage, RingClosed):
+                pass

@@ -1,0 +1,93 @@
+"""Video file source: demuxes one video stream of a container with PyAV.
+
+Example:
+    >>> source = VideoFileSource("cam0", "clip.mp4")   # doctest: +SKIP
+    >>> source.probe(); source.info.width              # doctest: +SKIP
+    1280
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from pipeline.errors import SourceError
+from pipeline.frames import Packet, StreamInfo
+from sources.base import Source
+
+log = logging.getLogger("vidpipe.source.file")
+
+
+def open_video(path: str | Path, options: dict[str, str] | None = None):
+    """Open a container and its first video stream, or raise SourceError naming why."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"video file not found: {p}")
+    if p.is_dir():
+        raise SourceError(f"expected a video file, got a directory: {p} (use type: images)")
+    try:
+        container = av.open(str(p), options=options or {})
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot read video {p}: {exc} (not a video, or truncated?)") from exc
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"no video stream in {p}")
+    return container, container.streams.video[0]
+
+
+def stream_info(stream_id: str, stream, live: bool = False) -> StreamInfo:
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate
+    return StreamInfo(
+        stream_id=stream_id,
+        codec=ctx.name,
+        width=int(ctx.width or 0),
+        height=int(ctx.height or 0),
+        fps=float(rate) if rate else None,
+        time_base=stream.time_base,
+        extradata=bytes(ctx.extradata) if ctx.extradata else None,
+        live=live,
+    )
+
+
+class VideoFileSource(Source):
+    """Reads packets of a video file as fast as the pipeline takes them."""
+
+    def __init__(self, stream_id: str, path: str | Path) -> None:
+        super().__init__(stream_id)
+        self.path = Path(path)
+        self._container = None
+        self._stream = None
+        self.info: StreamInfo | None = None
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+    def probe(self) -> None:
+        if self._container is None:
+            self._container, self._stream = open_video(self.path)
+            self.info = stream_info(self.stream_id, self._stream)
+            if self._stream.frames == 0 and (self._container.duration or 0) <= 0 and not self.info.width:
+                raise SourceError(f"video {self.path} holds no frames")
+        super().probe()
+
+    def packets(self) -> Iterator[Packet | StreamInfo]:
+        assert self._container is not None and self.info is not None
+        yield self.info
+        tb = self._stream.time_base
+        try:
+            for pkt in self._container.demux(self._stream):
+                if pkt.size == 0:  # the demuxer's flush packet
+                    continue
+                pts = float(pkt.pts * tb) if pkt.pts is not None else None
+                yield self.make_packet(pkt, pts, keyframe=pkt.is_keyframe)
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"reading {self.path} failed after {self._index} packets: {exc} (truncated?)") from exc
+
+    def cleanup(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
