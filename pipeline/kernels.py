@@ -137,12 +137,25 @@ def _bilinear_taps(pos, size):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
+def _column_taps(x0, bw, scale, pad, k, size, origin):  # pragma: no cover
+    """Bilinear taps (relative to ``origin``) for ``bw`` source pixels from ``x0``."""
+    i0 = np.empty(bw, np.int64)
+    i1 = np.empty(bw, np.int64)
+    w = np.empty(bw, np.float32)
+    for c in range(bw):
+        a, b, t = _bilinear_taps(((x0 + c + 0.5) * scale + pad) * k - 0.5, size)
+        i0[c], i1[c], w[c] = a - origin, b - origin, t
+    return i0, i1, w
+
+
+@njit(cache=True, nogil=True)
 def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  # pragma: no cover
     """Masks of N detections, each cropped to its integer box in source pixels.
 
     ``geometry`` = (scale_x, scale_y, pad_x, pad_y, in_w, in_h) of the letterbox.
-    Returns a flat uint8 buffer and the (N + 1) offsets of each mask in it (row-major,
-    shape (y1 - y0, x1 - x0)).
+    Returns a flat uint8 buffer and the (N + 1) offsets of each mask in it. Masks are
+    stored column-major (shape (x1 - x0, y1 - y0) in memory, i.e. the transpose), the
+    order COCO RLE walks them: the encoder then reads contiguous memory.
     """
     sx, sy, pad_x, pad_y, in_w, in_h = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
     ph, pw = protos.shape[1], protos.shape[2]
@@ -173,21 +186,21 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
         px1 = min(pw, int(math.floor(u1)) + 3)
         py1 = min(ph, int(math.floor(v1)) + 3)
         logits = _region_logits(coefs[i], protos, px0, py0, px1, py1)
-        out = flat[offsets[i] : offsets[i + 1]].reshape(bh, bw)
+        rows = py1 - py0
+        out = flat[offsets[i] : offsets[i + 1]].reshape(bw, bh)  # column-major mask
         if mode == MODE_ACCURATE:
-            cx0 = np.empty(bw, np.int64)
-            cx1 = np.empty(bw, np.int64)
-            wx = np.empty(bw, np.float32)
+            # Separable: interpolate along x once per prototype row, then 2 loads + 1 lerp per pixel.
+            cx0, cx1, wx = _column_taps(x0, bw, sx, pad_x, kx, pw, px0)
+            ry0, ry1, wy = _column_taps(y0, bh, sy, pad_y, ky, ph, py0)
+            col = np.empty(rows, np.float32)
             for c in range(bw):
-                a, b, w = _bilinear_taps(((x0 + c + 0.5) * sx + pad_x) * kx - 0.5, pw)
-                cx0[c], cx1[c], wx[c] = a - px0, b - px0, w
-            for r in range(bh):
-                a, b, wy = _bilinear_taps(((y0 + r + 0.5) * sy + pad_y) * ky - 0.5, ph)
-                ra, rb = logits[a - py0], logits[b - py0]
-                for c in range(bw):
-                    top = ra[cx0[c]] + (ra[cx1[c]] - ra[cx0[c]]) * wx[c]
-                    bot = rb[cx0[c]] + (rb[cx1[c]] - rb[cx0[c]]) * wx[c]
-                    out[r, c] = 1 if top + (bot - top) * wy > 0 else 0
+                a, b, t = cx0[c], cx1[c], wx[c]
+                for k in range(rows):
+                    col[k] = logits[k, a] + (logits[k, b] - logits[k, a]) * t
+                oc = out[c]
+                for r in range(bh):
+                    top = col[ry0[r]]
+                    oc[r] = 1 if top + (col[ry1[r]] - top) * wy[r] > 0 else 0
         else:
             # Grid cells (index in a gw × gh grid over the input) hit by the box's pixels.
             gcol = np.empty(bw, np.int64)
@@ -197,19 +210,29 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
             for r in range(bh):
                 grow[r] = min(int(gh) - 1, max(0, int(math.floor(((y0 + r + 0.5) * sy + pad_y) * gh / in_h))))
             g0c, g0r = gcol[0], grow[0]
-            small = np.zeros((grow[bh - 1] - g0r + 1, gcol[bw - 1] - g0c + 1), np.uint8)
-            for r in range(small.shape[0]):
-                a, b, wy = _bilinear_taps((g0r + r + 0.5) * ph / gh - 0.5, ph)
-                ra, rb = logits[a - py0], logits[b - py0]
-                for c in range(small.shape[1]):
-                    ca, cb, wx_ = _bilinear_taps((g0c + c + 0.5) * pw / gw - 0.5, pw)
-                    top = ra[ca - px0] + (ra[cb - px0] - ra[ca - px0]) * wx_
-                    bot = rb[ca - px0] + (rb[cb - px0] - rb[ca - px0]) * wx_
-                    small[r, c] = 1 if top + (bot - top) * wy > 0 else 0
-            for r in range(bh):
-                srow = small[grow[r] - g0r]
-                for c in range(bw):
-                    out[r, c] = srow[gcol[c] - g0c]
+            ncols, nrows = gcol[bw - 1] - g0c + 1, grow[bh - 1] - g0r + 1
+            small = np.zeros((ncols, nrows), np.uint8)  # column-major too
+            col = np.empty(rows, np.float32)
+            sra = np.empty(nrows, np.int64)
+            srb = np.empty(nrows, np.int64)
+            swy = np.empty(nrows, np.float32)
+            for r in range(nrows):
+                ra, rb, wy_ = _bilinear_taps((g0r + r + 0.5) * ph / gh - 0.5, ph)
+                sra[r], srb[r], swy[r] = ra - py0, rb - py0, wy_
+            for c in range(ncols):
+                a, b, t = _bilinear_taps((g0c + c + 0.5) * pw / gw - 0.5, pw)
+                a -= px0
+                b -= px0
+                for k in range(rows):
+                    col[k] = logits[k, a] + (logits[k, b] - logits[k, a]) * t
+                for r in range(nrows):
+                    top = col[sra[r]]
+                    small[c, r] = 1 if top + (col[srb[r]] - top) * swy[r] > 0 else 0
+            for c in range(bw):
+                sc = small[gcol[c] - g0c]
+                oc = out[c]
+                for r in range(bh):
+                    oc[r] = sc[grow[r] - g0r]
     return flat, offsets
 
 
@@ -218,12 +241,14 @@ def warm_up() -> None:
     for channels_first, has_obj in ((True, False), (False, True)):
         shape = (4 + has_obj + 2 + 32, 6) if channels_first else (6, 4 + has_obj + 2 + 32)
         pred = np.random.default_rng(0).random(shape).astype(np.float32)
-        idx, score, cls = select_candidates(pred, channels_first, has_obj, 2, 0.0, np.ones(2, np.bool_))
+        # Argument types exactly as postprocess.py passes them, or numba compiles again later.
+        idx, score, cls = select_candidates(pred, channels_first, has_obj, 2, np.float32(0.0), np.ones(2, np.bool_))
         boxes = gather_boxes(pred, channels_first, idx)
-        nms(boxes, score, cls, 0.5, False, 10)
+        for agnostic in (False, True):
+            nms(boxes, score, cls, np.float32(0.5), agnostic, 10)
     protos = np.zeros((32, 8, 8), np.float32)
     coefs = np.zeros((1, 32), np.float32)
-    geom = np.array([1.0, 1.0, 0.0, 0.0, 32.0, 32.0])
+    geom = np.array([1.0, 1.0, 0.0, 0.0, 32.0, 32.0], np.float64)
     mb = np.array([[2, 2, 6, 6]], np.int32)
     for mode in (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST):
         decode_masks(coefs, protos, mb, geom, mode, 0.5)

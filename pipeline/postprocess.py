@@ -137,8 +137,9 @@ def postprocess_segmentation(
             kernels.MASK_MODES[mask_decode_mode], float(tradeoff_factor),
         )
         flat = flat.view(np.bool_)
+        # Column-major crops (see kernels.decode_masks): (h, w) views, Fortran order.
         masks = [
-            flat[offsets[i] : offsets[i + 1]].reshape(int(b[3] - b[1]), int(b[2] - b[0]))
+            flat[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
             for i, b in enumerate(boxes_px)
         ]
     t2 = time.perf_counter()

@@ -20,15 +20,17 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _counts_from_crop(crop, x0, y0, height, width):  # pragma: no cover - numba
-    """Run lengths (starting with a zero run) of the full frame, column-major."""
-    ch, cw = crop.shape
+def _counts_from_crop(crop_t, x0, y0, height, width):  # pragma: no cover - numba
+    """Run lengths (starting with a zero run) of the full frame, column-major.
+
+    ``crop_t`` is the crop transposed, (columns, rows) C-contiguous: each column of the
+    mask is a contiguous row here, so the scan reads memory in order."""
+    cw, ch = crop_t.shape
     # Worst case: every crop pixel and every gap between crop columns starts a run.
     out = np.empty(ch * cw + cw + 3, dtype=np.int64)
     n = 0
-    run = 0
+    run = x0 * height
     value = 0  # value of the run being counted; COCO starts with zeros
-    run += x0 * height
     for cx in range(cw):
         run_zero = y0 if cx == 0 else y0 + (height - (y0 + ch))
         if run_zero > 0:
@@ -39,15 +41,23 @@ def _counts_from_crop(crop, x0, y0, height, width):  # pragma: no cover - numba
                 n += 1
                 value = 0
                 run = run_zero
-        for cy in range(ch):
-            v = 1 if crop[cy, cx] else 0
-            if v == value:
-                run += 1
+        column = crop_t[cx]
+        cy = 0
+        while cy < ch:
+            # Extend the current run as far as it goes, then switch value.
+            start = cy
+            if value == 0:
+                while cy < ch and not column[cy]:
+                    cy += 1
             else:
+                while cy < ch and column[cy]:
+                    cy += 1
+            run += cy - start
+            if cy < ch:
                 out[n] = run
                 n += 1
-                value = v
-                run = 1
+                value = 1 - value
+                run = 0
     tail = (height - (y0 + ch)) + (width - (x0 + cw)) * height
     if cw == 0:
         tail = width * height - x0 * height
@@ -124,7 +134,10 @@ def encode_crop(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> 
         raise ValueError(
             f"mask crop {cw}x{ch} at ({x0},{y0}) does not fit a {width}x{height} frame"
         )
-    counts = _counts_from_crop(np.ascontiguousarray(crop, dtype=np.bool_), x0, y0, height, width)
+    crop_t = crop.T  # column-major masks (as decoded by vidpipe) transpose without a copy
+    if crop_t.dtype != np.bool_ or not crop_t.flags.c_contiguous:
+        crop_t = np.ascontiguousarray(crop_t, dtype=np.bool_)
+    counts = _counts_from_crop(crop_t, x0, y0, height, width)
     return {"size": [int(height), int(width)], "counts": _counts_to_ascii(counts).tobytes().decode("ascii")}
 
 

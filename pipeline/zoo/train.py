@@ -208,8 +208,6 @@ def compute_loss(net: YoloSeg, x: torch.Tensor, targets, topk: int = 10):
 
 # -- export -----------------------------------------------------------------------------------
 def export_onnx(net: YoloSeg, path: Path, layout: str) -> None:
-    import onnx
-
     wrapper = ExportYolov8(net) if layout == "yolov8-seg" else ExportYolov5(net)
     wrapper.eval()
     dummy = torch.zeros(1, 3, IMGSZ, IMGSZ)
@@ -218,10 +216,19 @@ def export_onnx(net: YoloSeg, path: Path, layout: str) -> None:
         input_names=["images"], output_names=["output0", "output1"],
         dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}},
     )
+    finalize_onnx(path, layout)
+
+
+def finalize_onnx(path: Path, layout: str) -> None:
+    """Write the real output sizes (the legacy exporter leaves them symbolic; batch stays
+    dynamic) and Ultralytics-style metadata into an exported file."""
+    import onnx
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    real = [o.shape for o in session.run(None, {"images": np.zeros((1, 3, IMGSZ, IMGSZ), np.float32)})]
+    del session
     model = onnx.load(str(path))
-    # The legacy exporter leaves output0's axes symbolic: write the real sizes (batch stays dynamic).
-    with torch.no_grad():
-        real = [o.shape for o in wrapper(dummy)]
     for out, shape in zip(model.graph.output, real):
         for i, dim in enumerate(out.type.tensor_type.shape.dim):
             if i > 0:
