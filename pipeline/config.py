@@ -57,6 +57,7 @@ class StreamConfig(_Strict):
     id: str = Field(min_length=1)
     source: SourceConfig
     ring_policy: RingPolicy | None = Field(None, description="frame ring policy; default: block for files, drop_oldest for live")
+    infer_interval: int = Field(1, ge=1, description="inference on every N-th frame; the tracker carries the frames between")
 
 
 class PostprocessConfig(_Strict):
@@ -81,6 +82,19 @@ class ModelConfig(_Strict):
     names_file: Path | None = None
     layout: Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"] | None = None
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
+
+
+class TrackerConfig(_Strict):
+    type: Literal["bytetrack", "none"] = "bytetrack"
+    track_high_threshold: float = Field(0.5, ge=0, le=1)
+    track_low_threshold: float = Field(0.1, ge=0, le=1)
+    new_track_threshold: float = Field(0.6, ge=0, le=1)
+    match_threshold: float = Field(0.8, ge=0, le=1, description="max 1 - IoU of a match")
+    lost_track_seconds: float = Field(1.0, gt=0, description="converted to frames with the stream's fps")
+    minimum_consecutive_frames: int = Field(2, ge=1, description="matched frames in a row before an id is issued")
+    mask_iou: bool = Field(False, description="match on mask IoU instead of box IoU (slower)")
+    carry_masks: bool = Field(True, description="infer_interval frames: last mask scaled to the box (false: no masks)")
+    reset_on_reconnect: bool = False
 
 
 class BatchingConfig(_Strict):
@@ -111,6 +125,7 @@ class PipelineConfig(_Strict):
     streams: list[StreamConfig] = Field(min_length=1)
     model: ModelConfig = Field(default_factory=ModelConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    tracker: TrackerConfig | None = Field(None, description="null: no tracking (track_id -1)")
     sinks: list[SinkConfig] = Field(default_factory=list)
     rings: RingsConfig = Field(default_factory=RingsConfig)
     decoder_threads: int = Field(0, ge=0, description="0: FFmpeg picks")
@@ -123,6 +138,14 @@ class PipelineConfig(_Strict):
         if dupes:
             raise ValueError(f"stream ids must be unique, repeated: {dupes}")
         return streams
+
+    @model_validator(mode="after")
+    def _interval_needs_tracker(self) -> PipelineConfig:
+        tracking = self.tracker is not None and self.tracker.type != "none"
+        for i, s in enumerate(self.streams):
+            if s.infer_interval > 1 and not tracking:
+                raise ValueError(f"streams.{i}.infer_interval > 1 needs a tracker (set tracker: {{type: bytetrack}})")
+        return self
 
     @model_validator(mode="after")
     def _sink_paths(self) -> PipelineConfig:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pipeline.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig, TrackerConfig
 from pipeline.errors import ModelError
+from pipeline.frames import StreamInfo
 from pipeline.model import Model
 from pipeline.postprocess import PostprocessOptions
 from pipeline.zoo import resolve_model
@@ -57,3 +61,21 @@ def build_sink(cfg: SinkConfig) -> Sink:
 
         return JsonlSink(cfg.path, cfg.mask_format, cfg.polygon_precision, cfg.flush_every)
     raise ValueError(f"unknown sink type {cfg.type!r}")  # pragma: no cover - config validates
+
+
+def tracker_factory(cfg: TrackerConfig | None) -> Callable[[StreamInfo], Any] | None:
+    """A function making one tracker per stream (fps from the stream), or None."""
+    if cfg is None or cfg.type == "none":
+        return None
+    from pipeline.tracker import ByteTrack
+
+    def make(info: StreamInfo) -> ByteTrack:
+        return ByteTrack(
+            fps=info.fps or 30.0, track_high_threshold=cfg.track_high_threshold, track_low_threshold=cfg.track_low_threshold,
+            new_track_threshold=cfg.new_track_threshold, match_threshold=cfg.match_threshold,
+            lost_track_seconds=cfg.lost_track_seconds, minimum_consecutive_frames=cfg.minimum_consecutive_frames,
+            mask_iou=cfg.mask_iou,
+        )
+
+    make.reset_on_reconnect = cfg.reset_on_reconnect  # type: ignore[attr-defined]
+    return make

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from pipeline.detections import Detections
 from pipeline.frames import EndOfStream, Frame
 from pipeline.model import Model
 from pipeline.result import Result
@@ -26,7 +27,8 @@ class InferenceStage(Stage):
     kind = "inference"
 
     def __init__(self, name: str, bus: Bus, model: Model, inputs: dict[str, RingBuffer], out: RingBuffer,
-                 waker: threading.Event, max_batch_size: int = 1, max_wait_ms: float = 10.0) -> None:
+                 waker: threading.Event, max_batch_size: int = 1, max_wait_ms: float = 10.0,
+                 infer_intervals: dict[str, int] | None = None) -> None:
         super().__init__(name, bus)
         self.model = model
         self.inputs = inputs
@@ -37,6 +39,12 @@ class InferenceStage(Stage):
         self.max_wait_s = max_wait_ms / 1000.0
         self.batches = 0
         self._rr = 0
+        # infer_interval: inference on every N-th frame of a stream; the tracker carries the rest.
+        self.intervals = infer_intervals or {}
+
+    def needs_inference(self, frame: Frame) -> bool:
+        n = self.intervals.get(frame.stream_id, 1)
+        return n <= 1 or frame.index % n == 0
 
     def _collect(self, open_streams: list[str]) -> list:
         """Items for one batch: up to max_batch_size frames, plus control items met."""
@@ -57,7 +65,7 @@ class InferenceStage(Stage):
                     continue
                 progressed = True
                 items.append(item)
-                if isinstance(item, Frame):
+                if isinstance(item, Frame) and self.needs_inference(item):
                     n_frames += 1
                     if deadline is None:
                         deadline = time.perf_counter() + self.max_wait_s
@@ -81,12 +89,12 @@ class InferenceStage(Stage):
         open_streams = list(self.inputs)
         while open_streams:
             items = self._collect(open_streams)
-            frames = [it for it in items if isinstance(it, Frame)]
-            results: dict[int, Result] = {}
+            frames = [it for it in items if isinstance(it, Frame) and self.needs_inference(it)]
+            results = {id(f): self._carried(f) for f in items if isinstance(f, Frame) and not self.needs_inference(f)}
             if frames:
                 t0 = time.perf_counter()
                 self.current_stream = ",".join(sorted({f.stream_id for f in frames}))
-                results = self._infer(frames, t0)
+                results.update(self._infer(frames, t0))
                 self.busy_s += time.perf_counter() - t0
                 self.batches += 1
             for it in items:
@@ -96,6 +104,14 @@ class InferenceStage(Stage):
                     self.put(self.out, it)
                     if isinstance(it, EndOfStream):
                         open_streams.remove(it.stream_id)
+
+    def _carried(self, f: Frame) -> Result:
+        """A frame skipped by infer_interval: the tracker fills in its detections."""
+        timings = dict(f.timings)
+        timings["queue"] = (time.perf_counter() - f.decoded_at) * 1e3
+        return Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, self.model.name,
+                      Detections.empty((f.height, f.width), class_names=self.model.class_names), timings,
+                      inferred=False, gap=f.gap, image=f.image)
 
     def _infer(self, frames: list[Frame], t0: float) -> dict[int, Result]:
         model = self.model

@@ -28,14 +28,14 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, load_config, load_config_dict
 from pipeline.decoder import Decoder
 from pipeline.errors import StageError
-from pipeline.frames import EndOfStream
+from pipeline.frames import EndOfStream, StreamInfo
 from pipeline.inference import InferenceStage
 from pipeline.metrics import StreamStats
 from pipeline.model import Model
@@ -63,6 +63,9 @@ class Pipeline:
         frame_ring_policies: dict[str, str] | None = None,
         decoder_threads: int = 0,
         name: str = "vidpipe",
+        tracker_factory: Callable[[StreamInfo], Any] | None = None,
+        infer_intervals: dict[str, int] | None = None,
+        carry_masks: bool = True,
     ) -> None:
         if not sources:
             raise ValueError("a pipeline needs at least one source")
@@ -95,7 +98,7 @@ class Pipeline:
             frame_rings[sid] = frames
         results = self._ring(sizes["results"], "block", "results")
         self.inference = InferenceStage(f"inference:{model.name}", self.bus, model, frame_rings, results, waker,
-                                        max_batch_size, max_wait_ms)
+                                        max_batch_size, max_wait_ms, infer_intervals)
         self.sink_stages: list[SinkStage] = []
         sink_rings = []
         ids = list(self.streams)
@@ -103,7 +106,7 @@ class Pipeline:
             ring = self._ring(sizes["sink"], "block" if sink.lossless else "drop_oldest", f"sink:{sink.name}")
             sink_rings.append(ring)
             self.sink_stages.append(SinkStage(sink, self.bus, ring, ids))
-        self.tracker = TrackerStage(self.bus, results, sink_rings, self.streams)
+        self.tracker = TrackerStage(self.bus, results, sink_rings, self.streams, tracker_factory, carry_masks)
         self.errors: list[StageError] = []
         self._started = False
         self._finished = False
@@ -121,7 +124,7 @@ class Pipeline:
     def from_config(cls, config: PipelineConfig | dict | str | Path, overrides: list[str] | None = None) -> Pipeline:
         """Build from a PipelineConfig, a dict or a YAML file; the model loads and warms up
         here and every source is opened, so bad input fails before any thread starts."""
-        from pipeline.factory import build_model, build_sink, build_source
+        from pipeline.factory import build_model, build_sink, build_source, tracker_factory
 
         if isinstance(config, (str, Path)):
             cfg = load_config(config, overrides)
@@ -135,8 +138,10 @@ class Pipeline:
         model = build_model(cfg.model)
         sinks = [build_sink(s) for s in cfg.sinks]
         policies = {s.id: s.ring_policy for s in cfg.streams if s.ring_policy}
+        intervals = {s.id: s.infer_interval for s in cfg.streams}
         return cls(sources, model, sinks, cfg.batching.max_batch_size, cfg.batching.max_wait_ms,
-                   cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name)
+                   cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name,
+                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property

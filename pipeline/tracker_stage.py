@@ -25,12 +25,13 @@ class TrackerStage(Stage):
     kind = "tracker"
 
     def __init__(self, bus: Bus, inp: RingBuffer, outputs: list[RingBuffer], streams: dict[str, StreamStats],
-                 tracker_factory: Callable[[StreamInfo | None], Any] | None = None) -> None:
+                 tracker_factory: Callable[[StreamInfo], Any] | None = None, carry_masks: bool = True) -> None:
         super().__init__("tracker", bus)
         self.inp = inp
         self.outputs = outputs
         self.streams = streams
         self.tracker_factory = tracker_factory
+        self.carry_masks = carry_masks  # infer_interval frames: last masks scaled to the box, or none
         self.trackers: dict[str, Any] = {}
         self.infos: dict[str, StreamInfo] = {}
 
@@ -44,8 +45,13 @@ class TrackerStage(Stage):
             item = self.get(self.inp)
             if isinstance(item, StreamInfo):
                 self.infos[item.stream_id] = item
-                if self.tracker_factory is not None and item.stream_id not in self.trackers:
+                if self.tracker_factory is None:
+                    continue
+                existing = self.trackers.get(item.stream_id)
+                if existing is None:
                     self.trackers[item.stream_id] = self.tracker_factory(item)
+                elif getattr(self.tracker_factory, "reset_on_reconnect", False):
+                    existing.reset()  # a new StreamInfo mid-stream: the source reconnected
                 continue
             if isinstance(item, EndOfStream):
                 open_streams.discard(item.stream_id)
@@ -56,7 +62,11 @@ class TrackerStage(Stage):
             self.current_stream = item.stream_id
             tracker = self.trackers.get(item.stream_id)
             if tracker is not None:
-                item.detections = tracker.update(item.detections)
+                if item.inferred:
+                    item.detections = tracker.update(item.detections)
+                else:
+                    names = item.detections.class_names
+                    item.detections = tracker.predict((item.height, item.width), names, self.carry_masks)
                 item.timings["track"] = (time.perf_counter() - t0) * 1e3
             stats = self.streams[item.stream_id]
             stats.results += 1

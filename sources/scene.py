@@ -104,6 +104,7 @@ class SyntheticScene:
         fps: float = 30.0,
         max_objects: int = 14,
         spawn_rate: float = 0.04,
+        script: list[dict] | None = None,
     ) -> None:
         self.seed = int(seed)
         self.width = int(width)
@@ -117,8 +118,28 @@ class SyntheticScene:
         self._frame_index = 0
         self._shapes: list[_Shape] = []
         self._make_background()
+        if script is not None:
+            # A scripted scene: exactly these objects, no random arrivals (for tests).
+            self.spawn_rate = 0.0
+            self._jitter = 0.0
+            for spec in script:
+                self._shapes.append(self._scripted_shape(spec))
+            return
+        self._jitter = 0.05
         for _ in range(int(self._rng.integers(max(1, max_objects // 2), max_objects + 1))):
             self._shapes.append(self._new_shape(entering=False))
+
+    def _scripted_shape(self, spec: dict) -> _Shape:
+        """``spec``: class_id, size, x, y and optionally vx, vy, color (BGR), z, angle, aspect."""
+        shape = _Shape(
+            track_id=self._next_track_id, class_id=int(spec["class_id"]),
+            color=tuple(float(c) for c in spec.get("color", (40, 200, 230))),  # type: ignore[arg-type]
+            size=float(spec["size"]), x=float(spec["x"]), y=float(spec["y"]),
+            vx=float(spec.get("vx", 0.0)), vy=float(spec.get("vy", 0.0)), angle=float(spec.get("angle", 0.0)),
+            spin=0.0, aspect=float(spec.get("aspect", 0.6 if spec["class_id"] == 1 else 0.0)), z=float(spec.get("z", 0.0)),
+        )
+        self._next_track_id += 1
+        return shape
 
     # -- world ------------------------------------------------------------------------------
     def _make_background(self) -> None:
@@ -183,8 +204,8 @@ class SyntheticScene:
         rng = self._rng
         kept = []
         for s in self._shapes:
-            s.vx += float(rng.normal(0, 0.05)) * self._scale
-            s.vy += float(rng.normal(0, 0.05)) * self._scale
+            s.vx += float(rng.normal(0, self._jitter)) * self._scale
+            s.vy += float(rng.normal(0, self._jitter)) * self._scale
             s.x += s.vx
             s.y += s.vy
             s.angle += s.spin

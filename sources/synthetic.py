@@ -86,12 +86,13 @@ def labels_to_coco(all_labels: list[FrameLabels], file_name: str, fps: float) ->
 
 
 def write_clip(out: Path, gt: Path | None, frames: int, seed: int, width: int = 1280, height: int = 720,
-               fps: float = 30.0, crf: int = 18, gop: int = 30) -> dict:
-    """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels."""
+               fps: float = 30.0, crf: int = 18, gop: int = 30, script: list[dict] | None = None) -> dict:
+    """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels.
+    ``script`` replaces the random objects by these (see SyntheticScene)."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     out.parent.mkdir(parents=True, exist_ok=True)
-    scene = SyntheticScene(seed, width, height, fps)
+    scene = SyntheticScene(seed, width, height, fps, script=script)
     rate = Fraction(fps).limit_denominator(1001)
     all_labels = []
     with av.open(str(out), "w") as container:
