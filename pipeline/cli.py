@@ -130,6 +130,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    from sinks.subscriber import Subscriber
+
+    save = Path(args.save).open("w") if args.save else None
+    n = 0
+    t0 = time.perf_counter()
+    try:
+        with Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
+                        curve_client_secret=args.client_key, curve_server_public=args.server_key) as sub:
+            for msg in sub.iter(args.timeout):
+                n += 1
+                h = msg.header
+                cats = {}
+                for name in msg.detections.category:
+                    cats[name] = cats.get(name, 0) + 1
+                gap = f"  GAP {msg.gap_before}" if msg.gap_before else ""
+                print(f"{msg.stream:<12} frame {msg.frame:>7}  {len(msg.detections):>3} det "
+                      f"{' '.join(f'{k}={v}' for k, v in sorted(cats.items())):<40} latency {h.get('latency_ms', 0):7.1f} ms{gap}",
+                      flush=True)
+                if save:
+                    save.write(json.dumps(h, separators=(",", ":")) + "\n")
+                if args.count and n >= args.count:
+                    break
+            st = sub.stats
+            print(f"received {st.received} in {time.perf_counter() - t0:.1f} s; gaps {st.gaps} ({st.missed} missed), "
+                  f"heartbeats {st.heartbeats}, malformed {st.malformed}, foreign {st.foreign}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if save:
+            save.close()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from sinks.zmq import generate_keys
+
+    for name, path in generate_keys(args.dir).items():
+        print(f"{name:<14} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
@@ -153,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", required=True, help="vidpipe.result/1 JSONL")
     ev.add_argument("--gt", required=True, help="ground truth JSON (python -m sources.synthetic --gt)")
     ev.set_defaults(func=cmd_eval)
+
+    subp = sub.add_parser("subscribe", help="print results from a ZeroMQ publisher")
+    subp.add_argument("url", help="e.g. tcp://127.0.0.1:5555")
+    subp.add_argument("--stream", action="append", help="only this stream (repeatable)")
+    subp.add_argument("--save", help="also write the received headers as JSONL")
+    subp.add_argument("--count", type=int, help="stop after this many results")
+    subp.add_argument("--timeout", type=float, help="stop after this many seconds without a result")
+    subp.add_argument("--pull", action="store_true", help="PULL from a PUSH sink instead of SUB")
+    subp.add_argument("--bind", action="store_true", help="bind instead of connect")
+    subp.add_argument("--client-key", help="CURVE: this client's secret key file")
+    subp.add_argument("--server-key", help="CURVE: the server's public key file")
+    subp.set_defaults(func=cmd_subscribe)
+
+    keys = sub.add_parser("keys", help="CURVE key management")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="write server and client certificates into DIR")
+    gen.add_argument("dir")
+    gen.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -102,15 +102,45 @@ class BatchingConfig(_Strict):
     max_wait_ms: float = Field(10.0, ge=0)
 
 
-class JsonlSinkConfig(_Strict):
+OutputFormat = Literal["vidpipe", "roboflow", "instill"]
+MaskFormat = Literal["rle", "polygon", "none"]
+
+
+class _SinkBase(_Strict):
+    fail_fast: bool = Field(False, description="a failure of this sink stops the pipeline (else: logged, counted)")
+
+
+class JsonlSinkConfig(_SinkBase):
     type: Literal["jsonl"]
     path: Path
-    mask_format: Literal["rle", "polygon", "bitmask", "none"] = "rle"
+    format: OutputFormat = "vidpipe"
+    mask_format: MaskFormat = "rle"
     polygon_precision: float = Field(1.0, ge=0)
     flush_every: int = Field(1, ge=1)
 
 
-SinkConfig = Annotated[JsonlSinkConfig, Field(discriminator="type")]
+class CurveServerConfig(_Strict):
+    server_secret_key: Path = Field(description="server.key_secret from `vidpipe keys generate`")
+    allowed_clients: Path = Field(description="folder of allowed clients' public keys (*.key)")
+
+
+class ZmqSinkConfig(_SinkBase):
+    type: Literal["zmq"]
+    endpoint: str = "tcp://127.0.0.1:5555"
+    mode: Literal["pub", "push"] = "pub"
+    bind: bool = True
+    send_frames: bool = False
+    jpeg_quality: int = Field(80, ge=1, le=100)
+    format: OutputFormat = "vidpipe"
+    mask_format: MaskFormat = "rle"
+    polygon_precision: float = Field(1.0, ge=0)
+    hwm: int = Field(1000, ge=1, description="high-water mark (messages queued per subscriber)")
+    sndbuf_bytes: int | None = Field(None, ge=1024, description="kernel send buffer; small: slow subscribers lose sooner")
+    heartbeat_s: float = Field(1.0, ge=0)
+    curve: CurveServerConfig | None = None
+
+
+SinkConfig = Annotated[JsonlSinkConfig | ZmqSinkConfig, Field(discriminator="type")]
 
 
 class RingsConfig(_Strict):
@@ -158,7 +188,8 @@ class PipelineConfig(_Strict):
 def _format_error(exc: ValidationError, origin: str) -> str:
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in ("file", "images", "synthetic", "jsonl")))
+    tags = ("file", "images", "synthetic", "jsonl", "zmq")
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in tags))
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"

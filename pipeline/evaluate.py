@@ -24,6 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.errors import VidpipeError
+from pipeline.kernels import box_iou
 
 IOU_MATCH = 0.5
 
@@ -46,18 +47,6 @@ def read_results(path: str | Path) -> list[dict]:
                 raise VidpipeError(f"{p} line {n}: not a vidpipe.result/1 record")
             records.append(rec)
     return records
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes a (N, 4) and b (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def coco_map(gt: dict, records: list[dict]) -> dict[str, float]:

@@ -59,8 +59,19 @@ def build_sink(cfg: SinkConfig) -> Sink:
     if cfg.type == "jsonl":
         from sinks.jsonl import JsonlSink
 
-        return JsonlSink(cfg.path, cfg.mask_format, cfg.polygon_precision, cfg.flush_every)
-    raise ValueError(f"unknown sink type {cfg.type!r}")  # pragma: no cover - config validates
+        sink: Sink = JsonlSink(cfg.path, cfg.mask_format, cfg.polygon_precision, cfg.flush_every, format=cfg.format)
+    elif cfg.type == "zmq":
+        from sinks.zmq import ZmqSink
+
+        curve = cfg.curve
+        sink = ZmqSink(cfg.endpoint, cfg.mode, cfg.bind, cfg.send_frames, cfg.jpeg_quality, cfg.format, cfg.mask_format,
+                       cfg.polygon_precision, cfg.hwm, cfg.heartbeat_s,
+                       curve.server_secret_key if curve else None, curve.allowed_clients if curve else None,
+                       sndbuf=cfg.sndbuf_bytes)
+    else:  # pragma: no cover - config validates
+        raise ValueError(f"unknown sink type {cfg.type!r}")
+    sink.fail_fast = cfg.fail_fast
+    return sink
 
 
 def tracker_factory(cfg: TrackerConfig | None) -> Callable[[StreamInfo], Any] | None:

@@ -181,6 +181,15 @@ class Pipeline:
             ring.close()
 
     def _handle(self, msg: BusMessage) -> None:
+        if msg.kind == "sink_failed" and msg.error is not None:
+            failing = [s for s in self.sink_stages if s.errors]
+            if len(failing) == len(self.sink_stages):
+                log.error("every sink is failing: stopping")
+                self.errors.append(msg.error)
+                self.abort()
+            else:
+                log.error("%s (the other sinks carry on)", msg.error)
+            return
         if msg.kind != "error" or msg.error is None:
             return
         self.errors.append(msg.error)

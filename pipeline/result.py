@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +71,59 @@ def _detection_records(dets: Detections, mask_format: str, polygon_precision: fl
     return out
 
 
-def to_record(result: Result, mask_format: str = "rle", polygon_precision: float = 1.0, seq: int | None = None) -> dict[str, Any]:
-    """The ``vidpipe.result/1`` JSON object of a result (``seq`` is added on the wire)."""
+def _roboflow_predictions(dets: Detections, mask_format: str, polygon_precision: float) -> list[dict[str, Any]]:
+    """The layout Roboflow Inference returns for instance segmentation: centre x/y, size,
+    ``points`` (largest outer contour) or, with ``mask_format: rle``, ``rle`` + ``mask_format``."""
+    n = len(dets)
+    if n == 0:
+        return []
+    rles = dets.rle() if mask_format == "rle" and dets.masks is not None else None
+    polys = dets.polygons(polygon_precision) if mask_format == "polygon" and dets.masks is not None else None
+    names = dets.category
+    out = []
+    for i in range(n):
+        x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
+        p: dict[str, Any] = {
+            "x": round((x0 + x1) / 2, 2), "y": round((y0 + y1) / 2, 2), "width": round(x1 - x0, 2), "height": round(y1 - y0, 2),
+            "confidence": round(float(dets.confidence[i]), 4), "class": names[i], "class_id": int(dets.class_id[i]),
+            "detection_id": str(uuid.uuid4()),
+        }
+        if dets.tracker_id[i] >= 0:
+            p["tracker_id"] = int(dets.tracker_id[i])
+        if polys is not None:
+            rings = polys[i]
+            outer = max(rings, key=len) if rings else np.zeros((0, 2), np.int32)
+            p["points"] = [{"x": int(x), "y": int(y)} for x, y in outer]
+        if rles is not None:
+            p["rle"] = rles[i]
+            p["mask_format"] = "rle"
+        out.append(p)
+    return out
+
+
+def _instill_objects(dets: Detections) -> list[dict[str, Any]]:
+    """Instill Model instance segmentation objects; ``rle`` is the COCO compressed counts."""
+    rles = dets.rle() if dets.masks is not None else [None] * len(dets)
+    names = dets.category
+    out = []
+    for i in range(len(dets)):
+        x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
+        out.append({
+            "bounding-box": {"left": round(x0, 2), "top": round(y0, 2), "width": round(x1 - x0, 2), "height": round(y1 - y0, 2)},
+            "category": names[i], "score": round(float(dets.confidence[i]), 4),
+            "rle": rles[i]["counts"] if rles[i] is not None else None,
+        })
+    return out
+
+
+def to_record(result: Result, mask_format: str = "rle", polygon_precision: float = 1.0, seq: int | None = None,
+              format: str = "vidpipe") -> dict[str, Any]:
+    """The JSON object of a result. Every format keeps the ``vidpipe.result/1`` envelope
+    (stream, frame, timings, ...); ``format`` picks the detections' layout: ``vidpipe``
+    (``detections``), ``roboflow`` (``image`` + ``predictions``) or ``instill``
+    (``objects``). ``seq`` is added on the wire."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     rec: dict[str, Any] = {
         "schema": SCHEMA,
         "stream": result.stream_id,
@@ -82,11 +134,19 @@ def to_record(result: Result, mask_format: str = "rle", polygon_precision: float
         "height": result.height,
         "model": result.model,
         "inferred": result.inferred,
-        "detections": _detection_records(result.detections, mask_format, polygon_precision),
-        "timings": {k: round(v, 3) for k, v in result.timings.items()},
-        "latency_ms": round(result.latency_ms, 3),
-        "drops": dict(result.drops),
     }
+    if format == "vidpipe":
+        rec["detections"] = _detection_records(result.detections, mask_format, polygon_precision)
+    elif format == "roboflow":
+        rec["format"] = "roboflow"
+        rec["image"] = {"width": result.width, "height": result.height}
+        rec["predictions"] = _roboflow_predictions(result.detections, mask_format, polygon_precision)
+    else:
+        rec["format"] = "instill"
+        rec["objects"] = _instill_objects(result.detections)
+    rec["timings"] = {k: round(v, 3) for k, v in result.timings.items()}
+    rec["latency_ms"] = round(result.latency_ms, 3)
+    rec["drops"] = dict(result.drops)
     if result.gap:
         rec["gap"] = True
     if seq is not None:

@@ -8,8 +8,9 @@ import time
 
 from pipeline.frames import EndOfStream
 from pipeline.result import Result
-from pipeline.ring import RingBuffer
-from pipeline.stage import Bus, Stage
+from pipeline.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.errors import StageError
+from pipeline.stage import POLL_S, Bus, BusMessage, Stage, StopStage
 
 log = logging.getLogger("vidpipe.sink")
 
@@ -19,6 +20,7 @@ class Sink:
 
     name = "sink"
     lossless = True
+    fail_fast = False  # a failing write stops the pipeline (else it is logged and counted)
 
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""
@@ -29,11 +31,17 @@ class Sink:
     def end_stream(self, eos: EndOfStream) -> None:
         """One stream ended (the others may go on)."""
 
+    def idle(self) -> None:
+        """Called about every 50 ms while no result comes (e.g. to send heartbeats)."""
+
     def close(self) -> None:
         """Flush and release; called once, also after a failure or a stop."""
 
 
 class SinkStage(Stage):
+    """Runs one sink. With ``fail_fast`` a failing write stops the pipeline; without it
+    the failure is logged and counted, and the sink (and every other) carries on."""
+
     kind = "sink"
 
     def __init__(self, sink: Sink, bus: Bus, inp: RingBuffer, streams: list[str]) -> None:
@@ -41,20 +49,49 @@ class SinkStage(Stage):
         self.sink = sink
         self.inp = inp
         self.streams = streams
+        self.fail_fast = sink.fail_fast
+        self.errors = 0
+        if hasattr(sink, "stop_event"):
+            sink.stop_event = self._stop  # lets a sink blocked on back-pressure notice a stop
 
     def run(self) -> None:
         open_streams = set(self.streams)
         while open_streams:
-            item = self.get(self.inp)
+            try:
+                item = self.inp.get(timeout=POLL_S)
+            except RingEmpty:
+                if self.stopping:
+                    raise StopStage() from None
+                self.sink.idle()
+                continue
+            except RingClosed:
+                raise StopStage() from None
             if isinstance(item, EndOfStream):
                 open_streams.discard(item.stream_id)
                 self.sink.end_stream(item)
                 continue
             t0 = time.perf_counter()
             self.current_stream = item.stream_id
-            self.sink.write(item)
+            try:
+                self.sink.write(item)
+            except Exception as exc:  # noqa: BLE001 - isolated unless fail_fast
+                if self.fail_fast:
+                    raise
+                self.errors += 1
+                if self.errors == 1:
+                    # The owner decides: other sinks still work, or none is left delivering.
+                    self.bus.post(BusMessage("sink_failed", self.name, item.stream_id,
+                                             StageError(self.name, item.stream_id, exc)))
+                if self.errors <= 5 or self.errors % 100 == 0:
+                    log.error("sink %s failed on stream %s frame %d (%d failures so far): %s",
+                              self.sink.name, item.stream_id, item.frame_index, self.errors, exc)
             self.items += 1
             self.busy_s += time.perf_counter() - t0
+
+    def stats(self) -> dict:
+        out = super().stats()
+        out["errors"] = self.errors
+        return out
 
     def cleanup(self) -> None:
         self.sink.close()

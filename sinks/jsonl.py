@@ -25,11 +25,12 @@ class JsonlSink(Sink):
     lossless = True
 
     def __init__(self, path: str | Path, mask_format: str = "rle", polygon_precision: float = 1.0,
-                 flush_every: int = 1, name: str | None = None) -> None:
+                 flush_every: int = 1, name: str | None = None, format: str = "vidpipe") -> None:
         self.path = Path(path)
         self.mask_format = mask_format
         self.polygon_precision = polygon_precision
         self.flush_every = max(1, flush_every)
+        self.format = format
         self.name = name or f"jsonl:{self.path.name}"
         self._file: IO[str] | None = None
         self.lines = 0
@@ -43,7 +44,7 @@ class JsonlSink(Sink):
 
     def write(self, result: Result) -> None:
         assert self._file is not None, "sink not opened"
-        record = to_record(result, self.mask_format, self.polygon_precision)
+        record = to_record(result, self.mask_format, self.polygon_precision, format=self.format)
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.lines += 1
         if self.lines % self.flush_every == 0:

@@ -11,7 +11,8 @@ import pytest
 from pipeline import Pipeline
 from pipeline.detections import Detections
 from pipeline.errors import StageError
-from pipeline.evaluate import box_iou, read_results
+from pipeline.evaluate import read_results
+from pipeline.kernels import box_iou
 from pipeline.frames import StreamInfo
 from pipeline.tracker import ByteTrack
 from sources.base import Source

@@ -31,18 +31,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.detections import Detections, mask_boxes
+from pipeline.kernels import box_iou
 from pipeline.tracker.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def mask_iou_matrix(boxes_a: np.ndarray, masks_a: list, boxes_b: np.ndarray, masks_b: list, box_iou: np.ndarray) -> np.ndarray:
@@ -123,7 +113,7 @@ class ByteTrack:
         self.masks = [self.masks[i] for i in np.flatnonzero(keep)]
 
     def _cost(self, t_idx: np.ndarray, d_idx: np.ndarray, pred: np.ndarray, dets: Detections, fuse: bool, masks) -> np.ndarray:
-        iou = iou_matrix(pred[t_idx], dets.xyxy[d_idx])
+        iou = box_iou(pred[t_idx], dets.xyxy[d_idx])
         if self.use_mask_iou and masks is not None:
             t_boxes = mask_boxes(pred[t_idx], dets.image_hw)
             t_masks = [self._mask_at(self.masks[i], b) for i, b in zip(t_idx, t_boxes)]
