@@ -140,7 +140,31 @@ class ZmqSinkConfig(_SinkBase):
     curve: CurveServerConfig | None = None
 
 
-SinkConfig = Annotated[JsonlSinkConfig | ZmqSinkConfig, Field(discriminator="type")]
+class VideoSinkConfig(_SinkBase):
+    type: Literal["video"]
+    path: str = Field(description="mp4 path; '{stream}' is replaced by the stream id (needed for several streams)")
+    fps: float = Field(30.0, gt=0)
+    crf: int = Field(23, ge=0, le=51)
+    masks: bool = True
+    boxes: bool = True
+    labels: bool = True
+    traces: bool = True
+    lossless: bool = True
+
+
+class MasksSinkConfig(_SinkBase):
+    type: Literal["masks"]
+    path: str = "out/masks/{stream}/{frame:06d}.png"
+
+
+class CallbackSinkConfig(_SinkBase):
+    type: Literal["callback"]
+    target: str = Field(description="'package.module:function', called with every Result")
+    lossless: bool = True
+
+
+SinkConfig = Annotated[JsonlSinkConfig | ZmqSinkConfig | VideoSinkConfig | MasksSinkConfig | CallbackSinkConfig,
+                       Field(discriminator="type")]
 
 
 class RingsConfig(_Strict):
@@ -188,7 +212,7 @@ class PipelineConfig(_Strict):
 def _format_error(exc: ValidationError, origin: str) -> str:
     errors = exc.errors()
     first = errors[0]
-    tags = ("file", "images", "synthetic", "jsonl", "zmq")
+    tags = ("file", "images", "synthetic", "jsonl", "zmq", "video", "masks", "callback")
     loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in tags))
     msg = first["msg"]
     if first["type"] == "extra_forbidden":

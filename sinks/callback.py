@@ -1,0 +1,39 @@
+"""Callback sink: hands every result to a Python callable (in the sink's own thread).
+
+Example:
+    >>> seen = []
+    >>> sink = CallbackSink(seen.append)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from pipeline.errors import VidpipeError
+from pipeline.result import Result
+from sinks.base import Sink
+
+
+def import_callable(target: str) -> Callable[[Result], object]:
+    """``package.module:function`` → the function."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise VidpipeError(f"callback target must be 'module:function', got {target!r}")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise VidpipeError(f"cannot import callback {target!r}: {exc}") from exc
+    if not callable(fn):
+        raise VidpipeError(f"callback {target!r} is not callable")
+    return fn
+
+
+class CallbackSink(Sink):
+    def __init__(self, fn: Callable[[Result], object], lossless: bool = True, name: str | None = None) -> None:
+        self.fn = fn
+        self.lossless = lossless
+        self.name = name or f"callback:{getattr(fn, '__name__', 'fn')}"
+
+    def write(self, result: Result) -> None:
+        self.fn(result)

@@ -1,0 +1,45 @@
+"""Mask image sink: per frame, one black-and-white PNG of all instance masks
+("output mask"), written to ``path`` with ``{stream}`` and ``{frame}`` filled in.
+
+Example:
+    >>> sink = MaskImageSink("out/masks/{stream}/{frame:06d}.png")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import VidpipeError
+from pipeline.result import Result
+from sinks.base import Sink
+
+
+def union_mask(result: Result) -> np.ndarray:
+    """All instance masks of a result OR-ed into one full-frame uint8 image (0 / 255)."""
+    out = np.zeros((result.height, result.width), np.uint8)
+    dets = result.detections
+    if dets.masks is not None:
+        for m, b in zip(dets.masks, dets.mask_boxes):
+            out[b[1]:b[3], b[0]:b[2]][m] = 255
+    return out
+
+
+class MaskImageSink(Sink):
+    lossless = True
+
+    def __init__(self, path: str = "out/masks/{stream}/{frame:06d}.png", name: str | None = None) -> None:
+        if "{frame" not in path:
+            raise VidpipeError(f"mask sink path needs a '{{frame}}' placeholder, got {path!r}")
+        self.template = path
+        self.name = name or "masks"
+        self.written = 0
+
+    def write(self, result: Result) -> None:
+        path = Path(self.template.format(stream=result.stream_id, frame=result.frame_index))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), union_mask(result)):
+            raise OSError(f"cannot write {path}")
+        self.written += 1
