@@ -55,7 +55,7 @@ def _time_reference(out0, protos, mode, agnostic, repeat):
     nms_ms, mask_ms, rle_ms = [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        ref = reference_postprocess(out0, None, "yolov5", INPUT_HW, SOURCE_HW, confidence=0.4, iou_threshold=0.5,
+        reference_postprocess(out0, None, "yolov5", INPUT_HW, SOURCE_HW, confidence=0.4, iou_threshold=0.5,
                                     class_agnostic_nms=agnostic, max_detections=300)
         t1 = time.perf_counter()
         full = reference_postprocess(out0, protos, "yolov5-seg", INPUT_HW, SOURCE_HW, confidence=0.4, iou_threshold=0.5,

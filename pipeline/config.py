@@ -103,7 +103,7 @@ class BatchingConfig(_Strict):
 
 
 OutputFormat = Literal["vidpipe", "roboflow", "instill"]
-MaskFormat = Literal["rle", "polygon", "none"]
+MaskFormat = Literal["rle", "polygon", "bitmask", "none"]
 
 
 class _SinkBase(_Strict):

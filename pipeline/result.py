@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,17 @@ class Result:
         return self.detections.to_supervision(masks=masks)
 
 
+def encode_bitmask(mask: np.ndarray, box: np.ndarray) -> dict[str, Any]:
+    """A cropped mask as packed bits (row-major, base64) with its integer box."""
+    return {"box": [int(v) for v in box], "bits": base64.b64encode(np.packbits(np.ascontiguousarray(mask))).decode("ascii")}
+
+
+def decode_bitmask(data: dict[str, Any]) -> np.ndarray:
+    x0, y0, x1, y1 = data["box"]
+    bits = np.frombuffer(base64.b64decode(data["bits"]), np.uint8)
+    return np.unpackbits(bits, count=(x1 - x0) * (y1 - y0)).reshape(y1 - y0, x1 - x0).astype(bool)
+
+
 def _detection_records(dets: Detections, mask_format: str, polygon_precision: float) -> list[dict[str, Any]]:
     n = len(dets)
     if n == 0:
@@ -52,6 +64,9 @@ def _detection_records(dets: Detections, mask_format: str, polygon_precision: fl
     xyxy = dets.xyxy.astype(np.float64)
     rles = dets.rle() if mask_format == "rle" and dets.masks is not None else None
     polys = dets.polygons(polygon_precision) if mask_format == "polygon" and dets.masks is not None else None
+    bitmasks = None
+    if mask_format == "bitmask" and dets.masks is not None:
+        bitmasks = [encode_bitmask(m, b) for m, b in zip(dets.masks, dets.mask_boxes)]
     names = dets.category
     out = []
     for i in range(n):
@@ -67,6 +82,8 @@ def _detection_records(dets: Detections, mask_format: str, polygon_precision: fl
             rec["rle"] = rles[i]
         if polys is not None:
             rec["polygon"] = [ring.tolist() for ring in polys[i]]
+        if bitmasks is not None:
+            rec["bitmask"] = bitmasks[i]
         out.append(rec)
     return out
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
+from pipeline.errors import StageError
 from pipeline.frames import EndOfStream
 from pipeline.result import Result
 from pipeline.ring import RingBuffer, RingClosed, RingEmpty
-from pipeline.errors import StageError
 from pipeline.stage import POLL_S, Bus, BusMessage, Stage, StopStage
 
 log = logging.getLogger("vidpipe.sink")

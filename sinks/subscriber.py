@@ -28,7 +28,7 @@ import zmq.auth
 from pipeline import rle
 from pipeline.detections import Detections, mask_boxes
 from pipeline.errors import VidpipeError
-from pipeline.result import SCHEMA
+from pipeline.result import SCHEMA, decode_bitmask
 from sinks.zmq import HEARTBEAT_TOPIC
 
 log = logging.getLogger("vidpipe.subscriber")
@@ -94,11 +94,22 @@ def detections_from_record(rec: dict[str, Any]) -> Detections:
             tracks.append(d.get("track_id", -1))
             names.append(d.get("category", ""))
             r = d.get("rle")
+            if r is None and "bitmask" in d:
+                r = d["bitmask"]  # decoded below, already cropped
             rles.append({"size": [h, w], "counts": r} if isinstance(r, str) else r)
     xyxy = np.array(boxes, np.float32).reshape(-1, 4)
     masks = None
     if rles and all(r is not None for r in rles):
-        masks = [rle.decode(r)[b[1]:b[3], b[0]:b[2]] for r, b in zip(rles, mask_boxes(xyxy, (h, w)))]
+        masks = []
+        for r, b in zip(rles, mask_boxes(xyxy, (h, w))):
+            if "bits" in r:
+                crop = decode_bitmask(r)
+                full = np.zeros((h, w), bool)
+                bx0, by0, bx1, by1 = r["box"]
+                full[by0:by1, bx0:bx1] = crop
+                masks.append(full[b[1]:b[3], b[0]:b[2]])
+            else:
+                masks.append(rle.decode(r)[b[1]:b[3], b[0]:b[2]])
     class_names: list[str] = []
     if names:
         # Class names by id, as far as the message tells them.

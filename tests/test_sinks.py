@@ -101,6 +101,24 @@ def test_output_formats(small_clip, tmp_path):
     assert np.array_equal(rle.decode({"size": [360, 640], "counts": o["rle"]}), rle.decode(d["rle"]))
 
 
+def test_bitmask_and_polygon_mask_formats(small_clip, tmp_path):
+    from sinks.subscriber import detections_from_record
+
+    outs = {f: tmp_path / f"{f}.jsonl" for f in ("rle", "bitmask", "polygon")}
+    cfg = {"streams": [{"id": "cam0", "source": {"type": "file", "path": str(small_clip)}}], "model": {"intra_op_threads": 2},
+           "sinks": [{"type": "jsonl", "path": str(p), "mask_format": f} for f, p in outs.items()]}
+    Pipeline.from_config(cfg).run(handle_signals=False)
+    recs = {f: [json.loads(x) for x in p.read_text().splitlines()] for f, p in outs.items()}
+    checked = 0
+    for a, b, c in zip(recs["rle"], recs["bitmask"], recs["polygon"]):
+        da, db = detections_from_record(a), detections_from_record(b)
+        for ma, mb in zip(da.masks, db.masks):
+            assert np.array_equal(ma, mb)
+            checked += 1
+        assert all("polygon" in d and d["polygon"] for d in c["detections"])
+    assert checked > 20
+
+
 def test_a_failing_sink_does_not_stop_the_others(small_clip, tmp_path, monkeypatch):
     good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
     original = JsonlSink.write

@@ -12,8 +12,8 @@ from pipeline import Pipeline
 from pipeline.detections import Detections
 from pipeline.errors import StageError
 from pipeline.evaluate import read_results
-from pipeline.kernels import box_iou
 from pipeline.frames import StreamInfo
+from pipeline.kernels import box_iou
 from pipeline.tracker import ByteTrack
 from sources.base import Source
 from sources.synthetic import SyntheticSource, write_clip

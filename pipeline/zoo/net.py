@@ -80,7 +80,7 @@ class YoloSeg(nn.Module):
         self._init_biases()
 
     def _init_biases(self) -> None:
-        for head, stride in zip(self.heads, STRIDES):
+        for head in self.heads:
             cls_conv = head["cls"][-1]
             nn.init.constant_(cls_conv.bias, -math.log((1 - 0.01) / 0.01))
             box_conv = head["box"][-1]

@@ -150,7 +150,6 @@ def compute_loss(net: YoloSeg, x: torch.Tensor, targets, topk: int = 10):
             continue
         gt_boxes = torch.from_numpy(gt_boxes_np)
         gt_cls = torch.from_numpy(gt_cls_np)
-        G = gt_boxes.shape[0]
         pb = boxes[b].detach()
         iou = box_iou_pairwise(gt_boxes[:, None, :], pb[None, :, :])  # G, A
         inside = (
@@ -261,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, default=Path(".data/zoo/shapes-seg.pt"),
+                        help="also save the PyTorch weights here (not shipped; for fine-tuning)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(args.seed)
@@ -287,11 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt.step()
-        history.append(float(loss))
+        history.append(loss.item())
         if it % 50 == 0:
-            log.info("it %d  %.0f%%  lr %.5f  loss %.3f  %s", it, 100 * progress, lr, np.mean(history[-50:]), json.dumps({k: round(v, 3) for k, v in parts.items()}))
+            parts_txt = json.dumps({k: round(v, 3) for k, v in parts.items()})
+            log.info("it %d  %.0f%%  lr %.5f  loss %.3f  %s", it, 100 * progress, lr, np.mean(history[-50:]), parts_txt)
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
+    args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), args.checkpoint)
     export_onnx(net, args.out / "shapes-yolov8seg.onnx", "yolov8-seg")
     export_onnx(net, args.out / "shapes-yolov5seg.onnx", "yolov5-seg")
     log.info("trained %d iterations in %.1f min; exported to %s", args.iterations, (time.monotonic() - t0) / 60, args.out)
