@@ -70,15 +70,33 @@ def test_provider_fallback_is_detected_and_reported(caplog):
     assert any("fell back" in r.getMessage() for r in caplog.records)
 
 
-def test_heldout_clip_accuracy_through_the_pipeline(heldout_clip, tmp_path):
-    """The model card's claim: mask and box mAP50 >= 0.90 on seed 7 (never trained on)."""
+def _heldout_run(heldout_clip, tmp_path, interval: int) -> dict:
     clip, gt = heldout_clip
-    out = tmp_path / "heldout.jsonl"
-    cfg = {"streams": [{"id": "heldout", "source": {"type": "file", "path": str(clip)}}],
-           "model": {"intra_op_threads": 2, "postprocess": {"confidence": 0.25, "iou_threshold": 0.5}},
+    out = tmp_path / f"heldout-{interval}.jsonl"
+    cfg = {"streams": [{"id": "heldout", "source": {"type": "file", "path": str(clip)}, "infer_interval": interval}],
+           "model": {"intra_op_threads": 2, "postprocess": {"confidence": 0.01, "iou_threshold": 0.5}},
+           "tracker": {"type": "bytetrack"},
            "sinks": [{"type": "jsonl", "path": str(out)}]}
-    Pipeline.from_config(cfg).run()
-    m = evaluate(out, gt)
+    Pipeline.from_config(cfg).run(handle_signals=False)
+    return evaluate(out, gt)
+
+
+def test_heldout_clip_accuracy_through_the_pipeline(heldout_clip, tmp_path):
+    """The model card's claims on seed 7 (never trained on), through the whole pipeline.
+
+    Measured on the development machine: box / mask mAP50 0.936 / 0.946, MOTA 0.909,
+    IDF1 0.900, 3 ID switches. IDF1 is asserted with 0.01 of slack for floating-point
+    differences between CPUs (ONNX Runtime picks kernels by instruction set)."""
+    m = _heldout_run(heldout_clip, tmp_path, 1)
     assert m["frames"] == 300
     assert m["mask_map50"] >= 0.90, m
     assert m["box_map50"] >= 0.90, m
+    assert m["mota"] >= 0.85, m
+    assert m["idf1"] >= 0.89, m
+    assert m["id_switches"] <= 10, m
+
+
+def test_heldout_tracking_with_inference_every_second_frame(heldout_clip, tmp_path):
+    """infer_interval 2: measured IDF1 0.871 (target 0.85)."""
+    m = _heldout_run(heldout_clip, tmp_path, 2)
+    assert m["idf1"] >= 0.85, m
