@@ -252,8 +252,11 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
                     top = col[sra[r]]
                     small[c, r] = 1 if top + (col[srb[r]] - top) * swy[r] > 0 else 0
             for c in range(bw):
-                sc = small[gcol[c] - g0c]
                 oc = out[c]
+                if c > 0 and gcol[c] == gcol[c - 1]:
+                    oc[:] = out[c - 1]  # same grid column: a copy, not a gather
+                    continue
+                sc = small[gcol[c] - g0c]
                 for r in range(bh):
                     oc[r] = sc[grow[r] - g0r]
     return flat, offsets
