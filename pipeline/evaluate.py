@@ -25,6 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.errors import VidpipeError
 from pipeline.kernels import box_iou
+from pipeline.result import box_from_wire
 
 IOU_MATCH = 0.5
 
@@ -100,10 +101,7 @@ def _frames(gt: dict, records: list[dict]) -> tuple[list, list]:
     pred_by_frame: dict[int, list] = {}
     for rec in records:
         pred_by_frame[rec["frame"]] = [
-            (d["track_id"], [d["bounding-box"]["left"], d["bounding-box"]["top"],
-                             d["bounding-box"]["left"] + d["bounding-box"]["width"],
-                             d["bounding-box"]["top"] + d["bounding-box"]["height"]])
-            for d in rec["detections"] if d.get("track_id", -1) >= 0
+            (d["track_id"], box_from_wire(d["bounding-box"])) for d in rec["detections"] if d.get("track_id", -1) >= 0
         ]
     frames = sorted(image_frame.values())
     g = [gt_by_frame.get(f, []) for f in frames]

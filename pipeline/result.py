@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,20 @@ class Result:
         return self.detections.to_supervision(masks=masks)
 
 
+def wire_box(x0: float, y0: float, x1: float, y1: float) -> dict[str, float]:
+    """``bounding-box`` rounded to 0.01 px *outward*, so the integer pixel range a receiver
+    derives (floor of left/top, ceil of right/bottom) is the sender's: masks cropped to
+    it line up exactly."""
+    left, top = math.floor(x0 * 100) / 100, math.floor(y0 * 100) / 100
+    right, bottom = math.ceil(x1 * 100) / 100, math.ceil(y1 * 100) / 100
+    return {"left": left, "top": top, "width": round(right - left, 2), "height": round(bottom - top, 2)}
+
+
+def box_from_wire(b: dict[str, float]) -> list[float]:
+    """xyxy of a ``bounding-box``; right/bottom rounded back to 0.01 to undo float error."""
+    return [b["left"], b["top"], round(b["left"] + b["width"], 2), round(b["top"] + b["height"], 2)]
+
+
 def encode_bitmask(mask: np.ndarray, box: np.ndarray) -> dict[str, Any]:
     """A cropped mask as packed bits (row-major, base64) with its integer box."""
     return {"box": [int(v) for v in box], "bits": base64.b64encode(np.packbits(np.ascontiguousarray(mask))).decode("ascii")}
@@ -70,9 +85,8 @@ def _detection_records(dets: Detections, mask_format: str, polygon_precision: fl
     names = dets.category
     out = []
     for i in range(n):
-        x0, y0, x1, y1 = xyxy[i]
         rec: dict[str, Any] = {
-            "bounding-box": {"left": round(x0, 2), "top": round(y0, 2), "width": round(x1 - x0, 2), "height": round(y1 - y0, 2)},
+            "bounding-box": wire_box(*xyxy[i]),
             "category": names[i],
             "class_id": int(dets.class_id[i]),
             "score": round(float(dets.confidence[i]), 4),
@@ -124,9 +138,8 @@ def _instill_objects(dets: Detections) -> list[dict[str, Any]]:
     names = dets.category
     out = []
     for i in range(len(dets)):
-        x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
         out.append({
-            "bounding-box": {"left": round(x0, 2), "top": round(y0, 2), "width": round(x1 - x0, 2), "height": round(y1 - y0, 2)},
+            "bounding-box": wire_box(*(float(v) for v in dets.xyxy[i])),
             "category": names[i], "score": round(float(dets.confidence[i]), 4),
             "rle": rles[i]["counts"] if rles[i] is not None else None,
         })

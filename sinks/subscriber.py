@@ -28,7 +28,7 @@ import zmq.auth
 from pipeline import rle
 from pipeline.detections import Detections, mask_boxes
 from pipeline.errors import VidpipeError
-from pipeline.result import SCHEMA, decode_bitmask
+from pipeline.result import SCHEMA, box_from_wire, decode_bitmask
 from sinks.zmq import HEARTBEAT_TOPIC
 
 log = logging.getLogger("vidpipe.subscriber")
@@ -87,8 +87,7 @@ def detections_from_record(rec: dict[str, Any]) -> Detections:
             names.append(d.get("class", ""))
             rles.append(d.get("rle"))
         else:
-            b = d["bounding-box"]
-            boxes.append([b["left"], b["top"], b["left"] + b["width"], b["top"] + b["height"]])
+            boxes.append(box_from_wire(d["bounding-box"]))
             scores.append(d["score"])
             classes.append(d.get("class_id", -1))
             tracks.append(d.get("track_id", -1))
@@ -97,19 +96,33 @@ def detections_from_record(rec: dict[str, Any]) -> Detections:
             if r is None and "bitmask" in d:
                 r = d["bitmask"]  # decoded below, already cropped
             rles.append({"size": [h, w], "counts": r} if isinstance(r, str) else r)
-    xyxy = np.array(boxes, np.float32).reshape(-1, 4)
+    xyxy = np.array(boxes, np.float64).reshape(-1, 4)
     masks = None
     if rles and all(r is not None for r in rles):
-        masks = []
-        for r, b in zip(rles, mask_boxes(xyxy, (h, w))):
+        full = []
+        for r in rles:
             if "bits" in r:
-                crop = decode_bitmask(r)
-                full = np.zeros((h, w), bool)
+                m = np.zeros((h, w), bool)
                 bx0, by0, bx1, by1 = r["box"]
-                full[by0:by1, bx0:bx1] = crop
-                masks.append(full[b[1]:b[3], b[0]:b[2]])
+                m[by0:by1, bx0:bx1] = decode_bitmask(r)
             else:
-                masks.append(rle.decode(r)[b[1]:b[3], b[0]:b[2]])
+                m = rle.decode(r)
+            full.append(m)
+        # A box rounded inside its mask's pixel range (centre/size formats) grows just
+        # enough for the crop to keep every mask pixel.
+        px = mask_boxes(xyxy, (h, w))
+        for i, m in enumerate(full):
+            ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+            if len(ys):
+                if xs[0] < px[i, 0]:
+                    xyxy[i, 0] = xs[0]
+                if ys[0] < px[i, 1]:
+                    xyxy[i, 1] = ys[0]
+                if xs[-1] + 1 > px[i, 2]:
+                    xyxy[i, 2] = xs[-1] + 1
+                if ys[-1] + 1 > px[i, 3]:
+                    xyxy[i, 3] = ys[-1] + 1
+        masks = [m[b[1]:b[3], b[0]:b[2]] for m, b in zip(full, mask_boxes(xyxy, (h, w)))]
     class_names: list[str] = []
     if names:
         # Class names by id, as far as the message tells them.

@@ -95,7 +95,8 @@ def test_output_formats(small_clip, tmp_path):
     o = recs["instill"][frame]["objects"][0]
     b = d["bounding-box"]
     assert recs["roboflow"][frame]["image"] == {"width": 640, "height": 360}
-    assert p["x"] == round(b["left"] + b["width"] / 2, 2) and p["class"] == d["category"] and p["confidence"] == d["score"]
+    assert abs(p["x"] - (b["left"] + b["width"] / 2)) <= 0.011 and abs(p["width"] - b["width"]) <= 0.021
+    assert p["class"] == d["category"] and p["confidence"] == d["score"]
     assert {"detection_id", "class_id", "points"} <= set(p) and len(p["points"]) >= 3
     assert o["bounding-box"] == b and o["category"] == d["category"] and o["score"] == d["score"]
     assert np.array_equal(rle.decode({"size": [360, 640], "counts": o["rle"]}), rle.decode(d["rle"]))

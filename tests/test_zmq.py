@@ -134,13 +134,15 @@ def _pub_run(model, endpoint: str, slow_subscriber: bool) -> tuple[float, dict]:
 
 
 def test_pub_slow_subscriber_never_slows_the_pipeline(model):
+    """The pipeline runs at its own pace, not the subscriber's, and the subscriber counts
+    what it missed. (The fps ratio with and without a slow subscriber is a benchmark:
+    benchmarks/zmq_throughput.py.)"""
     endpoint = free_endpoint()
-    alone = max(_pub_run(model, endpoint, False)[0] for _ in range(2))
-    runs = [_pub_run(model, endpoint, True) for _ in range(2)]
-    with_slow = max(fps for fps, _ in runs)
-    stats = runs[-1][1]
-    assert with_slow >= 0.9 * alone, (alone, with_slow)
+    fps, stats = _pub_run(model, endpoint, True)
+    subscriber_rate = 1 / 0.15  # it sleeps 0.15 s per result
+    assert fps > 3 * subscriber_rate, (fps, stats)
     assert stats["received"] > 0 and stats["gaps"] > 0 and stats["missed"] > 0, stats
+    assert stats["received"] + stats["missed"] <= 60
 
 
 def test_curve_only_authenticated_subscribers_receive(tmp_path, model):
