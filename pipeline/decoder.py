@@ -63,9 +63,9 @@ class Decoder(Stage):
                 self.put(self.out, item)
                 return
             else:
-                t0 = time.perf_counter()
+                t0, waited = time.perf_counter(), self.put_wait_s
                 self._decode(item)
-                self.busy_s += time.perf_counter() - t0
+                self.busy_s += time.perf_counter() - t0 - (self.put_wait_s - waited)
 
     def _emit(self, image: np.ndarray, pts: float | None, captured_at: float, gap: bool, t0: float) -> None:
         now = time.perf_counter()

@@ -71,6 +71,7 @@ class Stage:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.busy_s = 0.0  # time spent working, not waiting
+        self.put_wait_s = 0.0  # time blocked on full output rings (back-pressure)
         self.items = 0
         self.started_at = 0.0
         self.finished_at = 0.0
@@ -141,8 +142,11 @@ class Stage:
         try:
             if ring.policy != "block":
                 return ring.put(item)
-            while not ring.put(item, timeout=POLL_S):
-                pass
+            t0 = time.perf_counter()
+            if not ring.put(item, timeout=0):
+                while not ring.put(item, timeout=POLL_S):
+                    pass
+                self.put_wait_s += time.perf_counter() - t0
             return True
         except RingClosed:
             raise StopStage() from None
@@ -166,5 +170,6 @@ class Stage:
             "items": self.items,
             "busy_s": round(self.busy_s, 3),
             "busy_fraction": round(self.busy_s / wall, 3) if wall else 0.0,
+            "blocked_s": round(self.put_wait_s, 3),
             "fps": round(self.items / wall, 2) if wall else 0.0,
         }

@@ -1,5 +1,6 @@
 """Annotated video sink: masks, boxes, labels (class, track id, score) and traces drawn
-with supervision's annotators, encoded H.264 with PyAV into mp4, one file per stream.
+with supervision's annotators (masks blended per box, in the same palette, so no
+full-frame masks are made), encoded H.264 with PyAV into mp4, one file per stream.
 
 The mp4 is written fragmented (``frag_keyframe+empty_moov``): what was written so far is
 a playable file even if the process dies, and end of stream or a stop finalises it.
@@ -73,20 +74,35 @@ class AnnotatedVideoSink(Sink):
 
         if stream not in self._annotators:  # traces keep per-stream history
             self._annotators[stream] = {
-                "mask": sv.MaskAnnotator(opacity=0.45), "box": sv.BoxAnnotator(thickness=2),
+                "box": sv.BoxAnnotator(thickness=2),
                 "label": sv.LabelAnnotator(text_scale=0.5, text_padding=4), "trace": sv.TraceAnnotator(trace_length=40),
             }
         return self._annotators[stream]
+
+    @staticmethod
+    def draw_masks_cropped(image: np.ndarray, dets, opacity: float = 0.45) -> None:
+        """Blend each mask into its box region, in the class colour of supervision's
+        palette: no full-frame masks (N × H × W) are made."""
+        import supervision as sv
+
+        palette = sv.ColorPalette.DEFAULT
+        for m, b, c in zip(dets.masks, dets.mask_boxes, dets.class_id.tolist()):
+            region = image[b[1]:b[3], b[0]:b[2]]
+            if region.size == 0:
+                continue
+            color = np.array(palette.by_idx(c).as_bgr(), np.float32)
+            pixels = region[m].astype(np.float32)
+            region[m] = (pixels * (1 - opacity) + color * opacity).astype(np.uint8)
 
     def annotate(self, result: Result) -> np.ndarray:
         image = result.image.copy()
         dets = result.detections
         if len(dets) == 0:
             return image
-        sv_dets = dets.to_supervision(masks=self.draw_masks and dets.masks is not None)
+        if self.draw_masks and dets.masks is not None:
+            self.draw_masks_cropped(image, dets)
+        sv_dets = dets.to_supervision(masks=False)
         ann = self._annotators_for(result.stream_id)
-        if self.draw_masks and sv_dets.mask is not None:
-            image = ann["mask"].annotate(image, sv_dets)
         if self.draw_boxes:
             image = ann["box"].annotate(image, sv_dets)
         if self.draw_traces and sv_dets.tracker_id is not None:

@@ -62,17 +62,21 @@ class Source(Stage):
             self.probe()
         self.stream_stats.set_state("streaming")
         reason = "eos"
-        for item in self.packets():
+        items = iter(self.packets())
+        while True:
+            t0 = time.perf_counter()
+            item = next(items, None)  # reading / demuxing: the source's own work
+            self.busy_s += time.perf_counter() - t0
+            if item is None:
+                break
             if self.stopping:
                 reason = "stopped"
                 break
-            t0 = time.perf_counter()
             if isinstance(item, Packet):
                 self.stream_stats.packets += 1
                 self.items += 1
             if not self.put(self.out, item):
                 self.stream_stats.drop("packet_ring_full")
-            self.busy_s += time.perf_counter() - t0
         self.stream_stats.set_state("ended")
         self.put(self.out, EndOfStream(self.stream_id, reason))
 
