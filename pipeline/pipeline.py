@@ -220,16 +220,20 @@ class Pipeline:
             log.error("threads still running after stop: %s", stuck)
         log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
 
+    def _supervise_until_done(self) -> None:
+        """Read the bus until the last stage has finished."""
+        while not self._done():
+            msg = self.bus.poll(0.05)
+            if msg is not None:
+                self._handle(msg)
+
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end of every stream; returns the summary, raises the first error."""
         with self._signal_handlers(handle_signals):
             if not self._started:
                 self.start()
             try:
-                while not self._done():
-                    msg = self.bus.poll(0.05)
-                    if msg is not None:
-                        self._handle(msg)
+                self._supervise_until_done()
             finally:
                 self._finish()
         self._raise_errors()
@@ -255,10 +259,7 @@ class Pipeline:
                     open_streams.discard(item.stream_id)
                     continue
                 yield item
-            while not self._done():
-                msg = self.bus.poll(0.05)
-                if msg is not None:
-                    self._handle(msg)
+            self._supervise_until_done()
         finally:
             self._finish()
         self._raise_errors()

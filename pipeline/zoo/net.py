@@ -125,21 +125,28 @@ def flatten_outputs(outs: list[torch.Tensor], num_classes: int) -> tuple[torch.T
     return xyxy, flat[..., 4 : 4 + num_classes], flat[..., 4 + num_classes :], ltrb
 
 
-class ExportYolov8(nn.Module):
-    """``output0 (B, 4+nc+32, A)``: xywh centre in input pixels, class scores, coefficients."""
-
+class _Export(nn.Module):
     def __init__(self, net: YoloSeg) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decoded(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """xywh (centre, input pixels), class probabilities, coefficients, prototypes."""
         outs, protos = self.net(images)
         xyxy, cls, coef, _ = flatten_outputs(outs, self.net.num_classes)
         xywh = torch.cat([(xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]], -1)
-        return torch.cat([xywh, cls.sigmoid(), coef], -1).transpose(1, 2), protos
+        return xywh, cls.sigmoid(), coef, protos
 
 
-class ExportYolov5(nn.Module):
+class ExportYolov8(_Export):
+    """``output0 (B, 4+nc+32, A)``: xywh centre in input pixels, class scores, coefficients."""
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xywh, scores, coef, protos = self.decoded(images)
+        return torch.cat([xywh, scores, coef], -1).transpose(1, 2), protos
+
+
+class ExportYolov5(_Export):
     """``output0 (B, A, 5+nc+32)``: xywh, objectness, class scores, coefficients.
 
     The network has no separate objectness head, so objectness is the best class score
@@ -147,14 +154,7 @@ class ExportYolov5(nn.Module):
     rule, gives back exactly the scores of the YOLOv8 layout.
     """
 
-    def __init__(self, net: YoloSeg) -> None:
-        super().__init__()
-        self.net = net
-
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs, protos = self.net(images)
-        xyxy, cls, coef, _ = flatten_outputs(outs, self.net.num_classes)
-        xywh = torch.cat([(xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]], -1)
-        scores = cls.sigmoid()
+        xywh, scores, coef, protos = self.decoded(images)
         obj = scores.amax(-1, keepdim=True)
         return torch.cat([xywh, obj, scores / obj.clamp_min(1e-9), coef], -1), protos
