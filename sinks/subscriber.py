@@ -28,7 +28,7 @@ import zmq.auth
 from pipeline import rle
 from pipeline.detections import Detections, mask_boxes
 from pipeline.errors import VidpipeError
-from pipeline.result import SCHEMA, box_from_wire, decode_bitmask
+from pipeline.result import SCHEMA, Result, box_from_wire, decode_bitmask
 from sinks.zmq import HEARTBEAT_TOPIC
 
 log = logging.getLogger("vidpipe.subscriber")
@@ -70,6 +70,14 @@ class Message:
 
     def to_supervision(self, masks: bool = True):
         return self.detections.to_supervision(masks=masks)
+
+    def to_result(self) -> Result:
+        """The message as a pipeline :class:`Result` (detections decoded, frame if sent)."""
+        h = self.header
+        return Result(self.stream, self.frame, h.get("pts"), float(h.get("captured_at", 0.0)), int(h["width"]),
+                      int(h["height"]), str(h.get("model", "")), self.detections, dict(h.get("timings", {})),
+                      float(h.get("latency_ms", 0.0)), dict(h.get("drops", {})), bool(h.get("inferred", True)),
+                      bool(h.get("gap", False)), self.image)
 
 
 def detections_from_record(rec: dict[str, Any]) -> Detections:

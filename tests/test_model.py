@@ -14,6 +14,7 @@ from pipeline.evaluate import evaluate
 from pipeline.layouts import recognise
 from pipeline.model import Model
 from pipeline.zoo import BUNDLED
+from sources.scene import SyntheticScene
 
 
 @pytest.mark.parametrize("name,layout,det_shape", [
@@ -52,6 +53,29 @@ def test_both_layouts_give_the_same_detections(heldout_clip):
         np.testing.assert_allclose(da.confidence, db.confidence, atol=1e-4)
         for ma, mb in zip(da.masks, db.masks):
             assert np.array_equal(ma, mb)
+
+
+def test_fixed_batch_model_is_padded(tmp_path):
+    """A model exported with a fixed batch of 4: batches of fewer frames are padded."""
+    m = onnx.load(str(BUNDLED["shapes-yolov8seg"]))
+    for value in [*m.graph.input, *m.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_param")
+        dim.dim_value = 4
+    path = tmp_path / "fixed4.onnx"
+    onnx.save(m, str(path))
+    fixed = Model.load(path, intra_op_threads=2)
+    dynamic = Model.load(BUNDLED["shapes-yolov8seg"], intra_op_threads=2)
+    assert fixed.batch_limit == 4
+    frames = [SyntheticScene(3).step()[0] for _ in range(2)]
+    a, b = fixed.infer(frames), dynamic.infer(frames)
+    assert len(a) == 2 and [len(d) for d in a] == [len(d) for d in b]
+    np.testing.assert_allclose(a[1].xyxy, b[1].xyxy, atol=0.05)
+    cfg = {"streams": [{"id": "s", "source": {"type": "synthetic", "frames": 5, "width": 320, "height": 180}}],
+           "model": {"path": str(path)}, "batching": {"max_batch_size": 8}}
+    with Pipeline.from_config(cfg) as p:
+        assert [r.frame_index for r in p] == list(range(5))
+    assert p.inference.max_batch_size == 4, "never more than the model's fixed batch"
 
 
 def test_info_reports_layout_classes_and_providers(capsys):

@@ -208,3 +208,35 @@ def test_random_and_malformed_messages_are_counted_not_fatal():
 def test_keys_generate_cli(tmp_path, capsys):
     assert cli_main(["keys", "generate", str(tmp_path / "k")]) == 0
     assert (tmp_path / "k" / "server.key_secret").exists() and (tmp_path / "k" / "client.key").exists()
+
+
+def test_subscribe_cli_prints_and_saves(small_clip, model, tmp_path, capsys):
+    from sources.file import VideoFileSource
+
+    endpoint = free_endpoint()
+    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [ZmqSink(endpoint, mode="push")])
+    t, box = _run_in_thread(pipeline)
+    save = tmp_path / "saved.jsonl"
+    assert cli_main(["subscribe", endpoint, "--pull", "--count", "40", "--save", str(save), "--timeout", "20"]) == 0
+    t.join(30)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 40 and lines[0].startswith("cam0") and "frame       0" in lines[0]
+    assert "received 40" in err and "gaps 0" in err
+    saved = [json.loads(x) for x in save.read_text().splitlines()]
+    assert [r["frame"] for r in saved] == list(range(40))
+
+
+def test_messages_become_results(small_clip, model):
+    from sources.file import VideoFileSource
+
+    endpoint = free_endpoint()
+    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [ZmqSink(endpoint, mode="push", send_frames=True)])
+    with Subscriber(endpoint, mode="pull") as sub:
+        t, _ = _run_in_thread(pipeline)
+        results = [m.to_result() for m in sub.iter(timeout_s=10)]
+        t.join(30)
+    assert len(results) == 40
+    r = results[-1]
+    assert (r.stream_id, r.frame_index, r.width, r.height) == ("cam0", 39, 640, 360)
+    assert r.image.shape == (360, 640, 3) and r.latency_ms > 0 and "inference" in r.timings
