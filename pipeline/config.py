@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.redact import redact_text
 
 
 class _Strict(BaseModel):
@@ -48,7 +49,39 @@ class SyntheticSourceConfig(_Strict):
     realtime: bool = False
 
 
-SourceConfig = Annotated[FileSourceConfig | ImagesSourceConfig | SyntheticSourceConfig, Field(discriminator="type")]
+class _LiveBase(_Strict):
+    open_timeout: float = Field(5.0, gt=0, description="seconds to connect")
+    stall_timeout: float = Field(5.0, gt=0, description="no packet for this long: reconnect (watchdog)")
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(10.0, gt=0)
+    backoff_jitter: float = Field(0.25, ge=0, le=1)
+    max_attempts: int | None = Field(None, ge=1, description="None: retry forever")
+    options: dict[str, str] = Field(default_factory=dict, description="extra FFmpeg options")
+
+
+class RtspSourceConfig(_LiveBase):
+    type: Literal["rtsp"]
+    url: str = Field(description="rtsp://[user:pass@]host[:port]/path (credentials are redacted everywhere)")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+
+
+class UrlSourceConfig(_LiveBase):
+    type: Literal["url"]
+    url: str = Field(description="http(s)://, HLS .m3u8, rtmp://, udp://, srt:// ... through PyAV")
+
+
+class WebcamSourceConfig(_LiveBase):
+    type: Literal["webcam"]
+    device: str = "/dev/video0"
+    input_format: str = Field("v4l2", description="FFmpeg input device format")
+    video_size: str | None = Field(None, description="e.g. 1280x720")
+    framerate: float | None = Field(None, gt=0)
+
+
+SourceConfig = Annotated[
+    FileSourceConfig | ImagesSourceConfig | SyntheticSourceConfig | RtspSourceConfig | UrlSourceConfig | WebcamSourceConfig,
+    Field(discriminator="type"),
+]
 
 RingPolicy = Literal["block", "drop_oldest", "drop_newest"]
 
@@ -212,7 +245,7 @@ class PipelineConfig(_Strict):
 def _format_error(exc: ValidationError, origin: str) -> str:
     errors = exc.errors()
     first = errors[0]
-    tags = ("file", "images", "synthetic", "jsonl", "zmq", "video", "masks", "callback")
+    tags = ("file", "images", "synthetic", "rtsp", "url", "webcam", "jsonl", "zmq", "video", "masks", "callback")
     loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in tags))
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
@@ -220,7 +253,7 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     got = first.get("input")
     got_txt = f", got {got!r}" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict) else ""
-    return f"config error in {origin} at {loc or '<top>'}: {msg}{got_txt}{more}"
+    return redact_text(f"config error in {origin} at {loc or '<top>'}: {msg}{got_txt}{more}")
 
 
 def load_config_dict(data: Any, origin: str = "<dict>") -> PipelineConfig:

@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.frames import EndOfStream, Frame, Packet, StreamInfo
+from pipeline.frames import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
 from pipeline.metrics import StreamStats
 from pipeline.ring import RingBuffer, RingClosed
 from pipeline.stage import Bus, Stage, StopStage
@@ -36,12 +36,14 @@ class Decoder(Stage):
         self._codec: av.CodecContext | None = None
         self._info: StreamInfo | None = None
         self._index = 0
-        self._arrivals: dict[int, tuple[float, bool]] = {}  # packet pts -> (captured_at, gap)
+        self._arrivals: dict[int, float] = {}  # packet pts -> captured_at
+        self._gap_pending = False  # a packet marked gap came: the next frame out carries it
         self._errors_logged = 0
 
     def _open_codec(self, info: StreamInfo) -> None:
         self._info = info
         self._codec = None
+        self._arrivals.clear()  # pts restart with a new session
         if info.codec in (None, "image"):
             return
         ctx = av.CodecContext.create(info.codec, "r")
@@ -58,6 +60,9 @@ class Decoder(Stage):
                 self._flush()
                 self._open_codec(item)
                 self.put(self.out, item)
+            elif isinstance(item, Discontinuity):
+                self._flush()
+                self._codec = None  # the next session brings its own StreamInfo
             elif isinstance(item, EndOfStream):
                 self._flush()
                 self.put(self.out, item)
@@ -68,6 +73,8 @@ class Decoder(Stage):
                 self.busy_s += time.perf_counter() - t0 - (self.put_wait_s - waited)
 
     def _emit(self, image: np.ndarray, pts: float | None, captured_at: float, gap: bool, t0: float) -> None:
+        gap = gap or self._gap_pending
+        self._gap_pending = False
         now = time.perf_counter()
         frame = Frame(self.stream_id, self._index, pts, captured_at, image, decoded_at=now,
                       timings={"decode": (now - t0) * 1e3}, gap=gap)
@@ -80,6 +87,8 @@ class Decoder(Stage):
     def _decode(self, packet: Packet) -> None:
         t0 = time.perf_counter()
         data = packet.data
+        if packet.gap:
+            self._gap_pending = True
         if isinstance(data, np.ndarray):
             self._emit(data, packet.pts, packet.captured_at, packet.gap, t0)
             return
@@ -94,7 +103,7 @@ class Decoder(Stage):
             self._decode_error(packet, "no codec opened (no StreamInfo before the first packet)")
             return
         if data.pts is not None:
-            self._arrivals[data.pts] = (packet.captured_at, packet.gap)
+            self._arrivals[data.pts] = packet.captured_at
         try:
             frames = self._codec.decode(data)
         except av.error.FFmpegError as exc:
@@ -105,9 +114,9 @@ class Decoder(Stage):
     def _emit_av(self, frames, t0: float) -> None:
         tb = self._info.time_base if self._info else None
         for f in frames:
-            captured_at, gap = self._arrivals.pop(f.pts, (time.time(), False)) if f.pts is not None else (time.time(), False)
+            captured_at = self._arrivals.pop(f.pts, None) if f.pts is not None else None
             pts = float(f.pts * tb) if (f.pts is not None and tb is not None) else None
-            self._emit(f.to_ndarray(format="bgr24"), pts, captured_at, gap, t0)
+            self._emit(f.to_ndarray(format="bgr24"), pts, captured_at or time.time(), False, t0)
             t0 = time.perf_counter()
         if len(self._arrivals) > 256:  # packets whose frames never came (corrupt): forget them
             for k in sorted(self._arrivals)[:-64]:

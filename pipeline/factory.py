@@ -29,6 +29,21 @@ def build_source(stream: StreamConfig) -> Source:
         from sources.synthetic import SyntheticSource
 
         return SyntheticSource(stream.id, cfg.seed, cfg.frames, cfg.width, cfg.height, cfg.fps, cfg.realtime)
+    if cfg.type in ("rtsp", "url", "webcam"):
+        from sources.live import LiveVideoSource
+
+        options = dict(cfg.options)
+        common = dict(open_timeout=cfg.open_timeout, stall_timeout=cfg.stall_timeout, backoff_initial=cfg.backoff_initial,
+                      backoff_max=cfg.backoff_max, backoff_jitter=cfg.backoff_jitter, max_attempts=cfg.max_attempts)
+        if cfg.type == "rtsp":
+            return LiveVideoSource(stream.id, cfg.url, cfg.rtsp_transport, options=options, kind="rtsp", **common)
+        if cfg.type == "url":
+            return LiveVideoSource(stream.id, cfg.url, options=options, kind="url", **common)
+        if cfg.video_size:
+            options.setdefault("video_size", cfg.video_size)
+        if cfg.framerate:
+            options.setdefault("framerate", str(cfg.framerate))
+        return LiveVideoSource(stream.id, cfg.device, options=options, input_format=cfg.input_format, kind="webcam", **common)
     raise ValueError(f"unknown source type {cfg.type!r}")  # pragma: no cover - config validates
 
 

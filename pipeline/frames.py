@@ -76,3 +76,13 @@ class StreamInfo:
     extradata: bytes | None = None
     live: bool = False
     is_control = True
+
+
+@dataclass
+class Discontinuity:
+    """A live session ended (reconnect ahead): the decoder flushes what it holds now,
+    rather than when the next session starts."""
+
+    stream_id: str
+    reason: str = "disconnected"
+    is_control = True

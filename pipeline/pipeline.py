@@ -88,8 +88,8 @@ class Pipeline:
                 raise ValueError(f"two sources use stream id {sid!r}")
             stats = self.streams[sid] = StreamStats(sid)
             live = src.live
-            packets = self._ring(sizes["packets"], "drop_oldest" if live else "block", f"packets:{sid}",
-                                 on_drop=lambda _item, s=stats: s.drop("packet_ring_full"))
+            # Live packets are never dropped by the ring: the source skips whole GOPs instead.
+            packets = self._ring(sizes["packets"], "drop_newest" if live else "block", f"packets:{sid}")
             frame_policy = policies.get(sid) or ("drop_oldest" if live else "block")
             frames = self._ring(sizes["frames"], frame_policy, f"frames:{sid}", waker=waker,
                                 on_drop=lambda _item, s=stats: s.drop("frame_ring_full"))

@@ -30,6 +30,7 @@ class Source(Stage):
         self.stream_stats = StreamStats(stream_id)
         self._probed = False
         self._index = 0
+        self._skip_to_keyframe = False
 
     def bind(self, bus: Bus, out: RingBuffer, stats: StreamStats) -> None:
         """Attach to a pipeline: its bus, this stream's packet ring and counters."""
@@ -60,7 +61,8 @@ class Source(Stage):
         assert self.out is not None, "source not bound to a pipeline"
         if not self._probed:
             self.probe()
-        self.stream_stats.set_state("streaming")
+        if not self.live:
+            self.stream_stats.set_state("streaming")
         reason = "eos"
         items = iter(self.packets())
         while True:
@@ -75,10 +77,27 @@ class Source(Stage):
             if isinstance(item, Packet):
                 self.stream_stats.packets += 1
                 self.items += 1
+                if self.live:
+                    self._put_live(item)
+                    continue
             if not self.put(self.out, item):
                 self.stream_stats.drop("packet_ring_full")
-        self.stream_stats.set_state("ended")
+        if self.stream_stats.state != "failed":
+            self.stream_stats.set_state("ended")
         self.put(self.out, EndOfStream(self.stream_id, reason))
+
+    def _put_live(self, packet: Packet) -> None:
+        """Overload on a live stream: when the decoder falls behind (its packet ring is
+        full), drop packets up to the next keyframe, so no frame is decoded only to be
+        thrown away and the decoder restarts cleanly on a keyframe."""
+        if self._skip_to_keyframe:
+            if not packet.keyframe:
+                self.stream_stats.drop("gop_skip")
+                return
+            self._skip_to_keyframe = False
+        if len(self.out) >= self.out.capacity or not self.put(self.out, packet):
+            self._skip_to_keyframe = True
+            self.stream_stats.drop("gop_skip")
 
     def on_failure(self, exc: BaseException) -> None:
         # End the stream downstream so the other stages finish it; the error is on the bus.
