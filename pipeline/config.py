@@ -31,6 +31,9 @@ class _Strict(BaseModel):
 class FileSourceConfig(_Strict):
     type: Literal["file"]
     path: Path
+    realtime: bool = Field(False, description="pace at the file's frame rate, like a camera (live rings)")
+    loop: bool = Field(False, description="start over at the end; pts and frame indices keep increasing")
+    start_seconds: float = Field(0.0, ge=0, description="seek here first")
 
 
 class ImagesSourceConfig(_Strict):
@@ -91,6 +94,7 @@ class StreamConfig(_Strict):
     source: SourceConfig
     ring_policy: RingPolicy | None = Field(None, description="frame ring policy; default: block for files, drop_oldest for live")
     infer_interval: int = Field(1, ge=1, description="inference on every N-th frame; the tracker carries the frames between")
+    max_fps: float | None = Field(None, gt=0, description="keep evenly spaced frames up to this rate (the rest: drops 'max_fps')")
 
 
 class PostprocessConfig(_Strict):

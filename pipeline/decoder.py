@@ -29,15 +29,17 @@ class Decoder(Stage):
     per_stream = True
 
     def __init__(self, stream_id: str, bus: Bus, inp: RingBuffer, out: RingBuffer, stats: StreamStats,
-                 thread_type: str = "AUTO", threads: int = 0) -> None:
+                 thread_type: str = "AUTO", threads: int = 0, max_fps: float | None = None) -> None:
         super().__init__(f"decoder:{stream_id}", bus, stream_id)
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
         self._codec: av.CodecContext | None = None
         self._info: StreamInfo | None = None
         self._index = 0
-        self._arrivals: dict[int, float] = {}  # packet pts -> captured_at
+        self._arrivals: dict[int, tuple[float, float | None]] = {}  # raw packet pts -> (captured_at, pts in s)
         self._gap_pending = False  # a packet marked gap came: the next frame out carries it
+        self.max_fps = max_fps
+        self._next_keep: float | None = None  # max_fps: pts (or index) of the next frame to keep
         self._errors_logged = 0
 
     def _open_codec(self, info: StreamInfo) -> None:
@@ -72,6 +74,22 @@ class Decoder(Stage):
                 self._decode(item)
                 self.busy_s += time.perf_counter() - t0 - (self.put_wait_s - waited)
 
+    def _keep(self, pts: float | None) -> bool:
+        """max_fps: keep evenly spaced frames (by pts, or by arrival when there is none)."""
+        if self._info is not None and self._info.start_pts is not None and pts is not None and pts < self._info.start_pts - 1e-6:
+            return False  # before start_seconds: decoded only to reach it
+        if not self.max_fps:
+            return True
+        period = 1.0 / self.max_fps
+        t = pts if pts is not None else time.monotonic()
+        if self._next_keep is None or t >= self._next_keep - 1e-6 or t < self._next_keep - 10 * period:
+            # resync after a jump (loop, reconnect): never fall behind or run ahead
+            base = self._next_keep if self._next_keep is not None and t < self._next_keep + period else t
+            self._next_keep = base + period
+            return True
+        self.stream_stats.drop("max_fps")
+        return False
+
     def _emit(self, image: np.ndarray, pts: float | None, captured_at: float, gap: bool, t0: float) -> None:
         gap = gap or self._gap_pending
         self._gap_pending = False
@@ -90,20 +108,22 @@ class Decoder(Stage):
         if packet.gap:
             self._gap_pending = True
         if isinstance(data, np.ndarray):
-            self._emit(data, packet.pts, packet.captured_at, packet.gap, t0)
+            if self._keep(packet.pts):
+                self._emit(data, packet.pts, packet.captured_at, packet.gap, t0)
             return
         if isinstance(data, (bytes, bytearray, memoryview)):
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if image is None:
                 self._decode_error(packet, "not a decodable image")
                 return
-            self._emit(image, packet.pts, packet.captured_at, packet.gap, t0)
+            if self._keep(packet.pts):
+                self._emit(image, packet.pts, packet.captured_at, packet.gap, t0)
             return
         if self._codec is None:
             self._decode_error(packet, "no codec opened (no StreamInfo before the first packet)")
             return
         if data.pts is not None:
-            self._arrivals[data.pts] = packet.captured_at
+            self._arrivals[data.pts] = (packet.captured_at, packet.pts)
         try:
             frames = self._codec.decode(data)
         except av.error.FFmpegError as exc:
@@ -114,9 +134,13 @@ class Decoder(Stage):
     def _emit_av(self, frames, t0: float) -> None:
         tb = self._info.time_base if self._info else None
         for f in frames:
-            captured_at = self._arrivals.pop(f.pts, None) if f.pts is not None else None
-            pts = float(f.pts * tb) if (f.pts is not None and tb is not None) else None
-            self._emit(f.to_ndarray(format="bgr24"), pts, captured_at or time.time(), False, t0)
+            arrival = self._arrivals.pop(f.pts, None) if f.pts is not None else None
+            if arrival is not None:  # the source's pts (it may offset them, e.g. when looping)
+                captured_at, pts = arrival
+            else:
+                captured_at, pts = time.time(), (float(f.pts * tb) if (f.pts is not None and tb is not None) else None)
+            if self._keep(pts):
+                self._emit(f.to_ndarray(format="bgr24"), pts, captured_at, False, t0)
             t0 = time.perf_counter()
         if len(self._arrivals) > 256:  # packets whose frames never came (corrupt): forget them
             for k in sorted(self._arrivals)[:-64]:

@@ -20,7 +20,7 @@ def build_source(stream: StreamConfig) -> Source:
     if cfg.type == "file":
         from sources.file import VideoFileSource
 
-        return VideoFileSource(stream.id, cfg.path)
+        return VideoFileSource(stream.id, cfg.path, cfg.realtime, cfg.loop, cfg.start_seconds)
     if cfg.type == "images":
         from sources.images import ImageFolderSource
 

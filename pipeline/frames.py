@@ -75,6 +75,7 @@ class StreamInfo:
     time_base: Fraction | None = None
     extradata: bytes | None = None
     live: bool = False
+    start_pts: float | None = None  # frames before this (after a seek) are decoded, not emitted
     is_control = True
 
 

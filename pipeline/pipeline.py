@@ -66,6 +66,7 @@ class Pipeline:
         tracker_factory: Callable[[StreamInfo], Any] | None = None,
         infer_intervals: dict[str, int] | None = None,
         carry_masks: bool = True,
+        max_fps: dict[str, float] | None = None,
     ) -> None:
         if not sources:
             raise ValueError("a pipeline needs at least one source")
@@ -94,7 +95,8 @@ class Pipeline:
             frames = self._ring(sizes["frames"], frame_policy, f"frames:{sid}", waker=waker,
                                 on_drop=lambda _item, s=stats: s.drop("frame_ring_full"))
             src.bind(self.bus, packets, stats)
-            self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, threads=decoder_threads))
+            self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, threads=decoder_threads,
+                                         max_fps=(max_fps or {}).get(sid)))
             frame_rings[sid] = frames
         results = self._ring(sizes["results"], "block", "results")
         self.inference = InferenceStage(f"inference:{model.name}", self.bus, model, frame_rings, results, waker,
@@ -139,9 +141,10 @@ class Pipeline:
         sinks = [build_sink(s) for s in cfg.sinks]
         policies = {s.id: s.ring_policy for s in cfg.streams if s.ring_policy}
         intervals = {s.id: s.infer_interval for s in cfg.streams}
+        rates = {s.id: s.max_fps for s in cfg.streams if s.max_fps}
         return cls(sources, model, sinks, cfg.batching.max_batch_size, cfg.batching.max_wait_ms,
                    cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name,
-                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True)
+                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True, rates)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property

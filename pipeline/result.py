@@ -40,6 +40,7 @@ class Result:
     drops: dict[str, int] = field(default_factory=dict)
     inferred: bool = True  # False: boxes carried by the tracker (infer_interval)
     gap: bool = False  # first result after a reconnect or skipped stretch
+    stream_state: str = "streaming"  # the source's state when the result left the pipeline
     image: np.ndarray | None = None  # the frame (BGR), for annotating sinks
     is_control = False
 
@@ -177,6 +178,7 @@ def to_record(result: Result, mask_format: str = "rle", polygon_precision: float
     rec["timings"] = {k: round(v, 3) for k, v in result.timings.items()}
     rec["latency_ms"] = round(result.latency_ms, 3)
     rec["drops"] = dict(result.drops)
+    rec["stream_state"] = result.stream_state
     if result.gap:
         rec["gap"] = True
     if seq is not None:

@@ -72,6 +72,7 @@ class TrackerStage(Stage):
             stats.results += 1
             stats.detections += len(item.detections)
             item.drops = stats.drops_snapshot()
+            item.stream_state = stats.state
             item.latency_ms = (time.time() - item.captured_at) * 1e3
             self.items += 1
             self.busy_s += time.perf_counter() - t0

@@ -75,9 +75,10 @@ class Message:
         """The message as a pipeline :class:`Result` (detections decoded, frame if sent)."""
         h = self.header
         return Result(self.stream, self.frame, h.get("pts"), float(h.get("captured_at", 0.0)), int(h["width"]),
-                      int(h["height"]), str(h.get("model", "")), self.detections, dict(h.get("timings", {})),
-                      float(h.get("latency_ms", 0.0)), dict(h.get("drops", {})), bool(h.get("inferred", True)),
-                      bool(h.get("gap", False)), self.image)
+                      int(h["height"]), str(h.get("model", "")), self.detections, timings=dict(h.get("timings", {})),
+                      latency_ms=float(h.get("latency_ms", 0.0)), drops=dict(h.get("drops", {})),
+                      inferred=bool(h.get("inferred", True)), gap=bool(h.get("gap", False)),
+                      stream_state=str(h.get("stream_state", "streaming")), image=self.image)
 
 
 def detections_from_record(rec: dict[str, Any]) -> Detections:

@@ -9,13 +9,15 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import av
 
 from pipeline.errors import SourceError
-from pipeline.frames import Packet, StreamInfo
+from pipeline.frames import Discontinuity, Packet, StreamInfo
 from sources.base import Source
 
 log = logging.getLogger("vidpipe.source.file")
@@ -54,11 +56,17 @@ def stream_info(stream_id: str, stream, live: bool = False) -> StreamInfo:
 
 
 class VideoFileSource(Source):
-    """Reads packets of a video file as fast as the pipeline takes them."""
+    """Reads packets of a video file: as fast as the pipeline takes them, or with
+    ``realtime`` at the file's own frame rate (a stand-in for a camera: live rings and
+    GOP skipping apply). ``loop`` starts over at the end with pts and indices still
+    increasing; ``start_seconds`` seeks first (frames before it are decoded, not emitted)."""
 
-    def __init__(self, stream_id: str, path: str | Path) -> None:
+    def __init__(self, stream_id: str, path: str | Path, realtime: bool = False, loop: bool = False,
+                 start_seconds: float = 0.0) -> None:
         super().__init__(stream_id)
         self.path = Path(path)
+        self.realtime, self.loop, self.start_seconds = realtime, loop, start_seconds
+        self.live = realtime
         self._container = None
         self._stream = None
         self.info: StreamInfo | None = None
@@ -74,18 +82,40 @@ class VideoFileSource(Source):
                 raise SourceError(f"video {self.path} holds no frames")
         super().probe()
 
-    def packets(self) -> Iterator[Packet | StreamInfo]:
+    def packets(self) -> Iterator[Packet | StreamInfo | Discontinuity]:
         assert self._container is not None and self.info is not None
-        yield self.info
         tb = self._stream.time_base
-        try:
-            for pkt in self._container.demux(self._stream):
-                if pkt.size == 0:  # the demuxer's flush packet
-                    continue
-                pts = float(pkt.pts * tb) if pkt.pts is not None else None
-                yield self.make_packet(pkt, pts, keyframe=pkt.is_keyframe)
-        except av.error.FFmpegError as exc:
-            raise SourceError(f"reading {self.path} failed after {self._index} packets: {exc} (truncated?)") from exc
+        info = replace(self.info, start_pts=self.start_seconds or None)
+        offset = 0.0  # added to pts on every loop, so they keep increasing
+        clock_start: float | None = None
+        while True:
+            if self.start_seconds:
+                self._container.seek(int(self.start_seconds / tb), stream=self._stream, backward=True)
+            yield info
+            last_pts = 0.0
+            try:
+                for pkt in self._container.demux(self._stream):
+                    if pkt.size == 0:  # the demuxer's flush packet
+                        continue
+                    pts = float(pkt.pts * tb) + offset if pkt.pts is not None else None
+                    if self.realtime and pts is not None:
+                        if clock_start is None:
+                            clock_start = time.monotonic() - pts
+                        delay = clock_start + pts - time.monotonic()
+                        if delay > 0 and self._stop.wait(delay):
+                            return
+                    last_pts = max(last_pts, pts or 0.0)
+                    yield self.make_packet(pkt, pts, keyframe=pkt.is_keyframe)
+            except av.error.FFmpegError as exc:
+                raise SourceError(f"reading {self.path} failed after {self._index} packets: {exc} (truncated?)") from exc
+            if not self.loop or self.stopping:
+                return
+            frame_s = 1 / self.info.fps if self.info.fps else 0.0
+            offset = last_pts + frame_s - (self.start_seconds or 0.0)
+            # A new StreamInfo object: the decoder may still hold the previous one.
+            info = replace(self.info, start_pts=(self.start_seconds + offset) if self.start_seconds else None)
+            yield Discontinuity(self.stream_id, "loop")
+            self._container.seek(0, stream=self._stream)
 
     def cleanup(self) -> None:
         if self._container is not None:

@@ -109,7 +109,6 @@ class LiveVideoSource(Source):
                 if self._stop.wait(delay):
                     return
                 continue
-            self.attempts = 0
             video = container.streams.video[0]
             gap = connected_before
             if connected_before:
@@ -118,12 +117,16 @@ class LiveVideoSource(Source):
             self._set_state("streaming")
             yield stream_info(self.stream_id, video, live=True)
             tb = video.time_base
+            received = 0
             try:
                 for pkt in container.demux(video):
                     if self.stopping:
                         return
                     if pkt.size == 0:
                         continue
+                    if received == 0:
+                        self.attempts = 0  # a working session resets the backoff
+                    received += 1
                     pts = float(pkt.pts * tb) if pkt.pts is not None and tb is not None else None
                     yield self.make_packet(pkt, pts, keyframe=pkt.is_keyframe, gap=gap)
                     gap = False
@@ -134,4 +137,13 @@ class LiveVideoSource(Source):
             finally:
                 container.close()
             yield Discontinuity(self.stream_id)
+            if received == 0:
+                # Opened but sent nothing: back off as after a failed open, or this spins.
+                self.attempts += 1
+                if self.max_attempts is not None and self.attempts >= self.max_attempts:
+                    self._set_state("failed")
+                    raise SourceError(f"stream {self.stream_id!r}: {self.describe()} sent no packets in "
+                                      f"{self.attempts} sessions")
+                if self._stop.wait(self.backoff(self.attempts)):
+                    return
         self._set_state("ended")
