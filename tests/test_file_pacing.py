@@ -88,3 +88,85 @@ def test_http_url_source(small_clip, tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_hls_url_source(small_clip, tmp_path):
+    import av
+
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    with av.open(str(small_clip)) as src, av.open(str(hls / "index.m3u8"), "w", format="hls",
+                                                   options={"hls_time": "0.5", "hls_list_size": "0", "hls_playlist_type": "vod"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for pkt in src.demux(src.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = out
+                dst.mux(pkt)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+        cfg = _cfg({"type": "url", "url": url, "max_attempts": 3})
+        with Pipeline.from_config(cfg) as p:
+            got = []
+            for r in p:
+                if r.gap:
+                    p.stop()
+                    continue
+                got.append(r.frame_index)
+        assert got and got[0] == 0 and got == sorted(set(got))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_missing_webcam_fails_clearly():
+    from pipeline.errors import StageError
+
+    cfg = _cfg({"type": "webcam", "device": "/dev/video99", "max_attempts": 2, "backoff_initial": 0.05})
+    with pytest.raises(StageError, match=r"webcam /dev/video99 unreachable after 2 attempts"):
+        _results(cfg)
+
+
+def test_tracker_state_kept_or_reset_on_reconnect():
+    import numpy as np
+
+    from pipeline.config import TrackerConfig
+    from pipeline.detections import Detections
+    from pipeline.factory import tracker_factory
+    from pipeline.frames import EndOfStream, StreamInfo
+    from pipeline.metrics import StreamStats
+    from pipeline.result import Result
+    from pipeline.ring import RingBuffer
+    from pipeline.stage import Bus
+    from pipeline.tracker_stage import TrackerStage
+
+    def run(reset: bool) -> list[int]:
+        inp, out = RingBuffer(64), RingBuffer(64)
+        factory = tracker_factory(TrackerConfig(reset_on_reconnect=reset, minimum_consecutive_frames=1))
+        stage = TrackerStage(Bus(), inp, [out], {"s": StreamStats("s")}, factory)
+        info = StreamInfo("s", "h264", 100, 100, 30.0, live=True)
+        items = [info]
+        for i in range(6):
+            if i == 3:
+                items.append(StreamInfo("s", "h264", 100, 100, 30.0, live=True))  # a reconnect
+            box = [[10 + i, 10, 40 + i, 40]] if i != 3 else [[60, 60, 90, 90]]
+            items.append(Result("s", i, None, 0.0, 100, 100, "m", Detections(box, [0.9], [0], (100, 100))))
+        items.append(EndOfStream("s"))
+        for it in items:
+            inp.put(it)
+        stage.start()
+        assert stage.join(5)
+        ids = []
+        while (r := out.get_nowait()) is not None and not isinstance(r, EndOfStream):
+            ids.append(int(r.detections.tracker_id[0]))
+        return ids
+
+    kept, reset = run(False), run(True)
+    assert kept[:3] == [1, 1, 1] and reset[:3] == [1, 1, 1]
+    assert reset[3] == 1, "after a reset, ids start again"
+    assert kept[3] == 2, "kept state: the new object gets a new id"
+    assert np.all(np.array(kept[4:]) >= 1)
