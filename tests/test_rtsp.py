@@ -220,3 +220,27 @@ def test_overload_keeps_latency_bounded(rtsp_server):
     slope = np.polyfit(t[late] - t[0], latency[late], 1)[0]
     assert slope < 5.0, f"latency grows by {slope:.1f} ms per second"
     assert np.percentile(latency[late], 99) < 1500, np.percentile(latency[late], 99)
+
+
+def test_a_lagging_decoder_makes_the_source_skip_whole_gops():
+    """Packets, not decoded frames, are dropped when the decoder falls behind: from the
+    packet that did not fit up to the next keyframe, so decoding restarts cleanly."""
+    from pipeline.frames import Packet
+    from pipeline.metrics import StreamStats
+    from pipeline.ring import RingBuffer
+    from pipeline.stage import Bus
+
+    source = LiveVideoSource("cam", "rtsp://127.0.0.1:1/cam")
+    ring = RingBuffer(3, "drop_newest", "packets:cam")
+    stats = StreamStats("cam")
+    source.bind(Bus(), ring, stats)
+    keys = [True, False, False, False, False, True, False, False]
+    packets = [Packet("cam", i, i / 30, 0.0, b"x", keyframe=k) for i, k in enumerate(keys)]
+    for p in packets[:5]:
+        source._put_live(p)  # 3 fit; 3 and 4 belong to a GOP that can no longer decode whole
+    first = [ring.get(0).index for _ in range(len(ring))]  # the decoder catches up
+    for p in packets[5:]:
+        source._put_live(p)
+    second = [ring.get(0).index for _ in range(len(ring))]
+    assert first == [0, 1, 2] and second == [5, 6, 7]
+    assert stats.drops_snapshot() == {"gop_skip": 2}
