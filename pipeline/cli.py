@@ -172,6 +172,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from pipeline.config import PipelineConfig
+
+    print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
@@ -207,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     subp.add_argument("--client-key", help="CURVE: this client's secret key file")
     subp.add_argument("--server-key", help="CURVE: the server's public key file")
     subp.set_defaults(func=cmd_subscribe)
+
+    config = sub.add_parser("config", help="pipeline configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    schema = config_sub.add_parser("schema", help="print the JSON Schema of the pipeline YAML")
+    schema.set_defaults(func=cmd_config_schema)
 
     keys = sub.add_parser("keys", help="CURVE key management")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

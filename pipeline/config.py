@@ -211,6 +211,11 @@ class RingsConfig(_Strict):
     sink: int = Field(64, ge=1)
 
 
+class MetricsConfig(_Strict):
+    port: int = Field(9100, ge=0, le=65535, description="Prometheus endpoint port (0: any free port)")
+    host: str = Field("127.0.0.1", description="bind address; 127.0.0.1 keeps it on this machine")
+
+
 class PipelineConfig(_Strict):
     name: str = "vidpipe"
     streams: list[StreamConfig] = Field(min_length=1)
@@ -219,6 +224,7 @@ class PipelineConfig(_Strict):
     tracker: TrackerConfig | None = Field(None, description="null: no tracking (track_id -1)")
     sinks: list[SinkConfig] = Field(default_factory=list)
     rings: RingsConfig = Field(default_factory=RingsConfig)
+    metrics: MetricsConfig | None = Field(None, description="serve Prometheus metrics while running")
     decoder_threads: int = Field(0, ge=0, description="0: FFmpeg picks")
 
     @field_validator("streams")

@@ -39,6 +39,7 @@ from pipeline.frames import EndOfStream, StreamInfo
 from pipeline.inference import InferenceStage
 from pipeline.metrics import StreamStats
 from pipeline.model import Model
+from pipeline.observability import PipelineMetrics
 from pipeline.result import Result
 from pipeline.ring import RingBuffer, RingClosed, RingEmpty
 from pipeline.stage import Bus, BusMessage, Stage
@@ -67,6 +68,8 @@ class Pipeline:
         infer_intervals: dict[str, int] | None = None,
         carry_masks: bool = True,
         max_fps: dict[str, float] | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if not sources:
             raise ValueError("a pipeline needs at least one source")
@@ -109,6 +112,9 @@ class Pipeline:
             sink_rings.append(ring)
             self.sink_stages.append(SinkStage(sink, self.bus, ring, ids))
         self.tracker = TrackerStage(self.bus, results, sink_rings, self.streams, tracker_factory, carry_masks)
+        self.metrics = PipelineMetrics(self)
+        self.tracker.observe = self.metrics.observe
+        self.metrics_port, self.metrics_host = metrics_port, metrics_host
         self.errors: list[StageError] = []
         self._started = False
         self._finished = False
@@ -144,7 +150,8 @@ class Pipeline:
         rates = {s.id: s.max_fps for s in cfg.streams if s.max_fps}
         return cls(sources, model, sinks, cfg.batching.max_batch_size, cfg.batching.max_wait_ms,
                    cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name,
-                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True, rates)
+                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True, rates,
+                   cfg.metrics.port if cfg.metrics else None, cfg.metrics.host if cfg.metrics else "127.0.0.1")
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -164,6 +171,13 @@ class Pipeline:
             for sink in opened:
                 sink.close()
             raise
+        if self.metrics_port is not None:
+            try:
+                self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
+            except BaseException:
+                for sink in opened:
+                    sink.close()
+                raise
         self._t_start = time.perf_counter()
         # Downstream first, so nothing waits on a stage that is not running yet.
         for stage in reversed(self.stages):
@@ -215,6 +229,7 @@ class Pipeline:
         self._finished = True
         self.abort()  # everything downstream is done; release any producer still blocked
         stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
+        self.metrics.close()
         while (msg := self.bus.poll(0)) is not None:
             if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
                 self.errors.append(msg.error)
@@ -320,6 +335,7 @@ class Pipeline:
             "detections": sum(s.detections for s in self.streams.values()),
             "fps": round(results / wall, 2) if wall else 0.0,
             "drops": drops,
+            "latency_ms": self.metrics.latency_summary(),
             "batches": self.inference.batches,
             "streams": {sid: s.summary() for sid, s in self.streams.items()},
             "stages": {st.name: st.stats() for st in self.stages},

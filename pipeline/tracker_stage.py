@@ -32,6 +32,7 @@ class TrackerStage(Stage):
         self.streams = streams
         self.tracker_factory = tracker_factory
         self.carry_masks = carry_masks  # infer_interval frames: last masks scaled to the box, or none
+        self.observe: Callable[[Result], None] | None = None  # metrics, per result
         self.trackers: dict[str, Any] = {}
         self.infos: dict[str, StreamInfo] = {}
 
@@ -74,6 +75,8 @@ class TrackerStage(Stage):
             item.drops = stats.drops_snapshot()
             item.stream_state = stats.state
             item.latency_ms = (time.time() - item.captured_at) * 1e3
+            if self.observe is not None:
+                self.observe(item)
             self.items += 1
             self.busy_s += time.perf_counter() - t0
             self._fan_out(item)
