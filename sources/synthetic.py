@@ -65,49 +65,67 @@ class SyntheticSource(Source):
             i += 1
 
 
-def labels_to_coco(all_labels: list[FrameLabels], file_name: str, fps: float) -> dict:
-    """COCO-style ground truth: images are frames, annotations carry ``track_id`` and RLE."""
-    images, annotations = [], []
-    for labels in all_labels:
-        image_id = labels.frame_index + 1
-        images.append({"id": image_id, "frame_index": labels.frame_index, "file_name": file_name,
-                       "width": labels.width, "height": labels.height, "pts": labels.frame_index / fps})
-        for obj in labels.objects:
-            x0, y0, x1, y1 = obj.xyxy
-            seg = rle.encode_crop(obj.mask, x0, y0, labels.height, labels.width)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": obj.class_id + 1,
-                "track_id": obj.track_id, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(obj.mask.sum()),
-                "segmentation": seg, "iscrowd": 0,
-            })
+def _frame_annotations(labels: FrameLabels, first_id: int) -> list[dict]:
+    image_id = labels.frame_index + 1
+    out = []
+    for obj in labels.objects:
+        x0, y0, x1, y1 = obj.xyxy
+        seg = rle.encode_crop(obj.mask, x0, y0, labels.height, labels.width)
+        out.append({
+            "id": first_id + len(out), "image_id": image_id, "category_id": obj.class_id + 1,
+            "track_id": obj.track_id, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(obj.mask.sum()),
+            "segmentation": seg, "iscrowd": 0,
+        })
+    return out
+
+
+def _image_entry(labels: FrameLabels, file_name: str, fps: float) -> dict:
+    return {"id": labels.frame_index + 1, "frame_index": labels.frame_index, "file_name": file_name,
+            "width": labels.width, "height": labels.height, "pts": labels.frame_index / fps}
+
+
+def _coco(images: list[dict], annotations: list[dict], fps: float) -> dict:
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]
     return {"info": {"description": "vidpipe synthetic shapes ground truth", "fps": fps},
             "images": images, "annotations": annotations, "categories": categories}
 
 
+def labels_to_coco(all_labels: list[FrameLabels], file_name: str, fps: float) -> dict:
+    """COCO-style ground truth: images are frames, annotations carry ``track_id`` and RLE."""
+    images, annotations = [], []
+    for labels in all_labels:
+        images.append(_image_entry(labels, file_name, fps))
+        annotations.extend(_frame_annotations(labels, len(annotations) + 1))
+    return _coco(images, annotations, fps)
+
+
 def write_clip(out: Path, gt: Path | None, frames: int, seed: int, width: int = 1280, height: int = 720,
                fps: float = 30.0, crf: int = 18, gop: int = 30, script: list[dict] | None = None) -> dict:
-    """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels.
-    ``script`` replaces the random objects by these (see SyntheticScene)."""
+    """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels
+    to ``gt`` (also returned; empty without ``gt``). ``script`` replaces the random objects
+    by these (see SyntheticScene)."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     out.parent.mkdir(parents=True, exist_ok=True)
     scene = SyntheticScene(seed, width, height, fps, script=script)
     rate = Fraction(fps).limit_denominator(1001)
-    all_labels = []
+    images: list[dict] = []
+    annotations: list[dict] = []
     with av.open(str(out), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "bf": "0"}
         for _ in range(frames):
             image, labels = scene.step()
-            all_labels.append(labels)
+            if gt is not None:  # RLE at once: masks are not kept for the whole clip
+                images.append(_image_entry(labels, out.name, fps))
+                annotations.extend(_frame_annotations(labels, len(annotations) + 1))
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    coco = labels_to_coco(all_labels, out.name, fps)
+    coco = _coco(images, annotations, fps)
     if gt is not None:
         gt.parent.mkdir(parents=True, exist_ok=True)
         gt.write_text(json.dumps(coco))
