@@ -25,8 +25,26 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def status_table(pipeline, rates: dict[str, float] | None = None):
+    """A rich Table of the pipeline now: one row per stream, then the stages."""
+    from rich.table import Table
+
+    lat = pipeline.metrics.latency_summary()
+    table = Table(title=f"vidpipe: {pipeline.name}", expand=False)
+    for col in ("stream", "state", "frames", "results", "fps", "latency p50 ms", "p99 ms", "drops"):
+        table.add_column(col, justify="left" if col in ("stream", "state") else "right")
+    for sid, st in pipeline.streams.items():
+        drops = st.drops_snapshot()
+        p = lat.get(sid, {})
+        table.add_row(sid, st.state, str(st.frames), str(st.results), f"{(rates or {}).get(sid, 0.0):.1f}",
+                      f"{p.get('p50', 0):.0f}", f"{p.get('p99', 0):.0f}",
+                      ", ".join(f"{k}={v}" for k, v in drops.items()) or "0")
+    return table
+
+
 class Progress:
-    """A one-line progress bar with fps on stderr, refreshed by its own (owned) thread."""
+    """While a pipeline runs on a terminal: a live table (rich) refreshed every second,
+    with a progress bar line for files. Its own thread, started and joined here."""
 
     def __init__(self, pipeline, total: int | None, enabled: bool) -> None:
         self.pipeline = pipeline
@@ -44,21 +62,33 @@ class Progress:
         self._stop.set()
         if self.enabled:
             self._thread.join(2)
-            sys.stderr.write("\n")
+
+    def _render(self, rates: dict[str, float], t0: float):
+        from rich.console import Group
+        from rich.text import Text
+
+        done = sum(s.results for s in self.pipeline.streams.values())
+        fps = done / max(1e-9, time.perf_counter() - t0)
+        if self.total:
+            frac = min(1.0, done / self.total)
+            line = f"[{'#' * int(frac * 30):<30}] {done}/{self.total} frames  {fps:6.1f} fps"
+        else:
+            line = f"{done} results  {fps:6.1f} fps"
+        return Group(status_table(self.pipeline, rates), Text(line))
 
     def _loop(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         t0 = time.perf_counter()
-        while not self._stop.wait(0.5):
-            done = sum(s.results for s in self.pipeline.streams.values())
-            fps = done / max(1e-9, time.perf_counter() - t0)
-            if self.total:
-                frac = min(1.0, done / self.total)
-                bar = "#" * int(frac * 30)
-                line = f"\r[{bar:<30}] {done}/{self.total} frames  {fps:6.1f} fps"
-            else:
-                line = f"\r{done} frames  {fps:6.1f} fps"
-            sys.stderr.write(line)
-            sys.stderr.flush()
+        last = {sid: 0 for sid in self.pipeline.streams}
+        rates: dict[str, float] = {}
+        with Live(self._render(rates, t0), console=Console(stderr=True), refresh_per_second=1, transient=False) as live:
+            while not self._stop.wait(1.0):
+                for sid, st in self.pipeline.streams.items():
+                    rates[sid] = st.results - last[sid]
+                    last[sid] = st.results
+                live.update(self._render(rates, t0))
 
 
 def _total_frames(pipeline) -> int | None:

@@ -23,6 +23,7 @@ class Source(Stage):
     kind = "source"
     per_stream = True
     live = False  # live sources default to drop-oldest rings
+    manages_state = False  # sources with connections set connecting/streaming/... themselves
 
     def __init__(self, stream_id: str) -> None:
         super().__init__(f"source:{stream_id}", Bus(), stream_id)
@@ -61,7 +62,7 @@ class Source(Stage):
         assert self.out is not None, "source not bound to a pipeline"
         if not self._probed:
             self.probe()
-        if not self.live:
+        if not self.manages_state:
             self.stream_stats.set_state("streaming")
         reason = "eos"
         items = iter(self.packets())

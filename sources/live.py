@@ -37,6 +37,7 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://
 
 class LiveVideoSource(Source):
     live = True
+    manages_state = True
 
     def __init__(self, stream_id: str, url: str, transport: str = "tcp", open_timeout: float = 5.0,
                  stall_timeout: float = 5.0, backoff_initial: float = 0.5, backoff_max: float = 10.0,

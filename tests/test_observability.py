@@ -71,3 +71,19 @@ def test_metrics_port_in_use_is_a_clear_error(small_clip):
         cfg = {"streams": [{"id": "a", "source": {"type": "file", "path": str(small_clip)}}], "metrics": {"port": port}}
         with pytest.raises(VidpipeError, match=f"cannot listen on 127.0.0.1:{port}"):
             Pipeline.from_config(cfg).run(handle_signals=False)
+
+
+def test_status_table_renders_every_stream(small_clip):
+    import io
+
+    from rich.console import Console
+
+    from pipeline.cli import status_table
+
+    cfg = {"streams": [{"id": n, "source": {"type": "file", "path": str(small_clip)}} for n in ("left", "right")]}
+    pipeline = Pipeline.from_config(cfg)
+    pipeline.run(handle_signals=False)
+    out = io.StringIO()
+    Console(file=out, width=120).print(status_table(pipeline, {"left": 30.0}))
+    text = out.getvalue()
+    assert "left" in text and "right" in text and "ended" in text and "40" in text and "30.0" in text
