@@ -134,7 +134,9 @@ def test_unreachable_at_start_retries_then_joins(rtsp_server, fast_model, caplog
         assert len(seconds) >= 2 and seconds[1] > seconds[0] * 0.9, seconds  # growing backoff (with jitter)
         rtsp_server(port=port)
         joined = run.next("door", timeout=15)
-        assert joined[2] == 0
+        # Frames before the first result were dropped by the live ring (the connection's
+        # start-up burst), and counted.
+        assert joined[2] <= sum(run.pipeline.streams["door"].drops_snapshot().values())
         assert run.pipeline.streams["door"].state == "streaming"
     assert "error" not in run.box
 
