@@ -102,12 +102,16 @@ class Detections:
         return (wh[:, 0] * wh[:, 1]).astype(np.int64)
 
     def rle(self) -> list[dict]:
-        """COCO compressed RLE of each full-frame mask."""
+        """COCO compressed RLE of each full-frame mask (computed once: several sinks share it)."""
         if self.masks is None:
             raise ValueError("these detections carry no masks")
-        h, w = self.image_hw
-        boxes = self.mask_boxes
-        return [rle_codec.encode_crop(m, int(b[0]), int(b[1]), h, w) for m, b in zip(self.masks, boxes)]
+        cached = self.__dict__.get("_rle")
+        if cached is None or len(cached) != len(self.masks):
+            h, w = self.image_hw
+            boxes = self.mask_boxes
+            cached = [rle_codec.encode_crop(m, int(b[0]), int(b[1]), h, w) for m, b in zip(self.masks, boxes)]
+            self.__dict__["_rle"] = cached
+        return cached
 
     def polygons(self, precision: float = 1.0) -> list[list[np.ndarray]]:
         """Per detection, its contours as (K, 2) int arrays in source pixels: outer

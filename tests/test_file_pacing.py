@@ -54,6 +54,18 @@ def test_start_seconds_and_max_fps(small_clip):
     assert all(g == pytest.approx(0.1, abs=0.01) for g in gaps), "evenly spaced"
 
 
+def remux(src_path, dst_path, format: str, options: dict | None = None) -> None:
+    """Copy the video packets of ``src_path`` into another container format."""
+    import av
+
+    with av.open(str(src_path)) as src, av.open(str(dst_path), "w", format=format, options=options or {}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for pkt in src.demux(src.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = out
+                dst.mux(pkt)
+
+
 @contextlib.contextmanager
 def serve_directory(directory):
     """A local HTTP server for ``directory`` on 127.0.0.1; yields its base URL."""
@@ -70,15 +82,8 @@ def serve_directory(directory):
 
 
 def test_http_url_source(small_clip, tmp_path):
-    import av
-
     ts = tmp_path / "stream.ts"  # MPEG-TS: what HTTP live streams send; needs no seeking
-    with av.open(str(small_clip)) as src, av.open(str(ts), "w", format="mpegts") as dst:
-        out = dst.add_stream_from_template(src.streams.video[0])
-        for pkt in src.demux(src.streams.video[0]):
-            if pkt.dts is not None:
-                pkt.stream = out
-                dst.mux(pkt)
+    remux(small_clip, ts, "mpegts")
     with serve_directory(tmp_path) as base:
         url = f"{base}/{ts.name}"
         cfg = _cfg({"type": "url", "url": url, "max_attempts": 3})
@@ -99,17 +104,9 @@ def test_http_url_source(small_clip, tmp_path):
 
 
 def test_hls_url_source(small_clip, tmp_path):
-    import av
-
     hls = tmp_path / "hls"
     hls.mkdir()
-    with av.open(str(small_clip)) as src, av.open(str(hls / "index.m3u8"), "w", format="hls",
-                                                   options={"hls_time": "0.5", "hls_list_size": "0", "hls_playlist_type": "vod"}) as dst:
-        out = dst.add_stream_from_template(src.streams.video[0])
-        for pkt in src.demux(src.streams.video[0]):
-            if pkt.dts is not None:
-                pkt.stream = out
-                dst.mux(pkt)
+    remux(small_clip, hls / "index.m3u8", "hls", {"hls_time": "0.5", "hls_list_size": "0", "hls_playlist_type": "vod"})
     with serve_directory(hls) as base:
         url = f"{base}/index.m3u8"
         cfg = _cfg({"type": "url", "url": url, "max_attempts": 3})
