@@ -18,8 +18,8 @@ import numpy as np
 
 from pipeline.frames import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
 from pipeline.metrics import StreamStats
-from pipeline.ring import RingBuffer, RingClosed
-from pipeline.stage import Bus, Stage, StopStage
+from pipeline.ring import RingBuffer
+from pipeline.stage import Bus, Stage
 
 log = logging.getLogger("vidpipe.decoder")
 
@@ -164,7 +164,4 @@ class Decoder(Stage):
         self._errors_logged += 1
 
     def on_failure(self, exc: BaseException) -> None:
-        try:
-            self.put(self.out, EndOfStream(self.stream_id, "error", exc))
-        except (StopStage, RingClosed):
-            pass
+        self.end_stream_downstream(self.out, exc)

@@ -23,10 +23,6 @@ class Packet:
     gap: bool = False  # first packet after a reconnect or a skipped stretch
     is_control = False
 
-    @property
-    def is_raw(self) -> bool:
-        return isinstance(self.data, np.ndarray)
-
 
 @dataclass
 class Frame:

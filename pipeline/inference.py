@@ -89,8 +89,13 @@ class InferenceStage(Stage):
         open_streams = list(self.inputs)
         while open_streams:
             items = self._collect(open_streams)
-            frames = [it for it in items if isinstance(it, Frame) and self.needs_inference(it)]
-            results = {id(f): self._carried(f) for f in items if isinstance(f, Frame) and not self.needs_inference(f)}
+            frames, results = [], {}
+            for it in items:
+                if isinstance(it, Frame):
+                    if self.needs_inference(it):
+                        frames.append(it)
+                    else:
+                        results[id(it)] = self._carried(it)
             if frames:
                 t0 = time.perf_counter()
                 self.current_stream = ",".join(sorted({f.stream_id for f in frames}))

@@ -40,10 +40,6 @@ class ModelLayout:
     def has_objectness(self) -> bool:
         return self.name.startswith("yolov5")
 
-    @property
-    def segmentation(self) -> bool:
-        return self.num_masks > 0
-
 
 def _dim(d: object) -> int | None:
     return d if isinstance(d, int) and d > 0 else None

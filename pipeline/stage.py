@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import StageError
+from pipeline.frames import EndOfStream
 from pipeline.ring import RingBuffer, RingClosed, RingEmpty
 
 log = logging.getLogger("vidpipe.stage")
@@ -75,7 +76,6 @@ class Stage:
         self.items = 0
         self.started_at = 0.0
         self.finished_at = 0.0
-        self.failed = False
 
     # -- lifecycle (called by the owner) --------------------------------------------------
     def start(self) -> None:
@@ -108,7 +108,6 @@ class Stage:
         except StopStage:
             pass
         except BaseException as exc:  # noqa: BLE001 - every failure goes on the bus
-            self.failed = True
             err = StageError(self.name, self.current_stream, exc)
             log.error("%s", err, exc_info=exc)
             self.bus.post(BusMessage("error", self.name, self.current_stream, err))
@@ -135,6 +134,16 @@ class Stage:
         """Release resources; always called when the thread ends."""
 
     # -- helpers for subclasses -----------------------------------------------------------
+    def end_stream_downstream(self, ring: RingBuffer | None, exc: BaseException) -> None:
+        """After a failure: end this stage's stream in ``ring`` so the stages after it
+        finish the stream (the error itself is on the bus)."""
+        if ring is None or self.stream_id is None:
+            return
+        try:
+            self.put(ring, EndOfStream(self.stream_id, "error", exc))
+        except StopStage:
+            pass
+
     def put(self, ring: RingBuffer, item: Any) -> bool:
         """Put into ``ring``. A ``block`` ring is waited on until it takes the item or is
         closed (the pipeline closes rings when it aborts); a graceful stop lets

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 from pipeline.frames import EndOfStream, Packet, StreamInfo
 from pipeline.metrics import StreamStats
-from pipeline.ring import RingBuffer, RingClosed
-from pipeline.stage import Bus, Stage, StopStage
+from pipeline.ring import RingBuffer
+from pipeline.stage import Bus, Stage
 
 log = logging.getLogger("vidpipe.source")
 
@@ -104,8 +104,4 @@ class Source(Stage):
         # End the stream downstream so the other stages finish it; the error is on the bus.
         self.stream_stats.set_state("failed")
         self.stream_stats.error = f"{type(exc).__name__}: {exc}"
-        if self.out is not None:
-            try:
-                self.put(self.out, EndOfStream(self.stream_id, "error", exc))
-            except (StopStage, RingClosed):
-                pass
+        self.end_stream_downstream(self.out, exc)

@@ -54,6 +54,19 @@ def test_start_seconds_and_max_fps(small_clip):
     assert all(g == pytest.approx(0.1, abs=0.01) for g in gaps), "evenly spaced"
 
 
+def _first_session(cfg: dict) -> tuple[list[int], object]:
+    """Frame indices of a live URL source's first session (it reconnects at the end of
+    the file: the first result with the gap marker ends it), and the stream's counters."""
+    with Pipeline.from_config(cfg) as p:
+        got = []
+        for r in p:
+            if r.gap:
+                p.stop()
+                continue
+            got.append(r.frame_index)
+        return got, p.streams["s"]
+
+
 def remux(src_path, dst_path, format: str, options: dict | None = None) -> None:
     """Copy the video packets of ``src_path`` into another container format."""
     import av
@@ -86,15 +99,7 @@ def test_http_url_source(small_clip, tmp_path):
     remux(small_clip, ts, "mpegts")
     with serve_directory(tmp_path) as base:
         url = f"{base}/{ts.name}"
-        cfg = _cfg({"type": "url", "url": url, "max_attempts": 3})
-        with Pipeline.from_config(cfg) as p:
-            got = []
-            for r in p:
-                if r.gap:  # the file ended and the live source reconnected: one session is enough
-                    p.stop()
-                    continue
-                got.append(r.frame_index)
-            stats = p.streams["s"]
+        got, stats = _first_session(_cfg({"type": "url", "url": url, "max_attempts": 3}))
         # A live source takes what the network gives (here: faster than real time) and the
         # pipeline keeps up by dropping: every frame is a result or a counted drop.
         assert got and got == sorted(set(got))
@@ -109,14 +114,7 @@ def test_hls_url_source(small_clip, tmp_path):
     remux(small_clip, hls / "index.m3u8", "hls", {"hls_time": "0.5", "hls_list_size": "0", "hls_playlist_type": "vod"})
     with serve_directory(hls) as base:
         url = f"{base}/index.m3u8"
-        cfg = _cfg({"type": "url", "url": url, "max_attempts": 3})
-        with Pipeline.from_config(cfg) as p:
-            got = []
-            for r in p:
-                if r.gap:
-                    p.stop()
-                    continue
-                got.append(r.frame_index)
+        got, _ = _first_session(_cfg({"type": "url", "url": url, "max_attempts": 3}))
         assert got and got == sorted(set(got))  # a live source drops the oldest frames it cannot take
 
 
