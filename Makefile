@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CLIP := out/demo-input.mp4
 
-.PHONY: demo test lint venv clean eval system-deps
+.PHONY: demo test lint venv clean eval system-deps bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,16 +31,17 @@ eval: $(STAMP)
 	$(VENV)/bin/vidpipe eval --results out/heldout.jsonl --gt out/heldout.gt.json
 
 # The RTSP tests run a real server (gst-rtsp-server) under the system interpreter,
-# which has python3-gi. Installed with apt when missing (as root, or with sudo).
+# which has python3-gi; the decode benchmark compares with the ffmpeg CLI. Installed with
+# apt when missing (as root, or with sudo).
 SYSTEM_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-               gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp
+               gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp ffmpeg
 RTSP_CHECK := import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
               from gi.repository import Gst, GstRtspServer; Gst.init(None); \
               assert all(Gst.ElementFactory.find(e) for e in ('appsrc','h264parse','rtph264pay'))
 
 system-deps:
-	@if /usr/bin/python3 -c "$(RTSP_CHECK)" 2>/dev/null; then \
-		echo "system-deps: gst-rtsp-server present"; \
+	@if /usr/bin/python3 -c "$(RTSP_CHECK)" 2>/dev/null && command -v ffmpeg >/dev/null 2>&1; then \
+		echo "system-deps: gst-rtsp-server and ffmpeg present"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PKGS); \
@@ -50,6 +51,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -ra
+
+# The benchmark suite (under 10 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.
+bench: $(STAMP) system-deps
+	$(VENV)/bin/vidpipe bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -19,7 +19,11 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import table  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
+
+NAME = "model"
+TITLE = "Model (ONNX Runtime CPU)"
 
 
 def time_model(path: Path, size: int, threads: int, repeat: int) -> float:
@@ -50,10 +54,7 @@ def export_at(size: int, directory: Path) -> Path | None:
     return path
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=30)
-    args = parser.parse_args(argv)
+def measure(repeat: int = 30) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         models = [("bundled shapes-yolov8seg", 640, default_model_path())]
@@ -62,11 +63,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
             models.append(("same architecture", 320, p320))
         for name, size, path in models:
             for threads in (1, 2):
-                rows.append({"model": name, "size": size, "threads": threads, "ms": time_model(path, size, threads, args.repeat)})
-    print(f"{'model':<26} {'input':>7} {'threads':>7} {'median ms':>10}")
-    for r in rows:
-        print(f"{r['model']:<26} {r['size']:>4}x{r['size']:<3}{r['threads']:>6} {r['ms']:>10.2f}")
-    return rows
+                rows.append({"model": name, "size": size, "threads": threads, "ms": time_model(path, size, threads, repeat)})
+    return {"repeat": repeat, "rows": rows}
+
+
+def render(data: dict) -> str:
+    cells: dict[tuple[str, int], dict[int, float]] = {}
+    for r in data["rows"]:
+        cells.setdefault((r["model"], r["size"]), {})[r["threads"]] = r["ms"]
+    body = [[f"{s}×{s} ({m})", f"{c.get(1, float('nan')):.1f} ms", f"{c.get(2, float('nan')):.1f} ms"] for (m, s), c in cells.items()]
+    ms640 = cells.get(("bundled shapes-yolov8seg", 640), {}).get(2)
+    text = [f"Batch 1, median of {data['repeat']} runs, CPU execution provider.", "",
+            table(["input", "ORT 1 thread", "ORT 2 threads"], body)]
+    if ms640 is not None:
+        text += ["", f"Target ≤ 40 ms at 640 with 2 threads: {ms640:.1f} ms, {'met' if ms640 <= 40 else 'not met'}."]
+    if len(cells) == 1:
+        text += ["", "(The 320×320 export needs the `[train]` extra: PyTorch.)"]
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args(argv)
+    data = measure(args.repeat)
+    print(render(data))
+    return data
 
 
 if __name__ == "__main__":

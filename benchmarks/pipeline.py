@@ -7,7 +7,7 @@ The serial bound (every stage one after the other, no overlap) is printed too: o
 machine with fewer cores than busy stages, the stages share the cores and end-to-end
 lands between the two.
 
-    python benchmarks/pipeline.py [--frames 300] [--threads 2]
+    python benchmarks/pipeline.py [--frames 300] [--threads 2 1]
 """
 
 from __future__ import annotations
@@ -24,19 +24,13 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import bench_clip, table  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from pipeline.model import Model  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
-from sources.synthetic import write_clip  # noqa: E402
 
-CACHE = ROOT / ".data" / "bench"
-
-
-def bench_clip(frames: int, seed: int = 7) -> Path:
-    path = CACHE / f"clip-{seed}-{frames}.mp4"
-    if not path.exists():
-        write_clip(path, None, frames, seed)
-    return path
+NAME = "pipeline"
+TITLE = "Pipeline efficiency"
 
 
 def decode_only(clip: Path) -> tuple[float, list]:
@@ -80,30 +74,64 @@ def end_to_end(clip: Path, threads: int, batch: int) -> float:
     return s["results"] / s["wall_s"]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="ONNX Runtime intra-op threads")
-    parser.add_argument("--batch", type=int, default=1)
-    args = parser.parse_args(argv)
-    clip = bench_clip(args.frames)
-    model = Model.load(default_model_path(), intra_op_threads=args.threads)
+def measure_one(clip: Path, threads: int, batch: int = 1) -> dict:
+    model = Model.load(default_model_path(), intra_op_threads=threads)
     dec_fps, frames = decode_only(clip)
     inf_fps, outs = inference_only(model, frames)
     post_fps = postprocess_only(model, outs)
-    e2e = end_to_end(clip, args.threads, args.batch)
+    e2e = end_to_end(clip, threads, batch)
     stages = {"decode": dec_fps, "inference": inf_fps, "postprocess": post_fps}
     slowest = min(stages, key=stages.get)
     serial = 1 / sum(1 / v for v in stages.values())
-    print(f"clip: {clip.name} ({args.frames} frames 1280x720 H.264), {os.cpu_count()} CPU cores, ORT threads {args.threads}")
-    print(f"{'stage':<22} {'fps':>8} {'ms/frame':>9}")
-    for name, fps in stages.items():
-        print(f"{name + ' only':<22} {fps:>8.1f} {1000 / fps:>9.2f}")
-    print(f"{'serial bound':<22} {serial:>8.1f} {1000 / serial:>9.2f}")
-    print(f"{'end to end':<22} {e2e:>8.1f} {1000 / e2e:>9.2f}")
-    ratio = e2e / stages[slowest]
-    print(f"efficiency: end-to-end / slowest stage ({slowest}) = {ratio:.3f}; end-to-end / serial bound = {e2e / serial:.3f}")
-    return {"stages": stages, "serial": serial, "end_to_end": e2e, "efficiency": ratio, "slowest": slowest}
+    return {"threads": threads, "stages": stages, "serial": serial, "end_to_end": e2e, "slowest": slowest,
+            "efficiency": e2e / stages[slowest], "vs_serial": e2e / serial}
+
+
+def measure(frames: int = 300, threads: tuple[int, ...] = (2, 1), batch: int = 1) -> dict:
+    clip = bench_clip(frames)
+    return {"frames": frames, "cores": os.cpu_count(), "runs": [measure_one(clip, t, batch) for t in threads]}
+
+
+def render(data: dict) -> str:
+    runs = data["runs"]
+    head = ["stage"] + [f"ORT {r['threads']} thread{'s' if r['threads'] > 1 else ''}: fps (ms/frame)" for r in runs]
+
+    def cells(get) -> list[str]:
+        return [f"{get(r):.1f} ({1000 / get(r):.2f})" for r in runs]
+
+    rows = [["decode only"] + cells(lambda r: r["stages"]["decode"]),
+            ["inference only (letterbox + ORT)"] + cells(lambda r: r["stages"]["inference"]),
+            ["post-processing only (+ RLE)"] + cells(lambda r: r["stages"]["postprocess"]),
+            ["serial bound (no overlap)"] + cells(lambda r: r["serial"]),
+            ["**end to end**"] + cells(lambda r: r["end_to_end"]),
+            ["end to end / slowest stage"] + [f"**{r['efficiency']:.2f}** ({r['slowest']})" for r in runs],
+            ["end to end / serial bound"] + [f"{r['vs_serial']:.2f}" for r in runs]]
+    text = [f"{data['frames']} frames 1280×720 H.264 (synthetic seed 7), bundled model, JSONL sink, batch 1, "
+            f"{data['cores']} CPU cores.", "", table(head, rows), ""]
+    best = max(runs, key=lambda r: r["efficiency"])
+    short = [r for r in runs if r["efficiency"] < 0.95]
+    text.append(f"Target: end to end ≥ 0.95 of the slowest stage: {best['efficiency']:.2f} with ORT {best['threads']} "
+                f"thread(s){', met' if best['efficiency'] >= 0.95 else ', not met'}.")
+    for r in short:
+        busy = r["threads"] >= (data["cores"] or 1)
+        why = (f"inference alone keeps all {data['cores']} cores busy with {r['threads']} ORT threads, so decoding and "
+               "post-processing take their CPU time from it: the stages cannot overlap, and end to end lands "
+               f"at {r['vs_serial']:.2f} of the serial bound" if busy else
+               "the stages compete for cores (see the serial bound)")
+        text.append(f"With ORT {r['threads']} thread(s) the figure is {r['efficiency']:.2f} because {why}. The 0.95 target "
+                    "needs a spare core for decoding; on a GPU inference leaves the CPU to the other stages.")
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 2, 1], help="ONNX Runtime intra-op threads")
+    parser.add_argument("--batch", type=int, default=1)
+    args = parser.parse_args(argv)
+    data = measure(args.frames, tuple(args.threads), args.batch)
+    print(render(data))
+    return data
 
 
 if __name__ == "__main__":

@@ -26,11 +26,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import table  # noqa: E402
 from pipeline import kernels, rle  # noqa: E402
 from pipeline.postprocess import PostprocessTimings, postprocess_segmentation  # noqa: E402
 from tests.reference import make_raw_outputs, reference_postprocess  # noqa: E402
 
 SOURCE_HW, INPUT_HW = (1080, 1920), (640, 640)
+NAME = "postprocess"
+TITLE = "Post-processing hot path"
+# The suite's rows: every mode at 20 objects, the extremes at 5 and 100.
+TARGETS_MS = {(20, "accurate"): 5.0, (20, "tradeoff"): 3.0, (20, "fast"): 1.5, (100, "accurate"): 20.0}
 
 
 def _time_vidpipe(out0, protos, mode, agnostic, repeat):
@@ -73,8 +78,14 @@ def _time_reference(out0, protos, mode, agnostic, repeat):
     return statistics.median(nms_ms), statistics.median(mask_ms), statistics.median(rle_ms)
 
 
-def first_frame_check() -> dict:
-    """In a fresh process: model load (with warm-up), then the first 21 post-processings."""
+def first_frame_check(processes: int = 3) -> dict:
+    """In fresh processes: model load (with warm-up), then the first 21 post-processings;
+    the process with the median first-frame ratio (one process alone is at the VM's mercy)."""
+    runs = sorted((_first_frame_once() for _ in range(processes)), key=lambda r: r["first_ms"] / r["median_ms"])
+    return runs[len(runs) // 2]
+
+
+def _first_frame_once() -> dict:
     code = r"""
 import json, time, numpy as np
 from pipeline.model import Model
@@ -95,35 +106,60 @@ print(json.dumps({"load_s": load, "first_ms": times[0], "median_ms": sorted(time
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def measure(objects: tuple[int, ...] = (5, 20, 100), repeat: int = 15) -> dict:
+    kernels.warm_up()
+    rle.warm_up()
+    rows = []
+    for n in objects:
+        out0, protos = make_raw_outputs(np.random.default_rng(n), "yolov5-seg", n, source_hw=SOURCE_HW)
+        for mode in ("accurate", "tradeoff", "fast"):
+            for agnostic in (False, True):
+                kept, v_nms, v_mask, v_rle = _time_vidpipe(out0, protos, mode, agnostic, repeat)
+                r_nms, r_mask, r_rle = _time_reference(out0, protos, mode, agnostic, max(3, repeat // 5))
+                v_total, r_total = v_nms + v_mask + v_rle, r_nms + r_mask + r_rle
+                rows.append({"objects": n, "mode": mode, "nms": "agnostic" if agnostic else "per-class", "kept": kept,
+                             "vidpipe_ms": {"nms": v_nms, "masks": v_mask, "rle": v_rle, "total": v_total},
+                             "numpy_ms": {"nms": r_nms, "masks": r_mask, "rle": r_rle, "total": r_total},
+                             "speedup": r_total / v_total})
+    return {"repeat": repeat, "rows": rows, "first_frame": first_frame_check()}
+
+
+def render(data: dict) -> str:
+    body = []
+    for r in data["rows"]:
+        v, ref = r["vidpipe_ms"], r["numpy_ms"]
+        mode = "tradeoff 0.5" if r["mode"] == "tradeoff" else r["mode"]
+        body.append([r["objects"], mode, r["nms"], f"{v['nms']:.2f}", f"{v['masks']:.2f}", f"{v['rle']:.2f}",
+                     f"**{v['total']:.2f}**", f"{ref['total']:.1f}", f"{r['speedup']:.0f}×"])
+    targets = []
+    for (n, mode), limit in TARGETS_MS.items():
+        row = next((r for r in data["rows"] if r["objects"] == n and r["mode"] == mode and r["nms"] == "per-class"), None)
+        if row is not None:
+            total = row["vidpipe_ms"]["total"]
+            targets.append(f"{mode} {n} objects ≤ {limit:g} ms → {total:.2f} ({'met' if total <= limit else 'NOT met'})")
+    ff = data["first_frame"]
+    return "\n".join([
+        "Raw outputs shaped like a YOLOv5-seg 640 model looking at a 1920×1080 frame: 8400 anchors, N objects with "
+        "10 overlapping candidates each above the threshold, object sizes log-uniform 8–150 input px (24–450 px on "
+        f"the frame). Median ms per frame over {data['repeat']} runs; \"numpy\" is the plain NumPy reference of the "
+        "same semantics (`tests/reference.py`) with pycocotools RLE.", "",
+        table(["objects", "mode", "NMS", "vidpipe: nms", "masks", "rle", "**total**", "numpy total", "speed-up"], body), "",
+        ("Targets (total with RLE, per-class NMS): " + "; ".join(targets) + ".") if targets else "(No target rows in this run.)",
+        "",
+        f"First frame after a model load (median of 3 fresh processes; loading compiles or loads the cached kernels and warms them "
+        f"up): {ff['first_ms']:.2f} ms vs a median of {ff['median_ms']:.2f} ms for the next 20 (ratio "
+        f"{ff['first_ms'] / ff['median_ms']:.2f}; target < 2). Model load with warm-up: {ff['load_s']:.2f} s.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--objects", type=int, nargs="*", default=[5, 20, 100])
     args = parser.parse_args(argv)
-    kernels.warm_up()
-    rle.warm_up()
-    rows = []
-    print(f"{'objects':>7} {'mode':>9} {'nms':>9} {'kept':>5} | {'vidpipe ms: nms':>15} {'masks':>7} {'rle':>7} {'total':>7} |"
-          f" {'numpy ms: nms':>13} {'masks':>8} {'rle':>8} {'total':>8} | {'speed-up':>8}")
-    for n in args.objects:
-        out0, protos = make_raw_outputs(np.random.default_rng(n), "yolov5-seg", n, source_hw=SOURCE_HW)
-        for mode in ("accurate", "tradeoff", "fast"):
-            for agnostic in (False, True):
-                kept, v_nms, v_mask, v_rle = _time_vidpipe(out0, protos, mode, agnostic, args.repeat)
-                r_nms, r_mask, r_rle = _time_reference(out0, protos, mode, agnostic, max(3, args.repeat // 5))
-                v_total, r_total = v_nms + v_mask + v_rle, r_nms + r_mask + r_rle
-                row = {"objects": n, "mode": mode, "nms": "agnostic" if agnostic else "per-class", "kept": kept,
-                       "vidpipe_ms": {"nms": v_nms, "masks": v_mask, "rle": v_rle, "total": v_total},
-                       "numpy_ms": {"nms": r_nms, "masks": r_mask, "rle": r_rle, "total": r_total},
-                       "speedup": r_total / v_total}
-                rows.append(row)
-                print(f"{n:>7} {mode:>9} {row['nms']:>9} {kept:>5} | {v_nms:>15.3f} {v_mask:>7.3f} {v_rle:>7.3f} {v_total:>7.3f} |"
-                      f" {r_nms:>13.2f} {r_mask:>8.2f} {r_rle:>8.2f} {r_total:>8.2f} | {row['speedup']:>7.1f}x")
-    ff = first_frame_check()
-    print(f"\nfirst frame after model load: {ff['first_ms']:.2f} ms, median of the next 20: {ff['median_ms']:.2f} ms "
-          f"(ratio {ff['first_ms'] / ff['median_ms']:.2f}; model load + warm-up {ff['load_s']:.2f} s)")
-    rows.append({"first_frame": ff})
-    return rows
+    data = measure(tuple(args.objects), args.repeat)
+    print(render(data))
+    return data
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``vidpipe`` command line: run, info, eval.
+"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys.
 
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
 exits with code 2; a stage failure during a run exits with 1 after the results already
@@ -202,6 +202,32 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark_suite():
+    """benchmarks/ lives beside the package in a source checkout (it is not installed)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "suite.py").exists():
+        raise VidpipeError(f"vidpipe bench runs from a source checkout (no benchmarks/ beside {root / 'pipeline'}): "
+                           "git clone the repository and run `make bench`")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import suite
+
+    return suite
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    suite = _benchmark_suite()
+    if args.list:
+        for b in suite.BENCHMARKS:
+            print(f"{b.name:<12} {b.title}{'' if b.default else '  (not in the default suite)'}")
+        return 0
+    unknown = [n for n in args.names if n not in suite.BY_NAME]
+    if unknown:
+        raise VidpipeError(f"unknown benchmark(s): {', '.join(unknown)} (vidpipe bench --list)")
+    suite.run(args.names, Path(args.out) if args.out else None, quick=args.quick)
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     from pipeline.config import PipelineConfig
 
@@ -244,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     subp.add_argument("--client-key", help="CURVE: this client's secret key file")
     subp.add_argument("--server-key", help="CURVE: the server's public key file")
     subp.set_defaults(func=cmd_subscribe)
+
+    bench = sub.add_parser("bench", help="run the benchmark suite and rewrite benchmarks/RESULTS.md")
+    bench.add_argument("names", nargs="*", help="benchmarks to run (default: the whole default suite)")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument("--out", help="write results, RESULTS.md and plots here instead of benchmarks/")
+    bench.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test of the suite itself")
+    bench.set_defaults(func=cmd_bench)
 
     config = sub.add_parser("config", help="pipeline configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)

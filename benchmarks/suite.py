@@ -1,0 +1,136 @@
+"""The benchmark suite behind ``vidpipe bench``: runs benchmarks, keeps each one's figures
+as JSON (``results/NAME.json``, with the machine, versions and date they were measured
+on), and rewrites ``RESULTS.md`` and the plots from every stored result, so a partial run
+(``vidpipe bench decode``) updates its own section and keeps the others.
+
+    vidpipe bench                 # the default suite (under 10 minutes on 2 cores)
+    vidpipe bench decode scaling  # just these
+    vidpipe bench soak            # the 10-minute soak (not in the default suite)
+    vidpipe bench --list
+
+``--quick`` runs every selected benchmark on tiny inputs (a smoke test of the suite
+itself; the figures are not meant to be kept, so use it with ``--out``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import ROOT, describe_machine, describe_versions, machine
+
+log = logging.getLogger("vidpipe.bench")
+
+HEADER = """# Benchmark results
+
+Written by `vidpipe bench` from the figures in `results/*.json` (one file per benchmark,
+with the machine and versions it was measured on); rerun a benchmark to update its
+section. Hand-recorded measurements (`results/notes.md`) are appended at the end.
+"""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    module: str
+    title: str
+    argv: tuple[str, ...] = ()
+    quick: tuple[str, ...] = ()
+    default: bool = True  # part of a plain `vidpipe bench`
+    plot: str | None = None  # for soak-like benchmarks: the plot's file name
+
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark("decode", "benchmarks.decode", "Decoding vs ffmpeg", ("--frames", "300", "--repeat", "3"),
+              ("--frames", "30", "--repeat", "1")),
+    Benchmark("postprocess", "benchmarks.postprocess", "Post-processing hot path", ("--repeat", "30"),
+              ("--repeat", "2", "--objects", "5")),
+    Benchmark("tracker", "benchmarks.tracker", "Tracker", (), ("--frames", "30")),
+    Benchmark("pipeline", "benchmarks.pipeline", "Pipeline efficiency", ("--frames", "300"),
+              ("--frames", "20", "--threads", "1")),
+    Benchmark("batching", "benchmarks.batching", "Cross-stream batching", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
+    Benchmark("scaling", "benchmarks.scaling", "Scaling with streams", ("--frames", "100"),
+              ("--frames", "10", "--streams", "1", "2")),
+    Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
+    Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),
+    Benchmark("latency", "benchmarks.soak", "Latency over time at 2× overload", ("--minutes", "1"), ("--minutes", "0.1"),
+              plot="latency.png"),
+    Benchmark("soak", "benchmarks.soak", "Soak (10 minutes)", ("--minutes", "10"), ("--minutes", "0.1"), default=False,
+              plot="soak.png"),
+)
+BY_NAME = {b.name: b for b in BENCHMARKS}
+
+
+def _measure(bench: Benchmark, quick: bool, directory: Path) -> dict:
+    argv = list(bench.quick if quick else bench.argv)
+    if bench.plot:  # soak-like: it plots its own samples
+        argv += ["--plot", str(directory / bench.plot)]
+    return importlib.import_module(bench.module).main(argv)
+
+
+def _render_section(bench: Benchmark, stored: dict) -> str:
+    module = importlib.import_module(bench.module)
+    body = module.render(stored["data"], bench.plot) if bench.plot else module.render(stored["data"])
+    m = stored["machine"]
+    cmd = f"vidpipe bench {bench.name}" + (" --quick" if stored.get("quick") else "")
+    meta = f"_Measured {m['date']} in {stored['seconds']:.0f} s on {describe_machine(m)}._"
+    return f"## {bench.title} — `{cmd}`\n\n{meta}\n\n{body}\n"
+
+
+def _plots(bench: Benchmark, data: dict, directory: Path) -> list[Path]:
+    module = importlib.import_module(bench.module)
+    if bench.plot:
+        return [directory / bench.plot]
+    return module.plot(data, directory) if hasattr(module, "plot") else []
+
+
+def write_results(directory: Path) -> Path:
+    """RESULTS.md from every stored result in ``directory/results``, in suite order."""
+    stored = {}
+    for bench in BENCHMARKS:
+        path = directory / "results" / f"{bench.name}.json"
+        if path.exists():
+            stored[bench.name] = json.loads(path.read_text())
+    latest = max(stored.values(), key=lambda s: s["machine"]["date"], default=None)
+    parts = [HEADER]
+    if latest is not None:
+        m = latest["machine"]
+        parts.append(f"Latest run: {m['date']} on {describe_machine(m)}.\n\nVersions: {describe_versions(m)}.\n")
+    parts.append("Contents: " + ", ".join(f"[{BY_NAME[n].title}](#{n})" for n in stored) + ".\n")
+    for name, s in stored.items():
+        parts.append(f'<a id="{name}"></a>\n\n' + _render_section(BY_NAME[name], s))
+    notes = directory / "results" / "notes.md"
+    if notes.exists():
+        parts.append(notes.read_text())
+    out = directory / "RESULTS.md"
+    out.write_text("\n".join(parts))
+    return out
+
+
+def run(names: list[str] | None = None, directory: Path | None = None, quick: bool = False) -> Path:
+    """Run the named benchmarks (default: the default suite), store, rewrite RESULTS.md."""
+    directory = directory or ROOT / "benchmarks"
+    unknown = [n for n in names or [] if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; known: {', '.join(BY_NAME)}")
+    selected = [BY_NAME[n] for n in names] if names else [b for b in BENCHMARKS if b.default]
+    (directory / "results").mkdir(parents=True, exist_ok=True)
+    where = machine()
+    for bench in selected:
+        log.info("benchmark %s: running", bench.name)
+        print(f"\n== {bench.title} (vidpipe bench {bench.name}) ==", flush=True)
+        t = time.perf_counter()
+        data = _measure(bench, quick, directory)
+        seconds = time.perf_counter() - t
+        stored = {"name": bench.name, "seconds": seconds, "quick": quick, "machine": where, "data": data}
+        (directory / "results" / f"{bench.name}.json").write_text(json.dumps(stored, indent=1))
+        for path in _plots(bench, data, directory):
+            print(f"plot: {path}")
+        print(f"({seconds:.0f} s)", flush=True)
+    out = write_results(directory)
+    print(f"\nwrote {out}")
+    return out
