@@ -5,6 +5,12 @@ Video packets are decoded by a PyAV codec context opened from the source's
 two cores, and older PyAV deadlocks on HEVC with the default slice threading). Image
 packets are decoded with OpenCV; raw packets (the synthetic world) pass through. A corrupt
 packet or image is counted as a ``decode_error`` drop, logged, and skipped.
+
+Hardware decoding (``hwaccel: cuda`` on a stream: NVDEC) is asked of FFmpeg through PyAV;
+frames come back in host memory. Where the device cannot be opened (no GPU, no driver,
+an FFmpeg built without it) PyAV raises ``PermissionError`` or another FFmpeg error: the
+stage logs it once per stream and decodes in software. What each stream really uses is in
+its summary (``decoder``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 import av
 import cv2
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 from pipeline.frames import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
 from pipeline.metrics import StreamStats
@@ -29,7 +36,8 @@ class Decoder(Stage):
     per_stream = True
 
     def __init__(self, stream_id: str, bus: Bus, inp: RingBuffer, out: RingBuffer, stats: StreamStats,
-                 thread_type: str = "AUTO", threads: int = 0, max_fps: float | None = None) -> None:
+                 thread_type: str = "AUTO", threads: int = 0, max_fps: float | None = None,
+                 hwaccel: str | None = None, hwaccel_device: str | None = None) -> None:
         super().__init__(f"decoder:{stream_id}", bus, stream_id)
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
@@ -41,18 +49,36 @@ class Decoder(Stage):
         self.max_fps = max_fps
         self._next_keep: float | None = None  # max_fps: pts (or index) of the next frame to keep
         self._errors_logged = 0
+        self.hwaccel, self.hwaccel_device = hwaccel, hwaccel_device
+        self.hwaccel_error: str | None = None  # why hardware decoding was given up (once per stream)
+
+    def _create_context(self, codec: str) -> av.CodecContext:
+        """A decoding context: on the hardware when asked and possible, else in software."""
+        if self.hwaccel and self.hwaccel_error is None:
+            try:
+                ctx = av.CodecContext.create(codec, "r", hwaccel=HWAccel(self.hwaccel, self.hwaccel_device))
+                self.stream_stats.decoder = f"{codec} ({self.hwaccel})"
+                return ctx
+            except (av.error.FFmpegError, OSError, ValueError) as exc:  # PermissionError: no such device here
+                self.hwaccel_error = f"{type(exc).__name__}: {exc}"
+                log.warning("stream %s: hardware decoding (%s) unavailable (%s): decoding in software",
+                            self.stream_id, self.hwaccel, self.hwaccel_error)
+        ctx = av.CodecContext.create(codec, "r")
+        ctx.thread_type = self.thread_type  # frame threading is for software decoding only
+        ctx.thread_count = self.threads
+        self.stream_stats.decoder = f"{codec} (software" + (f"; {self.hwaccel} unavailable)" if self.hwaccel else ")")
+        return ctx
 
     def _open_codec(self, info: StreamInfo) -> None:
         self._info = info
         self._codec = None
         self._arrivals.clear()  # pts restart with a new session
         if info.codec in (None, "image"):
+            self.stream_stats.decoder = "raw" if info.codec is None else "image (OpenCV)"
             return
-        ctx = av.CodecContext.create(info.codec, "r")
+        ctx = self._create_context(info.codec)
         if info.extradata:
             ctx.extradata = info.extradata
-        ctx.thread_type = self.thread_type
-        ctx.thread_count = self.threads
         self._codec = ctx
 
     def run(self) -> None:

@@ -19,6 +19,7 @@ class StreamStats:
     state: str = "created"  # created | connecting | streaming | reconnecting | ended | failed
     reconnects: int = 0
     error: str | None = None
+    decoder: str | None = None  # what decodes the stream, e.g. "h264 (software)", "hevc (cuda)"
     drops: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -42,6 +43,8 @@ class StreamStats:
             "detections": self.detections,
             "drops": self.drops_snapshot(),
         }
+        if self.decoder:
+            out["decoder"] = self.decoder
         if self.reconnects:
             out["reconnects"] = self.reconnects
         if self.error:
