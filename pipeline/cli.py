@@ -109,8 +109,14 @@ def _total_frames(pipeline) -> int | None:
 def _format_summary(s: dict) -> str:
     lines = [
         f"{s['pipeline']}: {s['results']} results from {s['frames']} frames, {s['detections']} detections, "
-        f"{s['fps']} fps in {s['wall_s']} s (model {s['model']} on {', '.join(s['providers'])})",
+        f"{s['fps']} fps in {s['wall_s']} s (model {s['model']} on {', '.join(s['providers'])}, "
+        f"post-processing on {s.get('postprocess_device', 'cpu')})",
     ]
+    if s.get("provider_fallback"):
+        lines.append(f"  provider fallback: requested {', '.join(s['requested_providers'])}")
+    decoders = sorted({st["decoder"] for st in s["streams"].values() if st.get("decoder")})
+    if decoders:
+        lines.append(f"  decoding: {'; '.join(decoders)}")
     lines.append("  stage                          items      fps   busy   ms/item")
     for name, st in s["stages"].items():
         per = 1000 * st["busy_s"] / st["items"] if st["items"] else 0.0

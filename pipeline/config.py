@@ -87,6 +87,8 @@ SourceConfig = Annotated[
 ]
 
 RingPolicy = Literal["block", "drop_oldest", "drop_newest"]
+# FFmpeg's hardware device types (av.codec.hwaccel.hwdevices_available() lists what this build has).
+HwAccel = Literal["cuda", "vaapi", "qsv", "vdpau", "videotoolbox", "d3d11va", "dxva2", "drm", "opencl", "vulkan", "mediacodec"]
 
 
 class StreamConfig(_Strict):
@@ -95,6 +97,8 @@ class StreamConfig(_Strict):
     ring_policy: RingPolicy | None = Field(None, description="frame ring policy; default: block for files, drop_oldest for live")
     infer_interval: int = Field(1, ge=1, description="inference on every N-th frame; the tracker carries the frames between")
     max_fps: float | None = Field(None, gt=0, description="keep evenly spaced frames up to this rate (the rest: drops 'max_fps')")
+    hwaccel: HwAccel | None = Field(None, description="hardware decoding (cuda: NVDEC); falls back to software where unavailable")
+    hwaccel_device: str | None = Field(None, description="the device, e.g. '1' for the second GPU; default: the first")
 
 
 class PostprocessConfig(_Strict):
@@ -107,13 +111,23 @@ class PostprocessConfig(_Strict):
     mask_decode_mode: Literal["accurate", "tradeoff", "fast"] = "accurate"
     tradeoff_factor: float = Field(0.5, ge=0, le=1)
     max_area_ratio: float | None = Field(None, gt=0, le=1)
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: candidate selection and mask decoding on the GPU "
+                                           "(falls back to the CPU with a warning where there is none)")
 
 
 class ModelConfig(_Strict):
     path: str = Field("shapes-yolov8seg", description="bundled model name or path to an ONNX file")
     name: str | None = None
-    backend: Literal["onnxruntime"] = "onnxruntime"
-    providers: list[str | tuple[str, dict[str, Any]]] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
+    providers: list[str | tuple[str, dict[str, Any]]] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers in order of preference, e.g. [TensorrtExecutionProvider, "
+                    "CUDAExecutionProvider, CPUExecutionProvider]; [name, {options}] sets a provider's own options")
+    device_id: int = Field(0, ge=0, description="GPU for the CUDA/TensorRT providers and the TensorRT backend")
+    fp16: bool = Field(False, description="TensorRT (provider or backend): build FP16 engines")
+    engine_cache_dir: Path | None = Field(None, description="TensorRT engines are cached here (default ~/.cache/vidpipe/engines)")
+    workspace_gb: float = Field(4.0, gt=0, description="TensorRT builder workspace")
+    io_binding: bool | None = Field(None, description="ONNX Runtime I/O binding; default: on with a GPU provider")
     intra_op_threads: int | None = Field(None, ge=1)
     inter_op_threads: int | None = Field(None, ge=1)
     names_file: Path | None = None

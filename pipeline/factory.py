@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.backends.onnxruntime import GpuSettings
 from pipeline.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig, TrackerConfig
 from pipeline.errors import ModelError
 from pipeline.frames import StreamInfo
@@ -54,15 +55,18 @@ def postprocess_options(cfg: ModelConfig) -> PostprocessOptions:
         max_detections=p.max_detections, max_candidates=p.max_candidates,
         class_filter=tuple(p.class_filter) if p.class_filter is not None else None,
         mask_decode_mode=p.mask_decode_mode, tradeoff_factor=p.tradeoff_factor, max_area_ratio=p.max_area_ratio,
+        device=p.device,
     )
 
 
-def build_model(cfg: ModelConfig) -> Model:
+def build_model(cfg: ModelConfig, max_batch_size: int = 1) -> Model:
     path = resolve_model(cfg.path)
+    gpu = GpuSettings(device_id=cfg.device_id, fp16=cfg.fp16, engine_cache_dir=cfg.engine_cache_dir,
+                      workspace_gb=cfg.workspace_gb, max_batch_size=max_batch_size)
     try:
         options = postprocess_options(cfg)
         model = Model.load(path, cfg.providers, cfg.intra_op_threads, cfg.inter_op_threads, options,
-                           cfg.names_file, cfg.layout)
+                           cfg.names_file, cfg.layout, backend=cfg.backend, gpu=gpu, io_binding=cfg.io_binding)
     except ValueError as exc:  # e.g. class_filter names the model does not have
         raise ModelError(f"model {path}: {exc}") from exc
     if cfg.name:

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import kernels, rle
-from pipeline.backends.onnxruntime import OnnxRuntimeBackend, parse_names
+from pipeline import kernels, kernels_cuda, rle
+from pipeline.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend, parse_names
 from pipeline.detections import Detections
 from pipeline.errors import ModelError
 from pipeline.layouts import LayoutError, ModelLayout, recognise
@@ -72,6 +72,14 @@ class Model:
         self.input_hw = backend.input_hw
         self.name = name or backend.path.stem
         self.allowed = allowed_classes(self.options.class_filter, self.class_names, self.layout.num_classes)
+        self.postprocess_device = "cpu"
+        self.postprocess_fallback: str | None = None
+        if self.options.device == "cuda":
+            if kernels_cuda.available():
+                self.postprocess_device = "cuda"
+            else:  # asked for, impossible here: say so once, carry on on the CPU
+                self.postprocess_fallback = kernels_cuda.unavailable_reason()
+                log.warning("GPU post-processing asked for, but %s: post-processing on the CPU", self.postprocess_fallback)
         self._geometry: dict[tuple[int, int], Letterbox] = {}
         self._canvas: np.ndarray | None = None
         self._blob: np.ndarray | None = None
@@ -102,8 +110,25 @@ class Model:
         names_file: str | Path | None = None,
         layout: str | None = None,
         warm_up: bool = True,
+        backend: str = "onnxruntime",
+        gpu: GpuSettings | None = None,
+        io_binding: bool | None = None,
     ) -> Model:
-        backend = OnnxRuntimeBackend(path, providers, intra_op_threads, inter_op_threads)
+        """Load ``path`` with ONNX Runtime (``providers``: CPU, CUDA, TensorRT) or the
+        native TensorRT backend (``backend="tensorrt"``, extra ``[trt]``)."""
+        if backend == "tensorrt":
+            from pipeline.backends.tensorrt import TensorRTBackend
+
+            runtime: Any = TensorRTBackend(path, gpu)
+        elif backend == "onnxruntime":
+            runtime = OnnxRuntimeBackend(path, providers, intra_op_threads, inter_op_threads, gpu, io_binding)
+        else:
+            raise ModelError(f"unknown backend {backend!r}: onnxruntime or tensorrt")
+        return cls._loaded(runtime, options, names_file, layout, warm_up)
+
+    @classmethod
+    def _loaded(cls, backend: Any, options: PostprocessOptions | None, names_file: str | Path | None,
+                layout: str | None, warm_up: bool) -> Model:
         names = read_names_file(Path(names_file)) if names_file else None
         model = cls(backend, options, names, layout)
         if warm_up:
@@ -125,6 +150,8 @@ class Model:
         t0 = time.perf_counter()
         kernels.warm_up()
         rle.warm_up()
+        if self.postprocess_device == "cuda":
+            kernels_cuda.warm_up()
         self.infer([np.zeros((self.input_hw[0], self.input_hw[1], 3), np.uint8)])
         log.info("model %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
@@ -145,7 +172,11 @@ class Model:
         blob = to_blob(self._canvas[:batch], self._blob[:batch])
         return blob, geoms
 
-    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+    def run(self, blob: np.ndarray) -> list[Any]:
+        """Raw outputs: host arrays, or device arrays when post-processing runs on the GPU
+        (left where the backend put them; host outputs are uploaded)."""
+        if self.postprocess_device == "cuda":
+            return [kernels_cuda.to_device(o) for o in self.backend.run_on_device(blob)]
         return self.backend.run(blob)
 
     def postprocess(self, outputs: list[np.ndarray], i: int, geometry: Letterbox) -> Detections:
@@ -159,6 +190,7 @@ class Model:
             max_detections=o.max_detections, max_candidates=o.max_candidates, class_names=self.class_names,
             mask_decode_mode=o.mask_decode_mode, tradeoff_factor=o.tradeoff_factor,
             max_area_ratio=o.max_area_ratio, letterbox=geometry, allowed=self.allowed, timings=self.last_timings,
+            device=self.postprocess_device,
         )
 
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -177,6 +209,8 @@ class Model:
             "num_masks": self.layout.num_masks,
             "metadata": self.backend.metadata,
             **self.backend.info(),
+            "postprocess_device": self.postprocess_device,
+            **({"postprocess_fallback": self.postprocess_fallback} if self.postprocess_fallback else {}),
         }
 
     def describe(self) -> str:

@@ -70,6 +70,7 @@ class Pipeline:
         max_fps: dict[str, float] | None = None,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        hwaccel: dict[str, tuple[str, str | None]] | None = None,
     ) -> None:
         if not sources:
             raise ValueError("a pipeline needs at least one source")
@@ -98,8 +99,9 @@ class Pipeline:
             frames = self._ring(sizes["frames"], frame_policy, f"frames:{sid}", waker=waker,
                                 on_drop=lambda _item, s=stats: s.drop("frame_ring_full"))
             src.bind(self.bus, packets, stats)
+            hw, hw_device = (hwaccel or {}).get(sid, (None, None))
             self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, threads=decoder_threads,
-                                         max_fps=(max_fps or {}).get(sid)))
+                                         max_fps=(max_fps or {}).get(sid), hwaccel=hw, hwaccel_device=hw_device))
             frame_rings[sid] = frames
         results = self._ring(sizes["results"], "block", "results")
         self.inference = InferenceStage(f"inference:{model.name}", self.bus, model, frame_rings, results, waker,
@@ -143,15 +145,16 @@ class Pipeline:
         sources = [build_source(s) for s in cfg.streams]
         for src in sources:
             src.probe()
-        model = build_model(cfg.model)
+        model = build_model(cfg.model, cfg.batching.max_batch_size)
         sinks = [build_sink(s) for s in cfg.sinks]
         policies = {s.id: s.ring_policy for s in cfg.streams if s.ring_policy}
         intervals = {s.id: s.infer_interval for s in cfg.streams}
         rates = {s.id: s.max_fps for s in cfg.streams if s.max_fps}
+        hwaccel = {s.id: (s.hwaccel, s.hwaccel_device) for s in cfg.streams if s.hwaccel}
         return cls(sources, model, sinks, cfg.batching.max_batch_size, cfg.batching.max_wait_ms,
                    cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name,
                    tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True, rates,
-                   cfg.metrics.port if cfg.metrics else None, cfg.metrics.host if cfg.metrics else "127.0.0.1")
+                   cfg.metrics.port if cfg.metrics else None, cfg.metrics.host if cfg.metrics else "127.0.0.1", hwaccel)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -329,6 +332,9 @@ class Pipeline:
             "pipeline": self.name,
             "model": self.model.name,
             "providers": self.model.backend.active_providers,
+            "requested_providers": self.model.backend.requested_providers,
+            "provider_fallback": self.model.backend.fell_back,
+            "postprocess_device": self.model.postprocess_device,
             "wall_s": round(wall, 3),
             "frames": sum(s.frames for s in self.streams.values()),
             "results": results,

@@ -5,6 +5,13 @@ load (and lists CUDA/TensorRT as "available" even without CUDA), so after creati
 session the providers actually in use are read back, compared with the request, and a
 fallback is logged as a warning and reported in ``info()``.
 
+GPU settings (:class:`GpuSettings`: device id, FP16, TensorRT engine cache directory and
+workspace, the dynamic-batch profile) become the CUDA and TensorRT providers' options; a
+provider's own options given in the config win over them. With I/O binding the input is
+bound once per run and the outputs are bound on the provider's device, so GPU
+post-processing can read them where they are (``run_on_device``); on the CPU provider the
+same binding path runs too, into host memory.
+
 Example:
     >>> from pipeline.zoo import default_model_path
     >>> backend = OnnxRuntimeBackend(default_model_path(), intra_op_threads=1)
@@ -17,6 +24,7 @@ from __future__ import annotations
 import ast
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,59 @@ from pipeline.errors import ModelError
 log = logging.getLogger("vidpipe.backend")
 
 ProviderSpec = str | tuple[str, dict[str, Any]]
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """What the GPU execution providers (and the native TensorRT backend) are told."""
+
+    device_id: int = 0
+    fp16: bool = False
+    engine_cache_dir: Path | None = None  # TensorRT engines (and timing cache) are kept here
+    workspace_gb: float = 4.0
+    max_batch_size: int = 1  # the dynamic-batch profile's optimum and maximum
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "vidpipe" / "engines"
+
+
+def provider_options(providers: Sequence[ProviderSpec], gpu: GpuSettings, input_name: str = "images",
+                     input_hw: tuple[int, int] = (640, 640), dynamic_batch: bool = True) -> list[ProviderSpec]:
+    """Each provider with its options filled from ``gpu``; options set explicitly win.
+
+    >>> provider_options(["CUDAExecutionProvider", "CPUExecutionProvider"], GpuSettings(device_id=1))
+    [('CUDAExecutionProvider', {'device_id': 1, 'arena_extend_strategy': 'kSameAsRequested'}), 'CPUExecutionProvider']
+    """
+    out: list[ProviderSpec] = []
+    h, w = input_hw
+    cache = gpu.engine_cache_dir or default_cache_dir()
+    for p in providers:
+        name, given = (p, {}) if isinstance(p, str) else (p[0], dict(p[1]))
+        if name == "CUDAExecutionProvider":
+            base: dict[str, Any] = {"device_id": gpu.device_id, "arena_extend_strategy": "kSameAsRequested"}
+        elif name == "TensorrtExecutionProvider":
+            base = {"device_id": gpu.device_id, "trt_fp16_enable": gpu.fp16, "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": str(cache), "trt_max_workspace_size": int(gpu.workspace_gb * 2**30)}
+            if dynamic_batch:  # one engine for every batch size up to the pipeline's
+                base["trt_profile_min_shapes"] = f"{input_name}:1x3x{h}x{w}"
+                base["trt_profile_opt_shapes"] = f"{input_name}:{gpu.max_batch_size}x3x{h}x{w}"
+                base["trt_profile_max_shapes"] = f"{input_name}:{gpu.max_batch_size}x3x{h}x{w}"
+        else:
+            out.append(p)
+            continue
+        out.append((name, {**base, **given}))
+    return out
+
+
+def _onnx_input(path: Path) -> tuple[str, list]:
+    """The first graph input's name and shape, read without a session (for provider options)."""
+    ort = _import_ort()
+    probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    i = probe.get_inputs()[0]
+    return i.name, list(i.shape)
 
 
 def _import_ort():
@@ -65,11 +126,14 @@ class OnnxRuntimeBackend:
         providers: Sequence[ProviderSpec] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
+        gpu: GpuSettings | None = None,
+        io_binding: bool | None = None,
     ) -> None:
         ort = _import_ort()
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
+        self.gpu = gpu or GpuSettings()
         options = ort.SessionOptions()
         if intra_op_threads:
             options.intra_op_num_threads = int(intra_op_threads)
@@ -82,6 +146,8 @@ class OnnxRuntimeBackend:
         if unknown:
             log.warning("execution providers %s are not in this onnxruntime build (available: %s)", unknown, available)
         usable = [p for p in providers if (p if isinstance(p, str) else p[0]) in available] or ["CPUExecutionProvider"]
+        if any((p if isinstance(p, str) else p[0]) in GPU_PROVIDERS for p in usable):
+            usable = self._gpu_options(path, usable)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(usable))
         except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
@@ -104,6 +170,21 @@ class OnnxRuntimeBackend:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        # Where outputs live: the first GPU provider in use binds them on its device.
+        self.device = "cuda" if any(p in GPU_PROVIDERS for p in self.active_providers) else "cpu"
+        self.io_binding = self.device == "cuda" if io_binding is None else bool(io_binding)
+        self._binding = self.session.io_binding() if self.io_binding else None
+
+    def _gpu_options(self, path: Path, providers: list[ProviderSpec]) -> list[ProviderSpec]:
+        try:
+            name, shape = _onnx_input(path)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types
+            raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
+        hw = (shape[2], shape[3]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]) else (640, 640)
+        dynamic = not (isinstance(shape[0], int) and shape[0] > 0)
+        if any((p if isinstance(p, str) else p[0]) == "TensorrtExecutionProvider" for p in providers):
+            (self.gpu.engine_cache_dir or default_cache_dir()).mkdir(parents=True, exist_ok=True)
+        return provider_options(providers, self.gpu, name, hw, dynamic)
 
     @property
     def fixed_batch(self) -> int | None:
@@ -124,7 +205,28 @@ class OnnxRuntimeBackend:
         return 640, 640
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.output_names, {self.input_name: blob})
+        """Outputs in host memory."""
+        if self._binding is None:
+            return self.session.run(self.output_names, {self.input_name: blob})
+        self._run_bound(blob)
+        return self._binding.copy_outputs_to_cpu()
+
+    def run_on_device(self, blob: np.ndarray) -> list[Any]:
+        """Outputs where the provider put them: ONNX Runtime ``OrtValue`` objects on the GPU
+        (with I/O binding on a GPU provider), else host arrays."""
+        if self._binding is None or self.device == "cpu":
+            return self.run(blob)
+        self._run_bound(blob)
+        return self._binding.get_outputs()
+
+    def _run_bound(self, blob: np.ndarray) -> None:
+        b = self._binding
+        b.clear_binding_inputs()
+        b.clear_binding_outputs()
+        b.bind_cpu_input(self.input_name, np.ascontiguousarray(blob))
+        for name in self.output_names:  # ORT allocates them on the device, sized for this batch
+            b.bind_output(name, self.device, self.gpu.device_id if self.device == "cuda" else 0)
+        self.session.run_with_iobinding(b)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -132,4 +234,8 @@ class OnnxRuntimeBackend:
             "requested_providers": self.requested_providers,
             "active_providers": self.active_providers,
             "provider_fallback": self.fell_back,
+            "io_binding": self.io_binding,
+            "output_device": self.device,
+            **({"provider_options": {p: dict(o) for p, o in self.session.get_provider_options().items() if p in GPU_PROVIDERS}}
+               if self.device == "cuda" else {}),
         }
