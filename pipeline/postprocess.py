@@ -46,8 +46,11 @@ class PostprocessOptions:
     mask_decode_mode: str = "accurate"
     tradeoff_factor: float = 0.5
     max_area_ratio: float | None = None
+    device: str = "cpu"  # cuda: candidate selection and masks on the GPU (kernels_cuda.py)
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if self.mask_decode_mode not in kernels.MASK_MODES:
             raise ValueError(f"mask_decode_mode must be one of {tuple(kernels.MASK_MODES)}, got {self.mask_decode_mode!r}")
         if not 0.0 <= self.tradeoff_factor <= 1.0:
@@ -97,10 +100,12 @@ def postprocess_segmentation(
     letterbox: Letterbox | None = None,
     allowed: np.ndarray | None = None,
     timings: PostprocessTimings | None = None,
+    device: str = "cpu",
 ) -> Detections:
     """Decode the raw outputs of ONE image (batch axis removed). ``protos`` is None for
     detection layouts (``yolov5``, ``yolov8``). ``letterbox`` and ``allowed`` may be passed
-    precomputed by the pipeline; users pass ``input_hw``, ``source_hw`` and names."""
+    precomputed by the pipeline; users pass ``input_hw``, ``source_hw`` and names.
+    ``device="cuda"``: ``output0`` and ``protos`` are device arrays (kernels_cuda.to_device)."""
     channels_first = layout.startswith("yolov8")
     has_obj = layout.startswith("yolov5")
     nm = 0 if protos is None else protos.shape[0]
@@ -112,30 +117,42 @@ def postprocess_segmentation(
     geometry = letterbox or Letterbox.fit(source_hw, input_hw)
     if allowed is None:
         allowed = allowed_classes(class_filter, names, nc)
+    on_gpu = device == "cuda"
     t0 = time.perf_counter()
-    idx, scores, classes = kernels.select_candidates(output0, channels_first, has_obj, nc, np.float32(confidence), allowed)
-    boxes_in = kernels.gather_boxes(output0, channels_first, idx)
+    if on_gpu:  # only the candidates' rows (box + mask coefficients) come to the host
+        from pipeline import kernels_cuda
+
+        idx, scores, classes, rows = kernels_cuda.select_candidates(output0, channels_first, has_obj, nc, confidence,
+                                                                    allowed, nm)
+        boxes_in = kernels.gather_boxes(rows, False, np.arange(len(idx), dtype=np.int64))
+    else:
+        idx, scores, classes = kernels.select_candidates(output0, channels_first, has_obj, nc, np.float32(confidence), allowed)
+        boxes_in = kernels.gather_boxes(output0, channels_first, idx)
+    pos = np.arange(len(idx))  # each candidate's row in ``rows`` (GPU), through the filters below
     boxes_src = geometry.to_source_xyxy(boxes_in)
     if max_area_ratio is not None and len(idx):
         wh = boxes_src[:, 2:] - boxes_src[:, :2]
         small = wh[:, 0] * wh[:, 1] <= max_area_ratio * geometry.src_h * geometry.src_w
-        idx, scores, classes, boxes_in, boxes_src = idx[small], scores[small], classes[small], boxes_in[small], boxes_src[small]
+        idx, scores, classes, boxes_in, boxes_src, pos = (a[small] for a in (idx, scores, classes, boxes_in, boxes_src, pos))
     if len(idx) > max_candidates:
         top = np.argsort(-scores, kind="stable")[:max_candidates]
-        idx, scores, classes, boxes_in, boxes_src = idx[top], scores[top], classes[top], boxes_in[top], boxes_src[top]
+        idx, scores, classes, boxes_in, boxes_src, pos = (a[top] for a in (idx, scores, classes, boxes_in, boxes_src, pos))
     keep = kernels.nms(boxes_in, scores, classes, np.float32(iou_threshold), class_agnostic_nms, max_detections)
     t1 = time.perf_counter()
     xyxy = boxes_src[keep]
     masks = None
     if protos is not None:
         boxes_px = mask_boxes(xyxy, (geometry.src_h, geometry.src_w))
-        anchors = idx[keep]
-        first = (5 if has_obj else 4) + nc
-        coefs = output0[first:, anchors].T if channels_first else output0[anchors, first:]
-        flat, offsets = kernels.decode_masks(
-            np.ascontiguousarray(coefs, np.float32), protos, boxes_px, geometry.params(),
-            kernels.MASK_MODES[mask_decode_mode], float(tradeoff_factor),
-        )
+        mode = kernels.MASK_MODES[mask_decode_mode]
+        if on_gpu:
+            flat, offsets = kernels_cuda.decode_masks(rows[pos[keep], 4:], protos, boxes_px, geometry.params(), mode,
+                                                      float(tradeoff_factor))
+        else:
+            anchors = idx[keep]
+            first = (5 if has_obj else 4) + nc
+            coefs = output0[first:, anchors].T if channels_first else output0[anchors, first:]
+            flat, offsets = kernels.decode_masks(np.ascontiguousarray(coefs, np.float32), protos, boxes_px, geometry.params(),
+                                                 mode, float(tradeoff_factor))
         flat = flat.view(np.bool_)
         # Column-major crops (see kernels.decode_masks): (h, w) views, Fortran order.
         masks = [

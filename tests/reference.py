@@ -15,7 +15,8 @@ NM = 32
 
 def make_raw_outputs(rng: np.random.Generator, layout: str, n_objects: int, nc: int = 3,
                      input_hw: tuple[int, int] = (640, 640), source_hw: tuple[int, int] = (1080, 1920),
-                     candidates_per_object: int = 10, n_anchors: int = 8400) -> tuple[np.ndarray, np.ndarray]:
+                     candidates_per_object: int = 10, n_anchors: int = 8400,
+                     max_size: float = 150.0) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs of ONE image: objects with several overlapping candidates above threshold
     (as a real model produces), background anchors with low scores, smooth prototypes."""
     import cv2
@@ -37,7 +38,7 @@ def make_raw_outputs(rng: np.random.Generator, layout: str, n_objects: int, nc: 
     used = 0
     for _ in range(n_objects):
         # Log-uniform 8-150 input px (24-450 px on a 1080p frame): typical object sizes.
-        w, h = np.exp(rng.uniform(np.log(8), np.log(150), 2))
+        w, h = np.exp(rng.uniform(np.log(8), np.log(max_size), 2))
         cx = rng.uniform(g.pad_x + w / 2, g.pad_x + g.new_w - w / 2)
         cy = rng.uniform(g.pad_y + h / 2, g.pad_y + g.new_h - h / 2)
         c = int(rng.integers(nc))
