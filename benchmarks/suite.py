@@ -6,6 +6,7 @@ on), and rewrites ``RESULTS.md`` and the plots from every stored result, so a pa
     vidpipe bench                 # the default suite (under 10 minutes on 2 cores)
     vidpipe bench decode scaling  # just these
     vidpipe bench soak            # the 10-minute soak (not in the default suite)
+    vidpipe bench gpu             # GPU paths, on a machine with an NVIDIA GPU
     vidpipe bench --list
 
 ``--quick`` runs every selected benchmark on tiny inputs (a smoke test of the suite
@@ -61,6 +62,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               plot="latency.png"),
     Benchmark("soak", "benchmarks.soak", "Soak (10 minutes)", ("--minutes", "10"), ("--minutes", "0.1"), default=False,
               plot="soak.png"),
+    Benchmark("gpu", "benchmarks.gpu", "GPU paths", ("--repeat", "50"), ("--repeat", "3"), default=False),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 
@@ -126,6 +128,9 @@ def run(names: list[str] | None = None, directory: Path | None = None, quick: bo
         t = time.perf_counter()
         data = _measure(bench, quick, directory)
         seconds = time.perf_counter() - t
+        if "skipped" in data:  # e.g. no GPU here: keep whatever another machine measured
+            print(f"(not stored: {data['skipped']})")
+            continue
         stored = {"name": bench.name, "seconds": seconds, "quick": quick, "machine": where, "data": data}
         (directory / "results" / f"{bench.name}.json").write_text(json.dumps(stored, indent=1))
         for path in _plots(bench, data, directory):
