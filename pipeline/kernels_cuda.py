@@ -56,16 +56,7 @@ def unavailable_reason() -> str | None:
     return _unavailable
 
 
-def _bilinear_taps(pos: float, size: int) -> tuple[int, int, float]:
-    f = math.floor(pos)
-    w = pos - f
-    i0 = int(f)
-    i1 = i0 + 1
-    if i0 < 0:
-        i0, i1, w = 0, 0, 0.0
-    elif i1 > size - 1:
-        i0, i1, w = size - 1, size - 1, 0.0
-    return i0, i1, w
+_bilinear_taps = kernels._bilinear_taps.py_func  # the CPU kernels' taps, compiled for the device below
 
 
 def _logit(coefs, protos, i: int, py: int, px: int) -> float:
