@@ -52,7 +52,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               ("--repeat", "2", "--objects", "5")),
     Benchmark("tracker", "benchmarks.tracker", "Tracker", (), ("--frames", "30")),
     Benchmark("pipeline", "benchmarks.pipeline", "Pipeline efficiency", ("--frames", "300"),
-              ("--frames", "20", "--threads", "1")),
+              ("--frames", "20", "--threads", "1", "--repeat", "1")),
     Benchmark("batching", "benchmarks.batching", "Cross-stream batching", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
     Benchmark("scaling", "benchmarks.scaling", "Scaling with streams", ("--frames", "100"),
               ("--frames", "10", "--streams", "1", "2")),

@@ -15,6 +15,7 @@ how CPU-only CI checks them against the CPU kernels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -64,6 +65,13 @@ def _logit(coefs, protos, i: int, py: int, px: int) -> float:
     for k in range(protos.shape[0]):
         acc += coefs[i, k] * protos[k, py, px]
     return acc
+
+
+def on_device(device_id: int):
+    """Makes ``device_id`` current in this thread for the block: stages run in their own
+    threads, and Numba would otherwise use device 0 there."""
+    cuda = cuda_module()
+    return cuda.gpus[device_id] if cuda is not None else contextlib.nullcontext()
 
 
 def _scores(pred, channels_first, has_obj, nc, confidence, allowed, score, cls):

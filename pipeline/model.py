@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -72,6 +73,7 @@ class Model:
         self.input_hw = backend.input_hw
         self.name = name or backend.path.stem
         self.allowed = allowed_classes(self.options.class_filter, self.class_names, self.layout.num_classes)
+        self.device_id = getattr(getattr(backend, "gpu", None), "device_id", 0)
         self.postprocess_device = "cpu"
         self.postprocess_fallback: str | None = None
         if self.options.device == "cuda":
@@ -176,22 +178,24 @@ class Model:
         """Raw outputs: host arrays, or device arrays when post-processing runs on the GPU
         (left where the backend put them; host outputs are uploaded)."""
         if self.postprocess_device == "cuda":
-            return [kernels_cuda.to_device(o) for o in self.backend.run_on_device(blob)]
+            with kernels_cuda.on_device(self.device_id):
+                return [kernels_cuda.to_device(o) for o in self.backend.run_on_device(blob)]
         return self.backend.run(blob)
 
-    def postprocess(self, outputs: list[np.ndarray], i: int, geometry: Letterbox) -> Detections:
-        o = self.options
-        lay = self.layout
-        protos = outputs[lay.protos_output][i] if lay.protos_output is not None else None
-        return postprocess_segmentation(
-            outputs[lay.detections_output][i], protos, lay.name,
-            self.input_hw, (geometry.src_h, geometry.src_w),
-            confidence=o.confidence, iou_threshold=o.iou_threshold, class_agnostic_nms=o.class_agnostic_nms,
-            max_detections=o.max_detections, max_candidates=o.max_candidates, class_names=self.class_names,
-            mask_decode_mode=o.mask_decode_mode, tradeoff_factor=o.tradeoff_factor,
-            max_area_ratio=o.max_area_ratio, letterbox=geometry, allowed=self.allowed, timings=self.last_timings,
-            device=self.postprocess_device,
-        )
+    def postprocess(self, outputs: list[Any], i: int, geometry: Letterbox) -> Detections:
+        o, lay = self.options, self.layout
+        on_gpu = self.postprocess_device == "cuda"
+        with kernels_cuda.on_device(self.device_id) if on_gpu else contextlib.nullcontext():
+            protos = outputs[lay.protos_output][i] if lay.protos_output is not None else None
+            return postprocess_segmentation(
+                outputs[lay.detections_output][i], protos, lay.name,
+                self.input_hw, (geometry.src_h, geometry.src_w),
+                confidence=o.confidence, iou_threshold=o.iou_threshold, class_agnostic_nms=o.class_agnostic_nms,
+                max_detections=o.max_detections, max_candidates=o.max_candidates, class_names=self.class_names,
+                mask_decode_mode=o.mask_decode_mode, tradeoff_factor=o.tradeoff_factor,
+                max_area_ratio=o.max_area_ratio, letterbox=geometry, allowed=self.allowed, timings=self.last_timings,
+                device=self.postprocess_device,
+            )
 
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections for each BGR image (any sizes), in order."""

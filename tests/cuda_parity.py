@@ -46,6 +46,29 @@ def compare(layout: str, mode: str, objects: int, input_hw, source_hw, anchors: 
             "min_mask_iou": min(ious, default=1.0), "pixels": int(sum(m.size for m in cpu.masks))}
 
 
+def model_case() -> dict:
+    """The Model's GPU path end to end (outputs put on the device, sliced per image, the
+    kernels run in the stage's device context) on the bundled model, a batch of two."""
+    from pipeline.model import Model
+    from pipeline.postprocess import PostprocessOptions
+    from pipeline.zoo import default_model_path
+    from sources.scene import SyntheticScene
+
+    gpu = Model.load(default_model_path(), intra_op_threads=1, options=PostprocessOptions(device="cuda"), warm_up=False)
+    cpu = Model.load(default_model_path(), intra_op_threads=1, warm_up=False)
+    image, _ = SyntheticScene(5, 256, 144).step()  # small frame: masks are decoded in source pixels
+    images = [image, np.ascontiguousarray(image[:, ::-1])]
+    a, b = gpu.infer(images), cpu.infer(images)
+    return {"layout": "bundled model", "mode": "accurate", "postprocess_device": gpu.postprocess_device,
+            "cpu": sum(map(len, b)), "gpu": sum(map(len, a)),
+            "same_boxes": all(np.array_equal(x.xyxy, y.xyxy) for x, y in zip(a, b)),
+            "same_scores": all(np.array_equal(x.confidence, y.confidence) for x, y in zip(a, b)),
+            "same_classes": all(np.array_equal(x.class_id, y.class_id) for x, y in zip(a, b)),
+            "same_shapes": all(m.shape == n.shape for x, y in zip(a, b) for m, n in zip(x.masks, y.masks)),
+            "min_mask_iou": min((mask_iou(m, n) for x, y in zip(a, b) for m, n in zip(x.masks, y.masks)), default=1.0),
+            "pixels": int(sum(m.size for x in b for m in x.masks))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="640 input, 1080p source, 8400 anchors, 20 objects (real GPU)")
@@ -60,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, layout in enumerate(("yolov5-seg", "yolov8-seg")):
         for mode in ("accurate", "tradeoff", "fast"):
             print(json.dumps(compare(layout, mode, seed=i, **sizes)), flush=True)
+    print(json.dumps(model_case()), flush=True)
     return 0
 
 

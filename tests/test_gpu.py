@@ -147,7 +147,7 @@ def test_cuda_kernels_match_the_cpu_kernels_in_the_simulator():
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     cases = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(cases) == 6
+    assert len(cases) == 7 and cases[-1]["postprocess_device"] == "cuda"  # 6 raw-output cases, the bundled model
     for c in cases:
         assert c["cpu"] == c["gpu"] > 0, c
         assert c["same_boxes"] and c["same_scores"] and c["same_classes"] and c["same_shapes"], c

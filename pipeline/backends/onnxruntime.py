@@ -227,6 +227,7 @@ class OnnxRuntimeBackend:
         for name in self.output_names:  # ORT allocates them on the device, sized for this batch
             b.bind_output(name, self.device, self.gpu.device_id if self.device == "cuda" else 0)
         self.session.run_with_iobinding(b)
+        b.synchronize_outputs()  # the CUDA provider's stream has finished writing them
 
     def info(self) -> dict[str, Any]:
         return {

@@ -228,22 +228,24 @@ class TensorRTBackend:
         host_in[:b] = blob
         self._device[self.input_name][:b].copy_to_device(host_in[:b], stream=self.stream)
         self.context.set_input_shape(self.input_name, tuple(blob.shape))
-        if not self.context.execute_async_v3(self.stream.handle.value):
+        if not self.context.execute_async_v3(int(self.stream)):  # the CUstream handle (numba's and numba-cuda's Stream)
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
         return b
 
     def run_on_device(self, blob: np.ndarray) -> list[Any]:
         """Outputs left on the GPU (device array views, valid until the next run)."""
-        b = self._execute(blob)
-        self.stream.synchronize()
-        return [self._device[n][:b] for n in self.output_names]
+        with self._cuda.gpus[self.gpu.device_id]:  # the inference stage's thread, not the loader's
+            b = self._execute(blob)
+            self.stream.synchronize()
+            return [self._device[n][:b] for n in self.output_names]
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        b = self._execute(blob)
-        for n in self.output_names:
-            self._device[n][:b].copy_to_host(self._host[n][:b], stream=self.stream)
-        self.stream.synchronize()
-        return [self._host[n][:b].copy() for n in self.output_names]
+        with self._cuda.gpus[self.gpu.device_id]:
+            b = self._execute(blob)
+            for n in self.output_names:
+                self._device[n][:b].copy_to_host(self._host[n][:b], stream=self.stream)
+            self.stream.synchronize()
+            return [self._host[n][:b].copy() for n in self.output_names]
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "engine": str(self.engine_path), "precision": self.precision,
