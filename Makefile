@@ -49,7 +49,14 @@ system-deps:
 		echo "system-deps: no apt here: the RTSP tests will be skipped (never in CI)"; \
 	fi
 
-test: $(STAMP) system-deps
+# onnxruntime-gpu beside the CPU build (not importable unless put on PYTHONPATH): the GPU
+# tests check, on this CPU-only machine, how it falls back when CUDA cannot load.
+ORT_GPU := $(VENV)/ort-gpu
+$(ORT_GPU)/.installed: | $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(ORT_GPU) "onnxruntime-gpu>=1.17"
+	touch $@
+
+test: $(STAMP) system-deps $(ORT_GPU)/.installed
 	$(PY) -m pytest -q -ra
 
 # The benchmark suite (under 10 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.

@@ -69,6 +69,39 @@ def test_vidpipe_info_shows_the_fallback():
     assert "fell back" in proc.stderr
 
 
+def test_onnxruntime_gpu_without_cuda_is_caught_falling_back(tmp_path):
+    """onnxruntime-gpu on a machine without CUDA lists TensorRT and CUDA as available, fails
+    to load them when the session is created, and runs on the CPU without an error: vidpipe
+    reads back the providers in use and reports the fallback (`make test` installs that build
+    beside the CPU one, in .venv/ort-gpu)."""
+    site = Path(sys.prefix) / "ort-gpu"
+    if not (site / "onnxruntime").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{site} is missing: `make test` installs onnxruntime-gpu there")
+        pytest.skip("onnxruntime-gpu not installed beside the CPU build (make test does it)")
+    if HAS_GPU:
+        pytest.skip("a GPU is here: the GPU build may really run")
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    probe = subprocess.run([sys.executable, "-c", "import onnxruntime as o, json; print(json.dumps(o.get_available_providers()))"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert "CUDAExecutionProvider" in json.loads(probe.stdout)  # "available", though nothing can load it
+    providers = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    info = subprocess.run([sys.executable, "-m", "pipeline.cli", "info", "shapes-yolov8seg", "--providers", *providers],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr[-2000:]
+    described = json.loads(info.stdout)
+    assert described["active_providers"] == ["CPUExecutionProvider"] and described["provider_fallback"] is True
+    assert "ONNX Runtime fell back" in info.stderr
+    config = tmp_path / "gpu.yaml"
+    config.write_text(json.dumps({"streams": [{"id": "cam0", "source": {"type": "synthetic", "frames": 5}}],
+                                  "model": {"providers": providers, "engine_cache_dir": str(tmp_path / "engines")}}))
+    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(config), "-q", "--summary", str(tmp_path / "s.json")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["provider_fallback"] is True and summary["providers"] == ["CPUExecutionProvider"] and summary["results"] == 5
+
+
 def test_io_binding_gives_the_same_outputs_as_session_run():
     plain = Model.load(default_model_path(), intra_op_threads=1, warm_up=False)
     bound = Model.load(default_model_path(), intra_op_threads=1, warm_up=False, io_binding=True)

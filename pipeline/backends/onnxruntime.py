@@ -22,7 +22,9 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +151,9 @@ class OnnxRuntimeBackend:
         if any((p if isinstance(p, str) else p[0]) in GPU_PROVIDERS for p in usable):
             usable = self._gpu_options(path, usable)
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(usable))
+            # onnxruntime-gpu print()s its provider fallback banner: keep it off our stdout (JSON there)
+            with contextlib.redirect_stdout(sys.stderr):
+                self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(usable))
         except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
             raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
         self.path = path
