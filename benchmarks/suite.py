@@ -46,7 +46,7 @@ class Benchmark:
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark("decode", "benchmarks.decode", "Decoding vs ffmpeg", ("--frames", "300", "--repeat", "3"),
+    Benchmark("decode", "benchmarks.decode", "Decoding vs ffmpeg", ("--frames", "300", "--repeat", "5"),
               ("--frames", "30", "--repeat", "1")),
     Benchmark("postprocess", "benchmarks.postprocess", "Post-processing hot path", ("--repeat", "30"),
               ("--repeat", "2", "--objects", "5")),
