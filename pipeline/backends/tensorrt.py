@@ -120,20 +120,21 @@ class TensorRTBackend:
         self.io_binding = True
 
     # -- engine ---------------------------------------------------------------------------
-    def _network_input(self) -> tuple[str, list[int]]:
+    def _parse(self):
+        """Builder, network and parser of the ONNX file (the parser owns the weights: keep it)."""
         trt = self._trt
         builder = trt.Builder(self._logger)
-        network = builder.create_network(0)
+        network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse_from_file(str(self.path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelError(f"TensorRT cannot parse {self.path}: {errors}")
-        tensor = network.get_input(0)
-        return tensor.name, list(tensor.shape)
+        return builder, network, parser
 
     def _load_or_build(self):
         trt = self._trt
-        name, shape = self._network_input()
+        builder, network, parser = self._parse()
+        name, shape = network.get_input(0).name, list(network.get_input(0).shape)
         h, w = (shape[2], shape[3]) if shape[2] > 0 and shape[3] > 0 else self._metadata_hw()
         dynamic = shape[0] < 0
         top = self.gpu.max_batch_size if dynamic else shape[0]
@@ -149,7 +150,7 @@ class TensorRTBackend:
             if engine is not None:
                 return engine
             log.warning("cached engine %s does not load (corrupt?): building again", self.engine_path)
-        data = self._build(name, dynamic)
+        data = self._build(builder, network, name, dynamic)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = self.engine_path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(data)
@@ -166,12 +167,8 @@ class TensorRTBackend:
         size = [size, size] if isinstance(size, int) else list(size)
         return int(size[0]), int(size[1])
 
-    def _build(self, input_name: str, dynamic: bool) -> bytes:
+    def _build(self, builder, network, input_name: str, dynamic: bool) -> bytes:
         trt = self._trt
-        builder = trt.Builder(self._logger)
-        network = builder.create_network(0)
-        parser = trt.OnnxParser(network, self._logger)
-        parser.parse_from_file(str(self.path))
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.gpu.workspace_gb * 2**30))
         if self.gpu.fp16:
