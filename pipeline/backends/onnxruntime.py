@@ -66,7 +66,7 @@ def provider_options(providers: Sequence[ProviderSpec], gpu: GpuSettings, input_
     h, w = input_hw
     cache = gpu.engine_cache_dir or default_cache_dir()
     for p in providers:
-        name, given = (p, {}) if isinstance(p, str) else (p[0], dict(p[1]))
+        name, given = _provider_name(p), ({} if isinstance(p, str) else dict(p[1]))
         if name == "CUDAExecutionProvider":
             base: dict[str, Any] = {"device_id": gpu.device_id, "arena_extend_strategy": "kSameAsRequested"}
         elif name == "TensorrtExecutionProvider":
@@ -84,12 +84,23 @@ def provider_options(providers: Sequence[ProviderSpec], gpu: GpuSettings, input_
     return out
 
 
-def _onnx_input(path: Path) -> tuple[str, list]:
-    """The first graph input's name and shape, read without a session (for provider options)."""
+def _provider_name(p: ProviderSpec) -> str:
+    return p if isinstance(p, str) else p[0]
+
+
+def _onnx_input(path: Path) -> tuple[str, tuple[int, int], bool]:
+    """Input name, size and whether the batch is dynamic, from a throwaway CPU session: the
+    TensorRT provider's options must name them before the real session exists."""
     ort = _import_ort()
     probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     i = probe.get_inputs()[0]
-    return i.name, list(i.shape)
+    shape = list(i.shape)
+    if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
+        hw = (shape[2], shape[3])
+    else:  # symbolic H, W: Ultralytics writes imgsz in the metadata
+        size = ast.literal_eval(probe.get_modelmeta().custom_metadata_map.get("imgsz", "640"))
+        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return i.name, hw, not (isinstance(shape[0], int) and shape[0] > 0)
 
 
 def _import_ort():
@@ -142,13 +153,13 @@ class OnnxRuntimeBackend:
         if inter_op_threads:
             options.inter_op_num_threads = int(inter_op_threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.requested_providers = [p if isinstance(p, str) else p[0] for p in providers]
+        self.requested_providers = [_provider_name(p) for p in providers]
         available = ort.get_available_providers()
         unknown = [p for p in self.requested_providers if p not in available]
         if unknown:
             log.warning("execution providers %s are not in this onnxruntime build (available: %s)", unknown, available)
-        usable = [p for p in providers if (p if isinstance(p, str) else p[0]) in available] or ["CPUExecutionProvider"]
-        if any((p if isinstance(p, str) else p[0]) in GPU_PROVIDERS for p in usable):
+        usable = [p for p in providers if _provider_name(p) in available] or ["CPUExecutionProvider"]
+        if any(_provider_name(p) in GPU_PROVIDERS for p in usable):
             usable = self._gpu_options(path, usable)
         try:
             # onnxruntime-gpu print()s its provider fallback banner: keep it off our stdout (JSON there)
@@ -181,12 +192,10 @@ class OnnxRuntimeBackend:
 
     def _gpu_options(self, path: Path, providers: list[ProviderSpec]) -> list[ProviderSpec]:
         try:
-            name, shape = _onnx_input(path)
+            name, hw, dynamic = _onnx_input(path)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types
             raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
-        hw = (shape[2], shape[3]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]) else (640, 640)
-        dynamic = not (isinstance(shape[0], int) and shape[0] > 0)
-        if any((p if isinstance(p, str) else p[0]) == "TensorrtExecutionProvider" for p in providers):
+        if any(_provider_name(p) == "TensorrtExecutionProvider" for p in providers):
             (self.gpu.engine_cache_dir or default_cache_dir()).mkdir(parents=True, exist_ok=True)
         return provider_options(providers, self.gpu, name, hw, dynamic)
 
