@@ -80,7 +80,11 @@ def _live(stream_id: str, url: str, **kw) -> LiveVideoSource:
 
 
 def test_ingests_at_real_time_rate(rtsp_server, fast_model):
-    server = rtsp_server()
+    # A 15 fps camera: the 640 model on this 2-core VM (shared with the RTSP server) runs at
+    # 30-50 fps depending on its neighbours, and a 30 fps camera left it no margin (a CI run
+    # once fell to 92 % results). Overload is tested on its own (test_overload_keeps_latency_bounded).
+    fps = 15
+    server = rtsp_server(fps=fps)
     with Run([_live("cam", server.url)], fast_model) as run:
         run.next(timeout=20)
         run.collect(2.0)  # past the connection's start-up burst
@@ -89,11 +93,11 @@ def test_ingests_at_real_time_rate(rtsp_server, fast_model):
         drops_after = sum(run.pipeline.streams["cam"].drops_snapshot().values())
     frames = [g[2] for g in got]
     sent = frames[-1] - frames[0] + 1  # frame indices count every decoded frame
-    assert 285 <= sent <= 315, f"{sent} frames in 10 s from a 30 fps camera"
+    assert 9.5 * fps <= sent <= 10.5 * fps, f"{sent} frames in 10 s from a {fps} fps camera"
     assert frames == sorted(set(frames)), "in order, none repeated"
     # Every frame is a result or a counted drop (a live ring drops the oldest on a hiccup).
     assert len(got) + (drops_after - drops_before) == sent
-    assert len(got) >= 0.95 * sent
+    assert len(got) >= 0.95 * sent, f"latency ms p50/max {np.percentile([g[4] for g in got], 50):.0f}/{max(g[4] for g in got):.0f}"
 
 
 def test_server_killed_and_restarted_resumes_with_a_gap(rtsp_server, fast_model):
