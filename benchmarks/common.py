@@ -100,6 +100,16 @@ def describe_versions(m: dict) -> str:
     return ", ".join(parts)
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display on benchmark machines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table; floats keep what the caller formatted."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

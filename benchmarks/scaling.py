@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import bench_clip, table  # noqa: E402
+from benchmarks.common import bench_clip, pyplot, table  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 
 NAME = "scaling"
@@ -54,11 +54,7 @@ def render(data: dict) -> str:
 
 
 def plot(data: dict, directory: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = data["rows"]
     n = [r["streams"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))

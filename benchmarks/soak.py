@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_clip, table  # noqa: E402
+from benchmarks.common import bench_clip, pyplot, table  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 
 NAME = "soak"
@@ -92,11 +92,7 @@ def render(data: dict, plot_name: str = "soak.png") -> str:
 
 
 def plot(data: dict, path: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     s, samples = data["summary"], data["samples"]
     t = np.array([x["t"] for x in samples]) / 60
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)

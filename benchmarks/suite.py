@@ -84,9 +84,9 @@ def _render_section(bench: Benchmark, stored: dict) -> str:
 
 
 def _plots(bench: Benchmark, data: dict, directory: Path) -> list[Path]:
-    module = importlib.import_module(bench.module)
-    if bench.plot:
+    if bench.plot:  # soak-like: main() drew it already
         return [directory / bench.plot]
+    module = importlib.import_module(bench.module)
     return module.plot(data, directory) if hasattr(module, "plot") else []
 
 
@@ -118,7 +118,7 @@ def run(names: list[str] | None = None, directory: Path | None = None, quick: bo
     directory = directory or ROOT / "benchmarks"
     unknown = [n for n in names or [] if n not in BY_NAME]
     if unknown:
-        raise ValueError(f"unknown benchmark(s) {unknown}; known: {', '.join(BY_NAME)}")
+        raise ValueError(f"unknown benchmark(s): {', '.join(unknown)}")
     selected = [BY_NAME[n] for n in names] if names else [b for b in BENCHMARKS if b.default]
     (directory / "results").mkdir(parents=True, exist_ok=True)
     where = machine()

@@ -227,10 +227,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for b in suite.BENCHMARKS:
             print(f"{b.name:<12} {b.title}{'' if b.default else '  (not in the default suite)'}")
         return 0
-    unknown = [n for n in args.names if n not in suite.BY_NAME]
-    if unknown:
-        raise VidpipeError(f"unknown benchmark(s): {', '.join(unknown)} (vidpipe bench --list)")
-    suite.run(args.names, Path(args.out) if args.out else None, quick=args.quick)
+    try:
+        suite.run(args.names, Path(args.out) if args.out else None, quick=args.quick)
+    except ValueError as exc:  # unknown names, before anything runs
+        raise VidpipeError(f"{exc} (vidpipe bench --list)") from exc
     return 0
 
 

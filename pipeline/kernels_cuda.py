@@ -163,6 +163,8 @@ def to_device(array: Any):
     cuda = cuda_module()
     if isinstance(array, np.ndarray):
         return cuda.to_device(np.ascontiguousarray(array))
+    if cuda.devicearray.is_cuda_ndarray(array):  # Numba's own (also under the simulator)
+        return array
     if cuda.is_cuda_array(array):
         return cuda.as_cuda_array(array)
     if hasattr(array, "data_ptr") and hasattr(array, "device_name"):  # onnxruntime.OrtValue
@@ -180,13 +182,13 @@ def to_device(array: Any):
 def select_candidates(pred, channels_first: bool, has_obj: bool, nc: int, confidence: float,
                       allowed: np.ndarray, nm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Like kernels.select_candidates on a device array; also returns the candidates' rows
-    (xywh + mask coefficients) in host memory."""
+    (xywh + mask coefficients) in host memory. ``allowed`` may already be on the device."""
     cuda, k = cuda_module(), _kernels()
     n = pred.shape[1] if channels_first else pred.shape[0]
     score = cuda.device_array(n, np.float32)
     cls = cuda.device_array(n, np.int64)
     k["scores"][(n + THREADS - 1) // THREADS, THREADS](pred, channels_first, has_obj, nc, np.float32(confidence),
-                                                        cuda.to_device(allowed), score, cls)
+                                                        to_device(allowed), score, cls)
     host_score = score.copy_to_host()
     idx = np.flatnonzero(host_score >= 0).astype(np.int64)  # anchor order, as the CPU kernel
     rows = np.empty((len(idx), 4 + nm), np.float32)

@@ -79,6 +79,8 @@ class Model:
         if self.options.device == "cuda":
             if kernels_cuda.available():
                 self.postprocess_device = "cuda"
+                with kernels_cuda.on_device(self.device_id):  # the class filter, uploaded once
+                    self._allowed_on_device = kernels_cuda.to_device(self.allowed)
             else:  # asked for, impossible here: say so once, carry on on the CPU
                 self.postprocess_fallback = kernels_cuda.unavailable_reason()
                 log.warning("GPU post-processing asked for, but %s: post-processing on the CPU", self.postprocess_fallback)
@@ -126,13 +128,8 @@ class Model:
             runtime = OnnxRuntimeBackend(path, providers, intra_op_threads, inter_op_threads, gpu, io_binding)
         else:
             raise ModelError(f"unknown backend {backend!r}: onnxruntime or tensorrt")
-        return cls._loaded(runtime, options, names_file, layout, warm_up)
-
-    @classmethod
-    def _loaded(cls, backend: Any, options: PostprocessOptions | None, names_file: str | Path | None,
-                layout: str | None, warm_up: bool) -> Model:
         names = read_names_file(Path(names_file)) if names_file else None
-        model = cls(backend, options, names, layout)
+        model = cls(runtime, options, names, layout)
         if warm_up:
             model.warm_up()
         return model
@@ -193,8 +190,8 @@ class Model:
                 confidence=o.confidence, iou_threshold=o.iou_threshold, class_agnostic_nms=o.class_agnostic_nms,
                 max_detections=o.max_detections, max_candidates=o.max_candidates, class_names=self.class_names,
                 mask_decode_mode=o.mask_decode_mode, tradeoff_factor=o.tradeoff_factor,
-                max_area_ratio=o.max_area_ratio, letterbox=geometry, allowed=self.allowed, timings=self.last_timings,
-                device=self.postprocess_device,
+                max_area_ratio=o.max_area_ratio, letterbox=geometry, allowed=self._allowed_on_device if on_gpu else self.allowed,
+                timings=self.last_timings, device=self.postprocess_device,
             )
 
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
