@@ -25,10 +25,10 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_clip, table  # noqa: E402
-from pipeline.frames import EndOfStream, Frame  # noqa: E402
-from pipeline.metrics import StreamStats  # noqa: E402
-from pipeline.ring import RingBuffer  # noqa: E402
-from pipeline.stage import Bus  # noqa: E402
+from pipeline.core.items import EndOfStream, Frame  # noqa: E402
+from pipeline.core.stats import StreamStats  # noqa: E402
+from pipeline.core.ring import RingBuffer  # noqa: E402
+from pipeline.core.stage import Bus  # noqa: E402
 
 NAME = "decode"
 TITLE = "Decoding vs ffmpeg"
@@ -63,7 +63,7 @@ def pyav_seconds(clip: Path) -> tuple[float, int]:
 def vidpipe_seconds(clip: Path, hwaccel: str | None = None) -> tuple[float, int]:
     """The pipeline's own source and decoder threads, connected by a packet ring as in a
     pipeline; the frames ring is drained here. Returns (seconds, frames as BGR arrays)."""
-    from pipeline.decoder import Decoder
+    from sources.decoder import Decoder
     from sources.file import VideoFileSource
 
     bus, stats = Bus(), StreamStats("bench")

@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_clip, gpu_names, table  # noqa: E402
-from pipeline import kernels_cuda  # noqa: E402
-from pipeline.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend  # noqa: E402
+from pipeline.infer.kernels import cuda as kernels_cuda  # noqa: E402
+from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 
 NAME = "gpu"
@@ -36,7 +36,7 @@ def yolov5s_sized(directory: Path) -> tuple[Path, int] | None:
     try:
         import torch
 
-        from pipeline.zoo.net import ExportYolov5, YoloSeg
+        from training.net import ExportYolov5, YoloSeg
     except ImportError:
         return None
     net = YoloSeg(80, widths=(32, 64, 128, 256, 512)).eval()
@@ -63,7 +63,7 @@ def time_backend(path: Path, providers: list, batch: int, repeat: int, cache: Pa
 
 
 def postprocess_times(repeat: int) -> dict:
-    from pipeline.postprocess import postprocess_segmentation
+    from pipeline.infer.postprocess import postprocess_segmentation
     from tests.cuda_parity import compare
     from tests.reference import make_raw_outputs
 

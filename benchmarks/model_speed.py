@@ -45,7 +45,7 @@ def export_at(size: int, directory: Path) -> Path | None:
     try:
         import torch
 
-        from pipeline.zoo.net import ExportYolov8, YoloSeg
+        from training.net import ExportYolov8, YoloSeg
     except ImportError:
         return None
     path = directory / f"arch-{size}.onnx"

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_clip, table  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
-from pipeline.model import Model  # noqa: E402
+from pipeline.infer.model import Model  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 
 NAME = "pipeline"

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import table  # noqa: E402
-from pipeline import kernels, rle  # noqa: E402
-from pipeline.postprocess import PostprocessTimings, postprocess_segmentation  # noqa: E402
+from pipeline.infer.kernels import cpu as kernels
+from pipeline.vision import rle  # noqa: E402
+from pipeline.infer.postprocess import PostprocessTimings, postprocess_segmentation  # noqa: E402
 from tests.reference import make_raw_outputs, reference_postprocess  # noqa: E402
 
 SOURCE_HW, INPUT_HW = (1080, 1920), (640, 640)
@@ -55,7 +56,7 @@ def _time_vidpipe(out0, protos, mode, agnostic, repeat):
 def _time_reference(out0, protos, mode, agnostic, repeat):
     from pycocotools import mask as coco_mask
 
-    from pipeline.detections import mask_boxes
+    from pipeline.vision.detections import mask_boxes
 
     nms_ms, mask_ms, rle_ms = [], [], []
     for _ in range(repeat):
@@ -88,9 +89,9 @@ def first_frame_check(processes: int = 3) -> dict:
 def _first_frame_once() -> dict:
     code = r"""
 import json, time, numpy as np
-from pipeline.model import Model
+from pipeline.infer.model import Model
 from pipeline.zoo import default_model_path
-from pipeline.postprocess import postprocess_segmentation
+from pipeline.infer.postprocess import postprocess_segmentation
 from tests.reference import make_raw_outputs
 t = time.perf_counter(); model = Model.load(default_model_path(), intra_op_threads=2); load = time.perf_counter() - t
 out0, protos = make_raw_outputs(np.random.default_rng(0), "yolov5-seg", 20)

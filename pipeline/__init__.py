@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.detections import Detections
-    from pipeline.pipeline import Pipeline
-    from pipeline.result import Result
+    from pipeline.vision.detections import Detections
+    from pipeline.app.pipeline import Pipeline
+    from pipeline.wire.records import Result
 
 __all__ = ["Detections", "Pipeline", "Result", "__version__"]
 
@@ -18,15 +18,15 @@ __all__ = ["Detections", "Pipeline", "Result", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import pipeline` stays cheap (no onnxruntime/numba import) for tools and CLIs.
     if name == "Pipeline":
-        from pipeline.pipeline import Pipeline
+        from pipeline.app.pipeline import Pipeline
 
         return Pipeline
     if name == "Detections":
-        from pipeline.detections import Detections
+        from pipeline.vision.detections import Detections
 
         return Detections
     if name == "Result":
-        from pipeline.result import Result
+        from pipeline.wire.records import Result
 
         return Result
     raise AttributeError(name)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import time
 
-from pipeline.errors import StageError
-from pipeline.frames import EndOfStream
-from pipeline.result import Result
-from pipeline.ring import RingBuffer, RingClosed, RingEmpty
-from pipeline.stage import POLL_S, Bus, BusMessage, Stage, StopStage
+from pipeline.core.errors import StageError
+from pipeline.core.items import EndOfStream
+from pipeline.wire.records import Result
+from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.stage import POLL_S, Bus, BusMessage, Stage, StopStage
 
 log = logging.getLogger("vidpipe.sink")
 

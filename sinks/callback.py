@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from pipeline.errors import VidpipeError
-from pipeline.result import Result
+from pipeline.core.errors import VidpipeError
+from pipeline.wire.records import Result
 from sinks.base import Sink
 
 

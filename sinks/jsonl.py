@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import IO
 
-from pipeline.errors import VidpipeError
-from pipeline.result import Result, to_record
+from pipeline.core.errors import VidpipeError
+from pipeline.wire.records import Result, to_record
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.jsonl")

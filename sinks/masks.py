@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.errors import VidpipeError
-from pipeline.result import Result
+from pipeline.core.errors import VidpipeError
+from pipeline.wire.records import Result
 from sinks.base import Sink
 
 

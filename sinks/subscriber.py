@@ -25,10 +25,10 @@ import numpy as np
 import zmq
 import zmq.auth
 
-from pipeline import rle
-from pipeline.detections import Detections, mask_boxes
-from pipeline.errors import VidpipeError
-from pipeline.result import SCHEMA, Result, box_from_wire, decode_bitmask
+from pipeline.vision import rle
+from pipeline.vision.detections import Detections, mask_boxes
+from pipeline.core.errors import VidpipeError
+from pipeline.wire.records import SCHEMA, Result, box_from_wire, decode_bitmask
 from sinks.zmq import HEARTBEAT_TOPIC
 
 log = logging.getLogger("vidpipe.subscriber")

@@ -18,9 +18,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.errors import VidpipeError
-from pipeline.frames import EndOfStream
-from pipeline.result import Result
+from pipeline.core.errors import VidpipeError
+from pipeline.core.items import EndOfStream
+from pipeline.wire.records import Result
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.video")

@@ -28,9 +28,9 @@ import cv2
 import zmq
 import zmq.auth
 
-from pipeline.errors import VidpipeError
-from pipeline.result import Result, to_record
-from pipeline.stage import StopStage
+from pipeline.core.errors import VidpipeError
+from pipeline.wire.records import Result, to_record
+from pipeline.core.stage import StopStage
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.zmq")

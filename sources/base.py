@@ -11,10 +11,10 @@ import logging
 import time
 from collections.abc import Iterator
 
-from pipeline.frames import EndOfStream, Packet, StreamInfo
-from pipeline.metrics import StreamStats
-from pipeline.ring import RingBuffer
-from pipeline.stage import Bus, Stage
+from pipeline.core.items import EndOfStream, Packet, StreamInfo
+from pipeline.core.stats import StreamStats
+from pipeline.core.ring import RingBuffer
+from pipeline.core.stage import Bus, Stage
 
 log = logging.getLogger("vidpipe.source")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import av
 
-from pipeline.errors import SourceError
-from pipeline.frames import Discontinuity, Packet, StreamInfo
+from pipeline.core.errors import SourceError
+from pipeline.core.items import Discontinuity, Packet, StreamInfo
 from sources.base import Source
 
 log = logging.getLogger("vidpipe.source.file")

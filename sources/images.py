@@ -13,8 +13,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import SourceError
-from pipeline.frames import Packet, StreamInfo
+from pipeline.core.errors import SourceError
+from pipeline.core.items import Packet, StreamInfo
 from sources.base import Source
 
 log = logging.getLogger("vidpipe.source.images")

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 
 import av
 
-from pipeline.errors import SourceError
-from pipeline.frames import Discontinuity, Packet, StreamInfo
-from pipeline.redact import redact_text, redact_url
+from pipeline.core.errors import SourceError
+from pipeline.core.items import Discontinuity, Packet, StreamInfo
+from pipeline.core.redact import redact_text, redact_url
 from sources.base import Source
 from sources.file import stream_info
 

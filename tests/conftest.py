@@ -40,7 +40,7 @@ def heldout_clip(media_dir) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def model():
-    from pipeline.model import Model
+    from pipeline.infer.model import Model
     from pipeline.zoo import default_model_path
 
     return Model.load(default_model_path(), intra_op_threads=2)

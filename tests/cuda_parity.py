@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import kernels_cuda  # noqa: E402
-from pipeline.postprocess import postprocess_segmentation  # noqa: E402
+from pipeline.infer.kernels import cuda as kernels_cuda  # noqa: E402
+from pipeline.infer.postprocess import postprocess_segmentation  # noqa: E402
 from tests.reference import make_raw_outputs  # noqa: E402
 
 
@@ -49,8 +49,8 @@ def compare(layout: str, mode: str, objects: int, input_hw, source_hw, anchors: 
 def model_case() -> dict:
     """The Model's GPU path end to end (outputs put on the device, sliced per image, the
     kernels run in the stage's device context) on the bundled model, a batch of two."""
-    from pipeline.model import Model
-    from pipeline.postprocess import PostprocessOptions
+    from pipeline.infer.model import Model
+    from pipeline.infer.postprocess import PostprocessOptions
     from pipeline.zoo import default_model_path
     from sources.scene import SyntheticScene
 

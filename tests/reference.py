@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.detections import mask_boxes
-from pipeline.letterbox import Letterbox
+from pipeline.vision.detections import mask_boxes
+from pipeline.infer.letterbox import Letterbox
 
 NM = 32
 
@@ -126,7 +126,7 @@ def reference_postprocess(output0: np.ndarray, protos: np.ndarray | None, layout
                           confidence=0.4, iou_threshold=0.3, class_agnostic_nms=False, max_detections=300,
                           max_candidates=3000, allowed=None, mask_decode_mode="accurate", tradeoff_factor=0.5,
                           max_area_ratio=None):
-    """Same semantics as pipeline.postprocess.postprocess_segmentation, in plain NumPy."""
+    """Same semantics as pipeline.infer.postprocess.postprocess_segmentation, in plain NumPy."""
     pred = output0.T if layout.startswith("yolov8") else output0
     has_obj = layout.startswith("yolov5")
     first = 5 if has_obj else 4

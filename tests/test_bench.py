@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "bench", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "pipeline", "bench", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

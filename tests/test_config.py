@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import apply_overrides, load_config, load_config_dict
-from pipeline.errors import ConfigError
+from pipeline.app.config import apply_overrides, load_config, load_config_dict
+from pipeline.core.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.cli import main as cli_main
-from pipeline.evaluate import evaluate, mot_metrics
+from pipeline.app.cli import main as cli_main
+from pipeline.app.evaluate import evaluate, mot_metrics
 
 A, B, FAR = [0, 0, 10, 10], [50, 50, 60, 60], [200, 200, 210, 210]
 

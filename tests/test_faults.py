@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import Pipeline
-from pipeline.cli import main as cli_main
-from pipeline.decoder import Decoder
-from pipeline.errors import StageError
-from pipeline.tracker_stage import TrackerStage
+from pipeline.app.cli import main as cli_main
+from sources.decoder import Decoder
+from pipeline.core.errors import StageError
+from pipeline.track.stage import TrackerStage
 from sinks.jsonl import JsonlSink
 from sources.file import VideoFileSource
 
@@ -96,7 +96,7 @@ streams: [{{id: cam0, source: {{type: file, path: "{heldout_clip[0]}"}}}}]
 model: {{intra_op_threads: 1}}
 sinks: [{{type: jsonl, path: "{out}"}}]
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--summary", str(summary), "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(cfg), "--summary", str(summary), "-q"],
                             cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -168,6 +168,6 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, small_clip, capsys):
 
 def test_cli_subprocess_bad_config_has_no_traceback(tmp_path):
     cfg = _write_cfg(tmp_path, "streams: []\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", cfg], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", cfg], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("vidpipe: error: config error") and "Traceback" not in proc.stderr

@@ -119,7 +119,7 @@ def test_hls_url_source(small_clip, tmp_path):
 
 
 def test_missing_webcam_fails_clearly():
-    from pipeline.errors import StageError
+    from pipeline.core.errors import StageError
 
     cfg = _cfg({"type": "webcam", "device": "/dev/video99", "max_attempts": 2, "backoff_initial": 0.05})
     with pytest.raises(StageError, match=r"webcam /dev/video99 unreachable after 2 attempts"):
@@ -129,15 +129,15 @@ def test_missing_webcam_fails_clearly():
 def test_tracker_state_kept_or_reset_on_reconnect():
     import numpy as np
 
-    from pipeline.config import TrackerConfig
-    from pipeline.detections import Detections
-    from pipeline.factory import tracker_factory
-    from pipeline.frames import EndOfStream, StreamInfo
-    from pipeline.metrics import StreamStats
-    from pipeline.result import Result
-    from pipeline.ring import RingBuffer
-    from pipeline.stage import Bus
-    from pipeline.tracker_stage import TrackerStage
+    from pipeline.app.config import TrackerConfig
+    from pipeline.vision.detections import Detections
+    from pipeline.app.factory import tracker_factory
+    from pipeline.core.items import EndOfStream, StreamInfo
+    from pipeline.core.stats import StreamStats
+    from pipeline.wire.records import Result
+    from pipeline.core.ring import RingBuffer
+    from pipeline.core.stage import Bus
+    from pipeline.track.stage import TrackerStage
 
     def run(reset: bool) -> list[int]:
         inp, out = RingBuffer(64), RingBuffer(64)

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import Pipeline, kernels_cuda
-from pipeline.backends.onnxruntime import GpuSettings, provider_options
-from pipeline.errors import ModelError
-from pipeline.model import Model
-from pipeline.postprocess import PostprocessOptions
+from pipeline import Pipeline
+from pipeline.infer.kernels import cuda as kernels_cuda
+from pipeline.infer.backends.onnxruntime import GpuSettings, provider_options
+from pipeline.core.errors import ModelError
+from pipeline.infer.model import Model
+from pipeline.infer.postprocess import PostprocessOptions
 from pipeline.zoo import default_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def test_provider_fallback_is_reported_in_info_logs_and_summary(small_clip, tmp_
 
 
 def test_vidpipe_info_shows_the_fallback():
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "info", "shapes-yolov8seg", "--providers",
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "info", "shapes-yolov8seg", "--providers",
                            "CUDAExecutionProvider", "CPUExecutionProvider"], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -86,7 +87,7 @@ def test_onnxruntime_gpu_without_cuda_is_caught_falling_back(tmp_path):
                            env=env, capture_output=True, text=True, timeout=60)
     assert "CUDAExecutionProvider" in json.loads(probe.stdout)  # "available", though nothing can load it
     providers = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    info = subprocess.run([sys.executable, "-m", "pipeline.cli", "info", "shapes-yolov8seg", "--providers", *providers],
+    info = subprocess.run([sys.executable, "-m", "pipeline", "info", "shapes-yolov8seg", "--providers", *providers],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr[-2000:]
     described = json.loads(info.stdout)
@@ -95,7 +96,7 @@ def test_onnxruntime_gpu_without_cuda_is_caught_falling_back(tmp_path):
     config = tmp_path / "gpu.yaml"
     config.write_text(json.dumps({"streams": [{"id": "cam0", "source": {"type": "synthetic", "frames": 5}}],
                                   "model": {"providers": providers, "engine_cache_dir": str(tmp_path / "engines")}}))
-    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(config), "-q", "--summary", str(tmp_path / "s.json")],
+    run = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "-q", "--summary", str(tmp_path / "s.json")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -153,7 +154,7 @@ def test_tensorrt_backend_without_tensorrt_names_the_extra(tmp_path):
         Model.load(default_model_path(), backend="tensorrt")
     config = tmp_path / "trt.yaml"
     config.write_text("streams: [{id: cam0, source: {type: synthetic, frames: 2}}]\nmodel: {backend: tensorrt, fp16: true}\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(config), "-q"], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "-q"], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 2 and "vidpipe[trt]" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

@@ -9,10 +9,10 @@ import onnx
 import pytest
 
 from pipeline import Pipeline
-from pipeline.cli import main as cli_main
-from pipeline.evaluate import evaluate
-from pipeline.layouts import recognise
-from pipeline.model import Model
+from pipeline.app.cli import main as cli_main
+from pipeline.app.evaluate import evaluate
+from pipeline.infer.layouts import recognise
+from pipeline.infer.model import Model
 from pipeline.zoo import BUNDLED
 from sources.scene import SyntheticScene
 

@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline import Pipeline
-from pipeline.cli import main as cli_main
-from pipeline.config import load_config
+from pipeline.app.cli import main as cli_main
+from pipeline.app.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -62,7 +62,7 @@ def test_metrics_port_in_use_is_a_clear_error(small_clip):
 
     import pytest
 
-    from pipeline.errors import VidpipeError
+    from pipeline.core.errors import VidpipeError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,7 +78,7 @@ def test_status_table_renders_every_stream(small_clip):
 
     from rich.console import Console
 
-    from pipeline.cli import status_table
+    from pipeline.app.cli import status_table
 
     cfg = {"streams": [{"id": n, "source": {"type": "file", "path": str(small_clip)}} for n in ("left", "right")]}
     pipeline = Pipeline.from_config(cfg)

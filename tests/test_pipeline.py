@@ -8,7 +8,8 @@ import av
 import cv2
 import numpy as np
 
-from pipeline import Pipeline, rle
+from pipeline import Pipeline
+from pipeline.vision import rle
 
 
 def _cfg(source: dict, out=None, **extra) -> dict:

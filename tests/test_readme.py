@@ -45,7 +45,7 @@ def _commands() -> list[str]:
 def _run(cmd: str, timeout: float = 300) -> subprocess.CompletedProcess:
     cmd = cmd.replace(".venv/bin/python", sys.executable).replace("python ", f"{sys.executable} ", 1)
     if cmd.startswith("vidpipe "):
-        cmd = f"{sys.executable} -m pipeline.cli {cmd[len('vidpipe '):]}"
+        cmd = f"{sys.executable} -m pipeline {cmd[len('vidpipe '):]}"
     return subprocess.run(cmd, shell=True, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -66,7 +66,7 @@ def test_readme_shell_commands_work():
         proc = _run(cmd)
         assert proc.returncode == 0, f"{cmd}\n{proc.stderr[-2000:]}"
     # The ZeroMQ pair: the publisher in the background, the README's subscriber against it.
-    publisher = subprocess.Popen(f"{sys.executable} -m pipeline.cli run configs/zmq.yaml -q", shell=True, cwd=REPO,
+    publisher = subprocess.Popen(f"{sys.executable} -m pipeline run configs/zmq.yaml -q", shell=True, cwd=REPO,
                                  env=_env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         proc = _run(subscribe + " --timeout 60", timeout=120)

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from pipeline.frames import EndOfStream
-from pipeline.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.items import EndOfStream
+from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 
 PRODUCERS, CONSUMERS, PER_PRODUCER = 4, 3, 2000
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline import Pipeline
-from pipeline.model import Model
+from pipeline.infer.model import Model
 from pipeline.zoo import default_model_path
 from sinks.callback import CallbackSink
 from sources.live import LiveVideoSource
@@ -188,7 +188,7 @@ def test_credentials_never_appear(rtsp_server, fast_model, caplog, tmp_path):
     sink = CallbackSink(results.append)
     sources = [_live("good", good), _live("bad", bad, max_attempts=3, backoff_initial=0.1, backoff_max=0.2)]
     pipeline = Pipeline(sources, fast_model, [sink])
-    from pipeline.errors import StageError
+    from pipeline.core.errors import StageError
 
     with pipeline:
         errors = []
@@ -198,7 +198,7 @@ def test_credentials_never_appear(rtsp_server, fast_model, caplog, tmp_path):
                     pipeline.stop()
         except StageError as exc:
             errors.append(str(exc))
-    from pipeline.result import to_record
+    from pipeline.wire.records import to_record
 
     texts = [r.getMessage() for r in caplog.records] + [r.exc_text or "" for r in caplog.records] + errors
     texts += [str(to_record(r)) for r in results] + [str(pipeline.summary())]
@@ -231,10 +231,10 @@ def test_overload_keeps_latency_bounded(rtsp_server):
 def test_a_lagging_decoder_makes_the_source_skip_whole_gops():
     """Packets, not decoded frames, are dropped when the decoder falls behind: from the
     packet that did not fit up to the next keyframe, so decoding restarts cleanly."""
-    from pipeline.frames import Packet
-    from pipeline.metrics import StreamStats
-    from pipeline.ring import RingBuffer
-    from pipeline.stage import Bus
+    from pipeline.core.items import Packet
+    from pipeline.core.stats import StreamStats
+    from pipeline.core.ring import RingBuffer
+    from pipeline.core.stage import Bus
 
     source = LiveVideoSource("cam", "rtsp://127.0.0.1:1/cam")
     ring = RingBuffer(3, "drop_newest", "packets:cam")

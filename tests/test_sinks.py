@@ -13,7 +13,8 @@ import av
 import cv2
 import numpy as np
 
-from pipeline import Pipeline, rle
+from pipeline import Pipeline
+from pipeline.vision import rle
 from sinks.jsonl import JsonlSink
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ streams: [{{id: cam0, source: {{type: file, path: "{heldout_clip[0]}"}}}}]
 model: {{intra_op_threads: 1}}
 sinks: [{{type: video, path: "{out}"}}, {{type: jsonl, path: "{tmp_path / 'r.jsonl'}"}}]
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(cfg), "-q"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(cfg), "-q"], cwd=REPO,
                             stderr=subprocess.PIPE, text=True)
     try:
         jsonl = tmp_path / "r.jsonl"
@@ -141,7 +142,7 @@ def test_a_failing_sink_does_not_stop_the_others(small_clip, tmp_path, monkeypat
     cfg["sinks"][1]["fail_fast"] = True
     import pytest
 
-    from pipeline.errors import StageError
+    from pipeline.core.errors import StageError
 
     with pytest.raises(StageError, match="disk full"):
         Pipeline.from_config(cfg).run(handle_signals=False)

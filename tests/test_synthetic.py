@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from pipeline import rle
+from pipeline.vision import rle
 from sources.scene import CLASS_NAMES, SyntheticScene
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from pipeline import Pipeline
-from pipeline.detections import Detections
-from pipeline.errors import StageError
-from pipeline.evaluate import read_results
-from pipeline.frames import StreamInfo
-from pipeline.kernels import box_iou
-from pipeline.tracker import ByteTrack
+from pipeline.vision.detections import Detections
+from pipeline.core.errors import StageError
+from pipeline.app.evaluate import read_results
+from pipeline.core.items import StreamInfo
+from pipeline.infer.kernels.cpu import box_iou
+from pipeline.track.bytetrack import ByteTrack
 from sources.base import Source
 from sources.synthetic import SyntheticSource, write_clip
 

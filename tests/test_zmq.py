@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from pipeline import Pipeline
-from pipeline.cli import main as cli_main
+from pipeline.app.cli import main as cli_main
 from sinks.subscriber import MessageError, Subscriber
 from sinks.zmq import ZmqSink, generate_keys
 from sources.synthetic import SyntheticSource

@@ -13,12 +13,12 @@ import logging
 import threading
 import time
 
-from pipeline.detections import Detections
-from pipeline.frames import EndOfStream, Frame
-from pipeline.model import Model
-from pipeline.result import Result
-from pipeline.ring import RingBuffer, RingClosed
-from pipeline.stage import POLL_S, Bus, Stage, StopStage
+from pipeline.vision.detections import Detections
+from pipeline.core.items import EndOfStream, Frame
+from pipeline.infer.model import Model
+from pipeline.wire.records import Result
+from pipeline.core.ring import RingBuffer, RingClosed
+from pipeline.core.stage import POLL_S, Bus, Stage, StopStage
 
 log = logging.getLogger("vidpipe.inference")
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.errors import StageError, VidpipeError
+from pipeline.core.errors import StageError, VidpipeError
 
 log = logging.getLogger("vidpipe.cli")
 
@@ -130,7 +130,7 @@ def _format_summary(s: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.pipeline import Pipeline
+    from pipeline.app.pipeline import Pipeline
 
     pipeline = Pipeline.from_config(args.config, args.set)
     code = 0
@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from pipeline.model import Model
+    from pipeline.infer.model import Model
     from pipeline.zoo import resolve_model
 
     model = Model.load(resolve_model(args.model), args.providers or ["CPUExecutionProvider"], warm_up=False,
@@ -160,7 +160,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.evaluate import evaluate
+    from pipeline.app.evaluate import evaluate
 
     print(json.dumps(evaluate(args.results, args.gt), indent=2))
     return 0
@@ -210,7 +210,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def _benchmark_suite():
     """benchmarks/ lives beside the package in a source checkout (it is not installed)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / "benchmarks" / "suite.py").exists():
         raise VidpipeError(f"vidpipe bench runs from a source checkout (no benchmarks/ beside {root / 'pipeline'}): "
                            "git clone the repository and run `make bench`")
@@ -235,7 +235,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
-    from pipeline.config import PipelineConfig
+    from pipeline.app.config import PipelineConfig
 
     print(json.dumps(PipelineConfig.model_json_schema(), indent=2))
     return 0

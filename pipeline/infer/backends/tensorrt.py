@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import kernels_cuda
-from pipeline.backends.onnxruntime import GpuSettings, default_cache_dir
-from pipeline.errors import ModelError
+from pipeline.infer.kernels import cuda as kernels_cuda
+from pipeline.infer.backends.onnxruntime import GpuSettings, default_cache_dir
+from pipeline.core.errors import ModelError
 
 log = logging.getLogger("vidpipe.backend.tensorrt")
 

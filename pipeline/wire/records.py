@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.detections import Detections
+    >>> from pipeline.vision.detections import Detections
     >>> r = Result("cam0", 3, 0.1, 1700000000.0, 48, 64, "m", Detections.empty((48, 64)))
     >>> rec = to_record(r)
     >>> rec["schema"], rec["stream"], rec["frame"], rec["detections"]
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.detections import Detections
+from pipeline.vision.detections import Detections
 
 SCHEMA = "vidpipe.result/1"
 FORMATS = ("vidpipe", "roboflow", "instill")

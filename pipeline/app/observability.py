@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.errors import VidpipeError
+from pipeline.core.errors import VidpipeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.pipeline import Pipeline
-    from pipeline.result import Result
+    from pipeline.app.pipeline import Pipeline
+    from pipeline.wire.records import Result
 
 log = logging.getLogger("vidpipe.metrics")
 

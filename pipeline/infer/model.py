@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import kernels, kernels_cuda, rle
-from pipeline.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend, parse_names
-from pipeline.detections import Detections
-from pipeline.errors import ModelError
-from pipeline.layouts import LayoutError, ModelLayout, recognise
-from pipeline.letterbox import Letterbox, letterbox_into, to_blob
-from pipeline.postprocess import PostprocessOptions, PostprocessTimings, allowed_classes, postprocess_segmentation
+from pipeline.infer.kernels import cpu as kernels
+from pipeline.infer.kernels import cuda as kernels_cuda
+from pipeline.vision import rle
+from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend, parse_names
+from pipeline.vision.detections import Detections
+from pipeline.core.errors import ModelError
+from pipeline.infer.layouts import LayoutError, ModelLayout, recognise
+from pipeline.infer.letterbox import Letterbox, letterbox_into, to_blob
+from pipeline.infer.postprocess import PostprocessOptions, PostprocessTimings, allowed_classes, postprocess_segmentation
 
 log = logging.getLogger("vidpipe.model")
 
@@ -121,7 +123,7 @@ class Model:
         """Load ``path`` with ONNX Runtime (``providers``: CPU, CUDA, TensorRT) or the
         native TensorRT backend (``backend="tensorrt"``, extra ``[trt]``)."""
         if backend == "tensorrt":
-            from pipeline.backends.tensorrt import TensorRTBackend
+            from pipeline.infer.backends.tensorrt import TensorRTBackend
 
             runtime: Any = TensorRTBackend(path, gpu)
         elif backend == "onnxruntime":

@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-from pipeline.frames import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
-from pipeline.metrics import StreamStats
-from pipeline.ring import RingBuffer
-from pipeline.stage import Bus, Stage
+from pipeline.core.items import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
+from pipeline.core.stats import StreamStats
+from pipeline.core.ring import RingBuffer
+from pipeline.core.stage import Bus, Stage
 
 log = logging.getLogger("vidpipe.decoder")
 

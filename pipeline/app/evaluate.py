@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.errors import VidpipeError
-from pipeline.kernels import box_iou
-from pipeline.result import box_from_wire
+from pipeline.core.errors import VidpipeError
+from pipeline.infer.kernels.cpu import box_iou
+from pipeline.wire.records import box_from_wire
 
 IOU_MATCH = 0.5
 

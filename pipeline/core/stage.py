@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import StageError
-from pipeline.frames import EndOfStream
-from pipeline.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.errors import StageError
+from pipeline.core.items import EndOfStream
+from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 
 log = logging.getLogger("vidpipe.stage")
 

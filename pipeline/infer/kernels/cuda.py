@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import kernels
+from pipeline.infer.kernels import cpu as kernels
 
 log = logging.getLogger("vidpipe.kernels_cuda")
 

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.frames import EndOfStream, StreamInfo
-from pipeline.metrics import StreamStats
-from pipeline.result import Result
-from pipeline.ring import RingBuffer
-from pipeline.stage import Bus, Stage
+from pipeline.core.items import EndOfStream, StreamInfo
+from pipeline.core.stats import StreamStats
+from pipeline.wire.records import Result
+from pipeline.core.ring import RingBuffer
+from pipeline.core.stage import Bus, Stage
 
 log = logging.getLogger("vidpipe.tracker")
 

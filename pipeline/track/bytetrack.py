@@ -13,7 +13,7 @@ NumPy calls and one small assignment problem per round, not a Python loop per ob
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.detections import Detections
+    >>> from pipeline.vision.detections import Detections
     >>> tracker = ByteTrack(fps=30)
     >>> for x in range(3):
     ...     dets = Detections([[10 + x, 10, 50 + x, 50]], [0.9], [0], (100, 100))
@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.detections import Detections, mask_boxes
-from pipeline.kernels import box_iou
-from pipeline.tracker.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
+from pipeline.vision.detections import Detections, mask_boxes
+from pipeline.infer.kernels.cpu import box_iou
+from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
 
 
 def mask_iou_matrix(boxes_a: np.ndarray, masks_a: list, boxes_b: np.ndarray, masks_b: list, box_iou: np.ndarray) -> np.ndarray:

@@ -32,18 +32,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig, load_config, load_config_dict
-from pipeline.decoder import Decoder
-from pipeline.errors import StageError
-from pipeline.frames import EndOfStream, StreamInfo
-from pipeline.inference import InferenceStage
-from pipeline.metrics import StreamStats
-from pipeline.model import Model
-from pipeline.observability import PipelineMetrics
-from pipeline.result import Result
-from pipeline.ring import RingBuffer, RingClosed, RingEmpty
-from pipeline.stage import Bus, BusMessage, Stage
-from pipeline.tracker_stage import TrackerStage
+from pipeline.app.config import PipelineConfig, load_config, load_config_dict
+from sources.decoder import Decoder
+from pipeline.core.errors import StageError
+from pipeline.core.items import EndOfStream, StreamInfo
+from pipeline.infer.stage import InferenceStage
+from pipeline.core.stats import StreamStats
+from pipeline.infer.model import Model
+from pipeline.app.observability import PipelineMetrics
+from pipeline.wire.records import Result
+from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.stage import Bus, BusMessage, Stage
+from pipeline.track.stage import TrackerStage
 from sinks.base import Sink, SinkStage
 from sources.base import Source
 
@@ -134,7 +134,7 @@ class Pipeline:
     def from_config(cls, config: PipelineConfig | dict | str | Path, overrides: list[str] | None = None) -> Pipeline:
         """Build from a PipelineConfig, a dict or a YAML file; the model loads and warms up
         here and every source is opened, so bad input fails before any thread starts."""
-        from pipeline.factory import build_model, build_sink, build_source, tracker_factory
+        from pipeline.app.factory import build_model, build_sink, build_source, tracker_factory
 
         if isinstance(config, (str, Path)):
             cfg = load_config(config, overrides)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.backends.onnxruntime import GpuSettings
-from pipeline.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig, TrackerConfig
-from pipeline.errors import ModelError
-from pipeline.frames import StreamInfo
-from pipeline.model import Model
-from pipeline.postprocess import PostprocessOptions
+from pipeline.infer.backends.onnxruntime import GpuSettings
+from pipeline.app.config import ModelConfig, SinkConfig, SourceConfig, StreamConfig, TrackerConfig
+from pipeline.core.errors import ModelError
+from pipeline.core.items import StreamInfo
+from pipeline.infer.model import Model
+from pipeline.infer.postprocess import PostprocessOptions
 from pipeline.zoo import resolve_model
 from sinks.base import Sink
 from sources.base import Source
@@ -109,7 +109,7 @@ def tracker_factory(cfg: TrackerConfig | None) -> Callable[[StreamInfo], Any] | 
     """A function making one tracker per stream (fps from the stream), or None."""
     if cfg is None or cfg.type == "none":
         return None
-    from pipeline.tracker import ByteTrack
+    from pipeline.track.bytetrack import ByteTrack
 
     def make(info: StreamInfo) -> ByteTrack:
         return ByteTrack(

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 
 log = logging.getLogger("vidpipe.backend")
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import kernels
-from pipeline.detections import Detections, mask_boxes
-from pipeline.letterbox import Letterbox
+from pipeline.infer.kernels import cpu as kernels
+from pipeline.vision.detections import Detections, mask_boxes
+from pipeline.infer.letterbox import Letterbox
 
 MASK_FORMATS = ("rle", "polygon", "bitmask", "none")
 
@@ -120,7 +120,7 @@ def postprocess_segmentation(
     on_gpu = device == "cuda"
     t0 = time.perf_counter()
     if on_gpu:  # only the candidates' rows (box + mask coefficients) come to the host
-        from pipeline import kernels_cuda
+        from pipeline.infer.kernels import cuda as kernels_cuda
 
         idx, scores, classes, rows = kernels_cuda.select_candidates(output0, channels_first, has_obj, nc, confidence,
                                                                     allowed, nm)

@@ -1,7 +1,7 @@
 """Train and export the bundled synthetic-shapes YOLO-seg model (dev tool, extra ``[train]``).
 
     pip install torch==2.13.0 onnx        # CPU build; torch is never a runtime dependency
-    python -m pipeline.zoo.train --out pipeline/zoo --iterations 3000 --seed 0
+    python -m training.train --out pipeline/zoo --iterations 3000 --seed 0
 
 Data: frames of :class:`sources.scene.SyntheticScene` with training seeds 1000+ (the
 held-out evaluation clips use seeds below 1000), rendered at 1280×720 and letterboxed to
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pipeline.zoo.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
+from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
 from sources.scene import CLASS_NAMES, SyntheticScene
 
 log = logging.getLogger("vidpipe.train")

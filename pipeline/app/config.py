@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.redact import redact_text
+from pipeline.core.errors import ConfigError
+from pipeline.core.redact import redact_text
 
 
 class _Strict(BaseModel):

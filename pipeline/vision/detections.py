@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from pipeline import rle as rle_codec
+from pipeline.vision import rle as rle_codec
 
 
 def mask_boxes(xyxy: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:

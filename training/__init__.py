@@ -1,0 +1,1 @@
+"""Training and export tools for the bundled models (torch): not part of the runtime package."""
