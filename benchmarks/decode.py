@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_clip, table  # noqa: E402
 from pipeline.core.items import EndOfStream, Frame  # noqa: E402
-from pipeline.core.stats import StreamStats  # noqa: E402
 from pipeline.core.ring import RingBuffer  # noqa: E402
 from pipeline.core.stage import Bus  # noqa: E402
+from pipeline.core.stats import StreamStats  # noqa: E402
 
 NAME = "decode"
 TITLE = "Decoding vs ffmpeg"

@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_clip, gpu_names, table  # noqa: E402
-from pipeline.infer.kernels import cuda as kernels_cuda  # noqa: E402
 from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend  # noqa: E402
+from pipeline.infer.kernels import cuda as kernels_cuda  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 
 NAME = "gpu"

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import table  # noqa: E402
-from pipeline.infer.kernels import cpu as kernels
-from pipeline.vision import rle  # noqa: E402
+from pipeline.infer.kernels import cpu as kernels  # noqa: E402
 from pipeline.infer.postprocess import PostprocessTimings, postprocess_segmentation  # noqa: E402
+from pipeline.vision import rle  # noqa: E402
 from tests.reference import make_raw_outputs, reference_postprocess  # noqa: E402
 
 SOURCE_HW, INPUT_HW = (1080, 1920), (640, 640)
@@ -54,9 +54,8 @@ def _time_vidpipe(out0, protos, mode, agnostic, repeat):
 
 
 def _time_reference(out0, protos, mode, agnostic, repeat):
+    from pipeline.vision.geometry import mask_boxes
     from pycocotools import mask as coco_mask
-
-    from pipeline.vision.detections import mask_boxes
 
     nms_ms, mask_ms, rle_ms = [], [], []
     for _ in range(repeat):

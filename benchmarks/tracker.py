@@ -18,8 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import table  # noqa: E402
-from pipeline.vision.detections import Detections  # noqa: E402
 from pipeline.track.bytetrack import ByteTrack  # noqa: E402
+from pipeline.vision.detections import Detections  # noqa: E402
 
 NAME = "tracker"
 TITLE = "Tracker"
@@ -41,7 +41,7 @@ def detections_stream(n: int, frames: int, seed: int = 0, masks: bool = False):
         conf = np.concatenate([rng.uniform(0.5, 0.95, int(seen.sum())), rng.uniform(0.1, 0.5, len(fp))]).astype(np.float32)
         crops = None
         if masks:
-            from pipeline.vision.detections import mask_boxes
+            from pipeline.vision.geometry import mask_boxes
 
             crops = [np.ones((b[3] - b[1], b[2] - b[0]), bool) for b in mask_boxes(xyxy, HW)]
         yield Detections(xyxy, conf, np.zeros(len(xyxy), np.int64), HW, crops)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.vision.result import Result  # noqa: E402
+
 from benchmarks.common import table  # noqa: E402
 from pipeline.infer.model import Model  # noqa: E402
-from pipeline.wire.records import Result  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 from sinks.subscriber import Subscriber  # noqa: E402
 from sinks.zmq import ZmqSink  # noqa: E402

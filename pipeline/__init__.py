@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.vision.detections import Detections
     from pipeline.app.pipeline import Pipeline
-    from pipeline.wire.records import Result
+    from pipeline.vision.detections import Detections
+    from pipeline.vision.result import Result
 
 __all__ = ["Detections", "Pipeline", "Result", "__version__"]
 
@@ -26,7 +26,7 @@ def __getattr__(name: str):
 
         return Detections
     if name == "Result":
-        from pipeline.wire.records import Result
+        from pipeline.vision.result import Result
 
         return Result
     raise AttributeError(name)

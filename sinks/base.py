@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
+from pipeline.vision.result import Result
+
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
-from pipeline.wire.records import Result
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 from pipeline.core.stage import POLL_S, Bus, BusMessage, Stage, StopStage
 

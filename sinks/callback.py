@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from pipeline.vision.result import Result
+
 from pipeline.core.errors import VidpipeError
-from pipeline.wire.records import Result
 from sinks.base import Sink
 
 

@@ -14,8 +14,10 @@ import logging
 from pathlib import Path
 from typing import IO
 
+from pipeline.vision.result import Result
+
 from pipeline.core.errors import VidpipeError
-from pipeline.wire.records import Result, to_record
+from pipeline.wire.records import to_record
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.jsonl")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
-from pipeline.wire.records import Result
 from sinks.base import Sink
 
 

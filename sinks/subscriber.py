@@ -24,11 +24,13 @@ import cv2
 import numpy as np
 import zmq
 import zmq.auth
+from pipeline.vision.geometry import mask_boxes
+from pipeline.vision.result import Result
 
-from pipeline.vision import rle
-from pipeline.vision.detections import Detections, mask_boxes
 from pipeline.core.errors import VidpipeError
-from pipeline.wire.records import SCHEMA, Result, box_from_wire, decode_bitmask
+from pipeline.vision import rle
+from pipeline.vision.detections import Detections
+from pipeline.wire.records import SCHEMA, box_from_wire, decode_bitmask
 from sinks.zmq import HEARTBEAT_TOPIC
 
 log = logging.getLogger("vidpipe.subscriber")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import av
 import numpy as np
+from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
 from pipeline.core.items import EndOfStream
-from pipeline.wire.records import Result
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.video")

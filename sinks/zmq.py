@@ -27,10 +27,11 @@ from pathlib import Path
 import cv2
 import zmq
 import zmq.auth
+from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
-from pipeline.wire.records import Result, to_record
 from pipeline.core.stage import StopStage
+from pipeline.wire.records import to_record
 from sinks.base import Sink
 
 log = logging.getLogger("vidpipe.sink.zmq")

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 
 from pipeline.core.items import EndOfStream, Packet, StreamInfo
-from pipeline.core.stats import StreamStats
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
+from pipeline.core.stats import StreamStats
 
 log = logging.getLogger("vidpipe.source")
 

@@ -24,9 +24,9 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 
 from pipeline.core.items import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
-from pipeline.core.stats import StreamStats
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
+from pipeline.core.stats import StreamStats
 
 log = logging.getLogger("vidpipe.decoder")
 

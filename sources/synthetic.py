@@ -22,9 +22,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.vision import rle
 from pipeline.core.errors import SourceError
 from pipeline.core.items import Packet, StreamInfo
+from pipeline.vision import rle
 from sources.base import Source
 from sources.scene import CLASS_NAMES, FrameLabels, SyntheticScene
 

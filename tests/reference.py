@@ -6,8 +6,8 @@ benchmarks time both on the same inputs.
 from __future__ import annotations
 
 import numpy as np
+from pipeline.vision.geometry import mask_boxes
 
-from pipeline.vision.detections import mask_boxes
 from pipeline.infer.letterbox import Letterbox
 
 NM = 32

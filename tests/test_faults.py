@@ -14,10 +14,10 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.app.cli import main as cli_main
-from sources.decoder import Decoder
 from pipeline.core.errors import StageError
 from pipeline.track.stage import TrackerStage
 from sinks.jsonl import JsonlSink
+from sources.decoder import Decoder
 from sources.file import VideoFileSource
 
 REPO = Path(__file__).resolve().parents[1]

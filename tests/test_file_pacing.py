@@ -128,16 +128,16 @@ def test_missing_webcam_fails_clearly():
 
 def test_tracker_state_kept_or_reset_on_reconnect():
     import numpy as np
+    from pipeline.vision.result import Result
 
-    from pipeline.app.config import TrackerConfig
-    from pipeline.vision.detections import Detections
-    from pipeline.app.factory import tracker_factory
     from pipeline.core.items import EndOfStream, StreamInfo
-    from pipeline.core.stats import StreamStats
-    from pipeline.wire.records import Result
     from pipeline.core.ring import RingBuffer
     from pipeline.core.stage import Bus
+    from pipeline.core.stats import StreamStats
+    from pipeline.track.config import TrackerConfig
+    from pipeline.track.factory import tracker_factory
     from pipeline.track.stage import TrackerStage
+    from pipeline.vision.detections import Detections
 
     def run(reset: bool) -> list[int]:
         inp, out = RingBuffer(64), RingBuffer(64)

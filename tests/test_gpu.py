@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from pipeline import Pipeline
-from pipeline.infer.kernels import cuda as kernels_cuda
-from pipeline.infer.backends.onnxruntime import GpuSettings, provider_options
 from pipeline.core.errors import ModelError
+from pipeline.infer.backends.onnxruntime import GpuSettings, provider_options
+from pipeline.infer.kernels import cuda as kernels_cuda
 from pipeline.infer.model import Model
 from pipeline.infer.postprocess import PostprocessOptions
 from pipeline.zoo import default_model_path

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
-from pipeline.vision.detections import Detections
 from pipeline.infer.postprocess import postprocess_segmentation
+from pipeline.vision.detections import Detections
 from tests.reference import make_raw_outputs, reference_postprocess
 
 LAYOUTS = ["yolov5-seg", "yolov8-seg"]

@@ -232,9 +232,9 @@ def test_a_lagging_decoder_makes_the_source_skip_whole_gops():
     """Packets, not decoded frames, are dropped when the decoder falls behind: from the
     packet that did not fit up to the next keyframe, so decoding restarts cleanly."""
     from pipeline.core.items import Packet
-    from pipeline.core.stats import StreamStats
     from pipeline.core.ring import RingBuffer
     from pipeline.core.stage import Bus
+    from pipeline.core.stats import StreamStats
 
     source = LiveVideoSource("cam", "rtsp://127.0.0.1:1/cam")
     ring = RingBuffer(3, "drop_newest", "packets:cam")

@@ -7,14 +7,14 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
+from pipeline.vision.geometry import box_iou
 
 from pipeline import Pipeline
-from pipeline.vision.detections import Detections
-from pipeline.core.errors import StageError
 from pipeline.app.evaluate import read_results
+from pipeline.core.errors import StageError
 from pipeline.core.items import StreamInfo
-from pipeline.infer.kernels.cpu import box_iou
 from pipeline.track.bytetrack import ByteTrack
+from pipeline.vision.detections import Detections
 from sources.base import Source
 from sources.synthetic import SyntheticSource, write_clip
 

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
 from sources.scene import CLASS_NAMES, SyntheticScene
+from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
 
 log = logging.getLogger("vidpipe.train")
 

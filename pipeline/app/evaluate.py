@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.core.errors import VidpipeError
-from pipeline.infer.kernels.cpu import box_iou
+from pipeline.vision.geometry import box_iou
 from pipeline.wire.records import box_from_wire
 
 IOU_MATCH = 0.5

@@ -31,7 +31,7 @@ from pipeline.core.errors import VidpipeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.app.pipeline import Pipeline
-    from pipeline.wire.records import Result
+    from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.metrics")
 

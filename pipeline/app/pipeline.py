@@ -33,19 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.app.config import PipelineConfig, load_config, load_config_dict
-from sources.decoder import Decoder
+from pipeline.app.observability import PipelineMetrics
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream, StreamInfo
-from pipeline.infer.stage import InferenceStage
-from pipeline.core.stats import StreamStats
-from pipeline.infer.model import Model
-from pipeline.app.observability import PipelineMetrics
-from pipeline.wire.records import Result
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 from pipeline.core.stage import Bus, BusMessage, Stage
+from pipeline.core.stats import StreamStats
+from pipeline.infer.model import Model
+from pipeline.infer.stage import InferenceStage
 from pipeline.track.stage import TrackerStage
+from pipeline.vision.result import Result
 from sinks.base import Sink, SinkStage
 from sources.base import Source
+from sources.decoder import Decoder
 
 log = logging.getLogger("vidpipe.pipeline")
 
@@ -134,7 +134,10 @@ class Pipeline:
     def from_config(cls, config: PipelineConfig | dict | str | Path, overrides: list[str] | None = None) -> Pipeline:
         """Build from a PipelineConfig, a dict or a YAML file; the model loads and warms up
         here and every source is opened, so bad input fails before any thread starts."""
-        from pipeline.app.factory import build_model, build_sink, build_source, tracker_factory
+        from pipeline.app.factory import build_model
+        from pipeline.track.factory import tracker_factory
+        from sinks.factory import build_sink
+        from sources.factory import build_source
 
         if isinstance(config, (str, Path)):
             cfg = load_config(config, overrides)
@@ -142,7 +145,7 @@ class Pipeline:
             cfg = load_config_dict(config)
         else:
             cfg = config
-        sources = [build_source(s) for s in cfg.streams]
+        sources = [build_source(s.id, s.source) for s in cfg.streams]
         for src in sources:
             src.probe()
         model = build_model(cfg.model, cfg.batching.max_batch_size)

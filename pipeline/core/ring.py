@@ -26,11 +26,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, get_args
 
 T = TypeVar("T")
-Policy = Literal["block", "drop_oldest", "drop_newest"]
-POLICIES: tuple[str, ...] = ("block", "drop_oldest", "drop_newest")
+RingPolicy = Literal["block", "drop_oldest", "drop_newest"]
+POLICIES: tuple[str, ...] = get_args(RingPolicy)
 
 
 class RingClosed(Exception):
@@ -59,7 +59,7 @@ class RingBuffer(Generic[T]):
     def __init__(
         self,
         capacity: int,
-        policy: Policy = "block",
+        policy: RingPolicy = "block",
         name: str = "ring",
         on_drop: Callable[[T], None] | None = None,
         waker: threading.Event | None = None,

@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import ModelError
+from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend, parse_names
 from pipeline.infer.kernels import cpu as kernels
 from pipeline.infer.kernels import cuda as kernels_cuda
-from pipeline.vision import rle
-from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend, parse_names
-from pipeline.vision.detections import Detections
-from pipeline.core.errors import ModelError
 from pipeline.infer.layouts import LayoutError, ModelLayout, recognise
 from pipeline.infer.letterbox import Letterbox, letterbox_into, to_blob
 from pipeline.infer.postprocess import PostprocessOptions, PostprocessTimings, allowed_classes, postprocess_segmentation
+from pipeline.vision import geometry, rle
+from pipeline.vision.detections import Detections
 
 log = logging.getLogger("vidpipe.model")
 
@@ -151,6 +151,7 @@ class Model:
         t0 = time.perf_counter()
         kernels.warm_up()
         rle.warm_up()
+        geometry.warm_up()
         if self.postprocess_device == "cuda":
             kernels_cuda.warm_up()
         self.infer([np.zeros((self.input_hw[0], self.input_hw[1], 3), np.uint8)])

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.infer.kernels import cpu as kernels
-from pipeline.vision.detections import Detections, mask_boxes
 from pipeline.infer.letterbox import Letterbox
-
-MASK_FORMATS = ("rle", "polygon", "bitmask", "none")
+from pipeline.vision.detections import Detections
+from pipeline.vision.geometry import mask_boxes
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import logging
 import threading
 import time
 
-from pipeline.vision.detections import Detections
 from pipeline.core.items import EndOfStream, Frame
-from pipeline.infer.model import Model
-from pipeline.wire.records import Result
 from pipeline.core.ring import RingBuffer, RingClosed
 from pipeline.core.stage import POLL_S, Bus, Stage, StopStage
+from pipeline.infer.model import Model
+from pipeline.vision.detections import Detections
+from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.inference")
 

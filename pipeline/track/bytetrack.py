@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.vision.detections import Detections, mask_boxes
-from pipeline.infer.kernels.cpu import box_iou
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
+from pipeline.vision.detections import Detections
+from pipeline.vision.geometry import box_iou, mask_boxes
 
 
 def mask_iou_matrix(boxes_a: np.ndarray, masks_a: list, boxes_b: np.ndarray, masks_b: list, box_iou: np.ndarray) -> np.ndarray:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.core.items import EndOfStream, StreamInfo
-from pipeline.core.stats import StreamStats
-from pipeline.wire.records import Result
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
+from pipeline.core.stats import StreamStats
+from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.tracker")
 

@@ -23,19 +23,7 @@ import cv2
 import numpy as np
 
 from pipeline.vision import rle as rle_codec
-
-
-def mask_boxes(xyxy: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
-    """Integer pixel ranges [x0, x1) × [y0, y1) covered by float boxes, clipped to the image."""
-    h, w = image_hw
-    out = np.empty((len(xyxy), 4), np.int32)
-    out[:, 0] = np.clip(np.floor(xyxy[:, 0]), 0, w)
-    out[:, 1] = np.clip(np.floor(xyxy[:, 1]), 0, h)
-    out[:, 2] = np.clip(np.ceil(xyxy[:, 2]), 0, w)
-    out[:, 3] = np.clip(np.ceil(xyxy[:, 3]), 0, h)
-    out[:, 2] = np.maximum(out[:, 2], out[:, 0])
-    out[:, 3] = np.maximum(out[:, 3], out[:, 1])
-    return out
+from pipeline.vision.geometry import mask_boxes
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""One frame's result and its JSON record in the ``vidpipe.result/1`` schema (DESIGN.md).
+"""A result's JSON record in the ``vidpipe.result/1`` schema (DESIGN.md).
 
 Example:
-    >>> import numpy as np
     >>> from pipeline.vision.detections import Detections
+    >>> from pipeline.vision.result import Result
     >>> r = Result("cam0", 3, 0.1, 1700000000.0, 48, 64, "m", Detections.empty((48, 64)))
     >>> rec = to_record(r)
     >>> rec["schema"], rec["stream"], rec["frame"], rec["detections"]
@@ -14,38 +14,18 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from pipeline.vision.detections import Detections
+from pipeline.vision.result import Result
 
 SCHEMA = "vidpipe.result/1"
-FORMATS = ("vidpipe", "roboflow", "instill")
-
-
-@dataclass
-class Result:
-    stream_id: str
-    frame_index: int
-    pts: float | None
-    captured_at: float
-    width: int
-    height: int
-    model: str
-    detections: Detections
-    timings: dict[str, float] = field(default_factory=dict)  # ms per stage
-    latency_ms: float = 0.0  # capture (arrival) to result
-    drops: dict[str, int] = field(default_factory=dict)
-    inferred: bool = True  # False: boxes carried by the tracker (infer_interval)
-    gap: bool = False  # first result after a reconnect or skipped stretch
-    stream_state: str = "streaming"  # the source's state when the result left the pipeline
-    image: np.ndarray | None = None  # the frame (BGR), for annotating sinks
-    is_control = False
-
-    def to_supervision(self, masks: bool = True):
-        return self.detections.to_supervision(masks=masks)
+OutputFormat = Literal["vidpipe", "roboflow", "instill"]
+MaskFormat = Literal["rle", "polygon", "bitmask", "none"]
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
+MASK_FORMATS: tuple[str, ...] = get_args(MaskFormat)
 
 
 def wire_box(x0: float, y0: float, x1: float, y1: float) -> dict[str, float]:

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.infer.kernels import cuda as kernels_cuda
-from pipeline.infer.backends.onnxruntime import GpuSettings, default_cache_dir
 from pipeline.core.errors import ModelError
+from pipeline.infer.backends.onnxruntime import GpuSettings, default_cache_dir
+from pipeline.infer.kernels import cuda as kernels_cuda
 
 log = logging.getLogger("vidpipe.backend.tensorrt")
 

@@ -109,29 +109,6 @@ def nms(boxes, scores, classes, iou_threshold, class_agnostic, max_detections): 
 
 
 @njit(cache=True, nogil=True)
-def _iou_matrix(a, b):  # pragma: no cover
-    out = np.zeros((a.shape[0], b.shape[0]), np.float64)
-    for i in range(a.shape[0]):
-        area_a = max(0.0, a[i, 2] - a[i, 0]) * max(0.0, a[i, 3] - a[i, 1])
-        for j in range(b.shape[0]):
-            w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
-            if w <= 0:
-                continue
-            h = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
-            if h <= 0:
-                continue
-            inter = w * h
-            area_b = max(0.0, b[j, 2] - b[j, 0]) * max(0.0, b[j, 3] - b[j, 1])
-            out[i, j] = inter / max(area_a + area_b - inter, 1e-9)
-    return out
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (N, M) of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    return _iou_matrix(np.ascontiguousarray(a, np.float64).reshape(-1, 4), np.ascontiguousarray(b, np.float64).reshape(-1, 4))
-
-
-@njit(cache=True, nogil=True)
 def _region_logits(coef, protos, px0, py0, px1, py1):  # pragma: no cover
     """coef · protos over the prototype window [py0, py1) × [px0, px1)."""
     nm = protos.shape[0]
@@ -278,4 +255,3 @@ def warm_up() -> None:
     mb = np.array([[2, 2, 6, 6]], np.int32)
     for mode in (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST):
         decode_masks(coefs, protos, mb, geom, mode, 0.5)
-    box_iou(np.zeros((1, 4)), np.zeros((1, 4)))

@@ -1,0 +1,54 @@
+"""Model, post-processing and batching options (the ``model`` and ``batching`` sections).
+
+Example:
+    >>> PostprocessOptions(confidence=0.5).mask_decode_mode
+    'accurate'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pipeline.core.options import Options
+
+
+class PostprocessOptions(Options):
+    confidence: float = Field(0.4, ge=0, le=1)
+    iou_threshold: float = Field(0.3, ge=0, le=1)
+    class_agnostic_nms: bool = False
+    max_detections: int = Field(300, ge=1)
+    max_candidates: int = Field(3000, ge=1)
+    class_filter: list[str] | None = None
+    mask_decode_mode: Literal["accurate", "tradeoff", "fast"] = "accurate"
+    tradeoff_factor: float = Field(0.5, ge=0, le=1)
+    max_area_ratio: float | None = Field(None, gt=0, le=1)
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: candidate selection and mask decoding on the GPU "
+                                           "(falls back to the CPU with a warning where there is none)")
+
+
+class ModelConfig(Options):
+    path: str = Field("shapes-yolov8seg", description="bundled model name or path to an ONNX file")
+    name: str | None = None
+    backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
+    providers: list[str | tuple[str, dict[str, Any]]] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers in order of preference, e.g. [TensorrtExecutionProvider, "
+                    "CUDAExecutionProvider, CPUExecutionProvider]; [name, {options}] sets a provider's own options")
+    device_id: int = Field(0, ge=0, description="GPU for the CUDA/TensorRT providers and the TensorRT backend")
+    fp16: bool = Field(False, description="TensorRT (provider or backend): build FP16 engines")
+    engine_cache_dir: Path | None = Field(None, description="TensorRT engines are cached here (default ~/.cache/vidpipe/engines)")
+    workspace_gb: float = Field(4.0, gt=0, description="TensorRT builder workspace")
+    io_binding: bool | None = Field(None, description="ONNX Runtime I/O binding; default: on with a GPU provider")
+    intra_op_threads: int | None = Field(None, ge=1)
+    inter_op_threads: int | None = Field(None, ge=1)
+    names_file: Path | None = None
+    layout: Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"] | None = None
+    postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
+
+
+class BatchingConfig(Options):
+    max_batch_size: int = Field(1, ge=1)
+    max_wait_ms: float = Field(10.0, ge=0)
