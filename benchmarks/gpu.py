@@ -22,7 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_clip, gpu_names, table  # noqa: E402
-from pipeline.infer.backends.onnxruntime import GpuSettings, OnnxRuntimeBackend  # noqa: E402
+from pipeline.infer.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from pipeline.infer.config import BackendOptions  # noqa: E402
 from pipeline.infer.kernels import cuda as kernels_cuda  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 
@@ -48,7 +49,7 @@ def yolov5s_sized(directory: Path) -> tuple[Path, int] | None:
 
 
 def time_backend(path: Path, providers: list, batch: int, repeat: int, cache: Path) -> float:
-    backend = OnnxRuntimeBackend(path, providers, gpu=GpuSettings(fp16=True, engine_cache_dir=cache, max_batch_size=8))
+    backend = OnnxRuntimeBackend(path, BackendOptions(providers=providers, fp16=True, engine_cache_dir=cache), max_batch_size=8)
     if backend.fell_back:
         return float("nan")
     blob = np.random.default_rng(0).random((batch, 3, 640, 640), dtype=np.float32)

@@ -49,12 +49,12 @@ def compare(layout: str, mode: str, objects: int, input_hw, source_hw, anchors: 
 def model_case() -> dict:
     """The Model's GPU path end to end (outputs put on the device, sliced per image, the
     kernels run in the stage's device context) on the bundled model, a batch of two."""
+    from pipeline.infer.config import PostprocessOptions
     from pipeline.infer.model import Model
-    from pipeline.infer.postprocess import PostprocessOptions
     from pipeline.zoo import default_model_path
     from sources.scene import SyntheticScene
 
-    gpu = Model.load(default_model_path(), intra_op_threads=1, options=PostprocessOptions(device="cuda"), warm_up=False)
+    gpu = Model.load(default_model_path(), intra_op_threads=1, postprocess=PostprocessOptions(device="cuda"), warm_up=False)
     cpu = Model.load(default_model_path(), intra_op_threads=1, warm_up=False)
     image, _ = SyntheticScene(5, 256, 144).step()  # small frame: masks are decoded in source pixels
     images = [image, np.ascontiguousarray(image[:, ::-1])]

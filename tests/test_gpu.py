@@ -18,10 +18,10 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.core.errors import ModelError
-from pipeline.infer.backends.onnxruntime import GpuSettings, provider_options
+from pipeline.infer.backends.onnxruntime import provider_options
+from pipeline.infer.config import BackendOptions, PostprocessOptions
 from pipeline.infer.kernels import cuda as kernels_cuda
 from pipeline.infer.model import Model
-from pipeline.infer.postprocess import PostprocessOptions
 from pipeline.zoo import default_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,10 +29,10 @@ HAS_GPU = kernels_cuda.available()
 
 
 def test_provider_options_follow_gpu_settings_and_explicit_options_win(tmp_path):
-    gpu = GpuSettings(device_id=1, fp16=True, engine_cache_dir=tmp_path, workspace_gb=2, max_batch_size=8)
+    gpu = BackendOptions(device_id=1, fp16=True, engine_cache_dir=tmp_path, workspace_gb=2)
     trt, cuda, cpu = provider_options(
         [("TensorrtExecutionProvider", {"trt_fp16_enable": False}), "CUDAExecutionProvider", "CPUExecutionProvider"],
-        gpu, "images", (640, 640), dynamic_batch=True)
+        gpu, 8, "images", (640, 640), dynamic_batch=True)
     name, opts = trt
     assert name == "TensorrtExecutionProvider" and opts["device_id"] == 1
     assert opts["trt_fp16_enable"] is False  # the config's own option wins over fp16: true
@@ -41,7 +41,7 @@ def test_provider_options_follow_gpu_settings_and_explicit_options_win(tmp_path)
     assert opts["trt_profile_min_shapes"] == "images:1x3x640x640" and opts["trt_profile_max_shapes"] == "images:8x3x640x640"
     assert cuda == ("CUDAExecutionProvider", {"device_id": 1, "arena_extend_strategy": "kSameAsRequested"})
     assert cpu == "CPUExecutionProvider"
-    fixed = provider_options(["TensorrtExecutionProvider"], gpu, "images", (320, 320), dynamic_batch=False)[0][1]
+    fixed = provider_options(["TensorrtExecutionProvider"], gpu, 8, "images", (320, 320), dynamic_batch=False)[0][1]
     assert "trt_profile_min_shapes" not in fixed  # a fixed-batch model has exactly one shape
 
 
@@ -163,7 +163,7 @@ def test_gpu_postprocessing_falls_back_to_the_cpu_with_the_reason(caplog):
     if HAS_GPU:
         pytest.skip("a GPU is here")
     with caplog.at_level(logging.WARNING, logger="vidpipe.model"):
-        gpu = Model.load(default_model_path(), intra_op_threads=1, options=PostprocessOptions(device="cuda"))
+        gpu = Model.load(default_model_path(), intra_op_threads=1, postprocess=PostprocessOptions(device="cuda"))
     cpu = Model.load(default_model_path(), intra_op_threads=1)
     assert gpu.postprocess_device == "cpu" and gpu.info()["postprocess_fallback"]
     assert any("GPU post-processing asked for" in r.getMessage() for r in caplog.records)

@@ -16,6 +16,8 @@ from pipeline.core.options import Options
 
 
 class PostprocessOptions(Options):
+    """Every option of the post-processing, as in Roboflow's instance segmentation block."""
+
     confidence: float = Field(0.4, ge=0, le=1)
     iou_threshold: float = Field(0.3, ge=0, le=1)
     class_agnostic_nms: bool = False
@@ -29,10 +31,9 @@ class PostprocessOptions(Options):
                                            "(falls back to the CPU with a warning where there is none)")
 
 
-class ModelConfig(Options):
-    path: str = Field("shapes-yolov8seg", description="bundled model name or path to an ONNX file")
-    name: str | None = None
-    backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
+class BackendOptions(Options):
+    """What the inference backend is told: providers, threads, GPU and TensorRT settings."""
+
     providers: list[str | tuple[str, dict[str, Any]]] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description="ONNX Runtime execution providers in order of preference, e.g. [TensorrtExecutionProvider, "
@@ -44,11 +45,22 @@ class ModelConfig(Options):
     io_binding: bool | None = Field(None, description="ONNX Runtime I/O binding; default: on with a GPU provider")
     intra_op_threads: int | None = Field(None, ge=1)
     inter_op_threads: int | None = Field(None, ge=1)
+
+
+class ModelConfig(BackendOptions):
+    """The ``model`` section: which file, which backend, how its outputs are read and post-processed."""
+
+    path: str = Field("shapes-yolov8seg", description="bundled model name or path to an ONNX file")
+    name: str | None = None
+    backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
     names_file: Path | None = None
     layout: Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"] | None = None
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 
 class BatchingConfig(Options):
+    """Frames of all streams bound to a model are batched up to ``max_batch_size``; a batch
+    goes when full or ``max_wait_ms`` after its first frame (DeepStream's stream muxer)."""
+
     max_batch_size: int = Field(1, ge=1)
     max_wait_ms: float = Field(10.0, ge=0)

@@ -40,6 +40,20 @@ class ModelLayout:
     def has_objectness(self) -> bool:
         return self.name.startswith("yolov5")
 
+    @classmethod
+    def of_arrays(cls, name: str, output0_shape: Sequence[int], num_masks: int) -> ModelLayout:
+        """The layout ``name`` for the outputs of ONE image (batch axis removed): output 0
+        then, with masks, the prototypes."""
+        if name not in LAYOUTS:
+            raise LayoutError(f"layout must be one of {LAYOUTS}, got {name!r}")
+        probe = cls(name, 0, num_masks, 0, None)
+        channels = output0_shape[0] if probe.channels_first else output0_shape[1]
+        nc = channels - (5 if probe.has_objectness else 4) - num_masks
+        if nc < 1:
+            raise LayoutError(f"output0 of shape {tuple(output0_shape)} has no class scores for layout {name!r} "
+                              f"with {num_masks} masks")
+        return cls(name, nc, num_masks, 0, 1 if num_masks else None)
+
 
 def _dim(d: object) -> int | None:
     return d if isinstance(d, int) and d > 0 else None

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from pipeline.core.items import EndOfStream, Frame
 from pipeline.core.ring import RingBuffer, RingClosed
 from pipeline.core.stage import POLL_S, Bus, Stage, StopStage
+from pipeline.infer.config import BatchingConfig
 from pipeline.infer.model import Model
 from pipeline.vision.detections import Detections
 from pipeline.vision.result import Result
@@ -24,23 +26,22 @@ log = logging.getLogger("vidpipe.inference")
 
 
 class InferenceStage(Stage):
-    kind = "inference"
-
-    def __init__(self, name: str, bus: Bus, model: Model, inputs: dict[str, RingBuffer], out: RingBuffer,
-                 waker: threading.Event, max_batch_size: int = 1, max_wait_ms: float = 10.0,
-                 infer_intervals: dict[str, int] | None = None) -> None:
-        super().__init__(name, bus)
+    def __init__(self, bus: Bus, model: Model, inputs: dict[str, RingBuffer], out: RingBuffer,
+                 waker: threading.Event, batching: BatchingConfig | None = None,
+                 infer_intervals: Mapping[str, int] | None = None) -> None:
+        super().__init__(f"inference:{model.name}", bus)
         self.model = model
         self.inputs = inputs
         self.out = out
         self.waker = waker
+        batching = batching or BatchingConfig()
         limit = model.batch_limit
-        self.max_batch_size = min(max_batch_size, limit) if limit else max_batch_size
-        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_batch_size = min(batching.max_batch_size, limit) if limit else batching.max_batch_size
+        self.max_wait_s = batching.max_wait_ms / 1000.0
         self.batches = 0
         self._rr = 0
         # infer_interval: inference on every N-th frame of a stream; the tracker carries the rest.
-        self.intervals = infer_intervals or {}
+        self.intervals = dict(infer_intervals or {})
 
     def needs_inference(self, frame: Frame) -> bool:
         n = self.intervals.get(frame.stream_id, 1)

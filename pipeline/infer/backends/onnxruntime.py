@@ -5,8 +5,8 @@ load (and lists CUDA/TensorRT as "available" even without CUDA), so after creati
 session the providers actually in use are read back, compared with the request, and a
 fallback is logged as a warning and reported in ``info()``.
 
-GPU settings (:class:`GpuSettings`: device id, FP16, TensorRT engine cache directory and
-workspace, the dynamic-batch profile) become the CUDA and TensorRT providers' options; a
+GPU settings (:class:`BackendOptions`: device id, FP16, TensorRT engine cache directory and
+workspace; the dynamic-batch profile up to ``max_batch_size``) become the CUDA and TensorRT providers' options; a
 provider's own options given in the config win over them. With I/O binding the input is
 bound once per run and the outputs are bound on the provider's device, so GPU
 post-processing can read them where they are (``run_on_device``); on the CPU provider the
@@ -14,7 +14,7 @@ same binding path runs too, into host memory.
 
 Example:
     >>> from pipeline.zoo import default_model_path
-    >>> backend = OnnxRuntimeBackend(default_model_path(), intra_op_threads=1)
+    >>> backend = OnnxRuntimeBackend(default_model_path(), BackendOptions(intra_op_threads=1))
     >>> backend.input_name, backend.active_providers
     ('images', ['CPUExecutionProvider'])
 """
@@ -26,13 +26,13 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.core.errors import ModelError
+from pipeline.infer.config import BackendOptions
 
 log = logging.getLogger("vidpipe.backend")
 
@@ -40,26 +40,17 @@ ProviderSpec = str | tuple[str, dict[str, Any]]
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-@dataclass(frozen=True)
-class GpuSettings:
-    """What the GPU execution providers (and the native TensorRT backend) are told."""
-
-    device_id: int = 0
-    fp16: bool = False
-    engine_cache_dir: Path | None = None  # TensorRT engines (and timing cache) are kept here
-    workspace_gb: float = 4.0
-    max_batch_size: int = 1  # the dynamic-batch profile's optimum and maximum
-
-
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "vidpipe" / "engines"
 
 
-def provider_options(providers: Sequence[ProviderSpec], gpu: GpuSettings, input_name: str = "images",
-                     input_hw: tuple[int, int] = (640, 640), dynamic_batch: bool = True) -> list[ProviderSpec]:
+def provider_options(providers: Sequence[ProviderSpec], gpu: BackendOptions, max_batch_size: int = 1,
+                     input_name: str = "images", input_hw: tuple[int, int] = (640, 640),
+                     dynamic_batch: bool = True) -> list[ProviderSpec]:
     """Each provider with its options filled from ``gpu``; options set explicitly win.
+    ``max_batch_size`` is the dynamic-batch profile's optimum and maximum.
 
-    >>> provider_options(["CUDAExecutionProvider", "CPUExecutionProvider"], GpuSettings(device_id=1))
+    >>> provider_options(["CUDAExecutionProvider", "CPUExecutionProvider"], BackendOptions(device_id=1))
     [('CUDAExecutionProvider', {'device_id': 1, 'arena_extend_strategy': 'kSameAsRequested'}), 'CPUExecutionProvider']
     """
     out: list[ProviderSpec] = []
@@ -75,8 +66,8 @@ def provider_options(providers: Sequence[ProviderSpec], gpu: GpuSettings, input_
                     "trt_timing_cache_path": str(cache), "trt_max_workspace_size": int(gpu.workspace_gb * 2**30)}
             if dynamic_batch:  # one engine for every batch size up to the pipeline's
                 base["trt_profile_min_shapes"] = f"{input_name}:1x3x{h}x{w}"
-                base["trt_profile_opt_shapes"] = f"{input_name}:{gpu.max_batch_size}x3x{h}x{w}"
-                base["trt_profile_max_shapes"] = f"{input_name}:{gpu.max_batch_size}x3x{h}x{w}"
+                base["trt_profile_opt_shapes"] = f"{input_name}:{max_batch_size}x3x{h}x{w}"
+                base["trt_profile_max_shapes"] = f"{input_name}:{max_batch_size}x3x{h}x{w}"
         else:
             out.append(p)
             continue
@@ -113,61 +104,20 @@ def _import_ort():
     return ort
 
 
-def parse_names(value: str | None) -> list[str] | None:
-    """Class names from Ultralytics metadata text ``{0: 'person', 1: 'car'}`` or a list."""
-    if not value:
-        return None
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(parsed, dict):
-        return [str(parsed[k]) for k in sorted(parsed)]
-    if isinstance(parsed, (list, tuple)):
-        return [str(v) for v in parsed]
-    return None
-
-
 class OnnxRuntimeBackend:
     """One ``InferenceSession``; ``run(blob)`` returns the model outputs as NumPy arrays."""
 
     name = "onnxruntime"
 
-    def __init__(
-        self,
-        path: str | Path,
-        providers: Sequence[ProviderSpec] = ("CPUExecutionProvider",),
-        intra_op_threads: int | None = None,
-        inter_op_threads: int | None = None,
-        gpu: GpuSettings | None = None,
-        io_binding: bool | None = None,
-    ) -> None:
-        ort = _import_ort()
+    def __init__(self, path: str | Path, options: BackendOptions | None = None, max_batch_size: int = 1) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        self.gpu = gpu or GpuSettings()
-        options = ort.SessionOptions()
-        if intra_op_threads:
-            options.intra_op_num_threads = int(intra_op_threads)
-        if inter_op_threads:
-            options.inter_op_num_threads = int(inter_op_threads)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.requested_providers = [_provider_name(p) for p in providers]
-        available = ort.get_available_providers()
-        unknown = [p for p in self.requested_providers if p not in available]
-        if unknown:
-            log.warning("execution providers %s are not in this onnxruntime build (available: %s)", unknown, available)
-        usable = [p for p in providers if _provider_name(p) in available] or ["CPUExecutionProvider"]
-        if any(_provider_name(p) in GPU_PROVIDERS for p in usable):
-            usable = self._gpu_options(path, usable)
-        try:
-            # onnxruntime-gpu print()s its provider fallback banner: keep it off our stdout (JSON there)
-            with contextlib.redirect_stdout(sys.stderr):
-                self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(usable))
-        except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
         self.path = path
+        self.options = options or BackendOptions()
+        self.max_batch_size = max_batch_size
+        self.requested_providers = [_provider_name(p) for p in self.options.providers]
+        self.session = self._session(path)
         self.active_providers: list[str] = list(self.session.get_providers())
         wanted = self.requested_providers[0] if self.requested_providers else "CPUExecutionProvider"
         self.fell_back = wanted not in self.active_providers
@@ -175,6 +125,37 @@ class OnnxRuntimeBackend:
             log.warning(
                 "ONNX Runtime fell back: requested %s, running on %s", self.requested_providers, self.active_providers
             )
+        self._read_io(path)
+        # Where outputs live: the first GPU provider in use binds them on its device.
+        self.device = "cuda" if any(p in GPU_PROVIDERS for p in self.active_providers) else "cpu"
+        self.io_binding = self.device == "cuda" if self.options.io_binding is None else bool(self.options.io_binding)
+        self._binding = self.session.io_binding() if self.io_binding else None
+
+    def _session(self, path: Path) -> Any:
+        """The InferenceSession on the usable providers (with their GPU options)."""
+        ort = _import_ort()
+        options = ort.SessionOptions()
+        if self.options.intra_op_threads:
+            options.intra_op_num_threads = int(self.options.intra_op_threads)
+        if self.options.inter_op_threads:
+            options.inter_op_num_threads = int(self.options.inter_op_threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        unknown = [p for p in self.requested_providers if p not in available]
+        if unknown:
+            log.warning("execution providers %s are not in this onnxruntime build (available: %s)", unknown, available)
+        usable = [p for p in self.options.providers if _provider_name(p) in available] or ["CPUExecutionProvider"]
+        if any(_provider_name(p) in GPU_PROVIDERS for p in usable):
+            usable = self._gpu_options(path, usable)
+        try:
+            # onnxruntime-gpu print()s its provider fallback banner: keep it off our stdout (JSON there)
+            with contextlib.redirect_stdout(sys.stderr):
+                return ort.InferenceSession(str(path), sess_options=options, providers=list(usable))
+        except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
+            raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
+
+    def _read_io(self, path: Path) -> None:
+        """The image input, the outputs and the metadata of the session."""
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
@@ -185,10 +166,6 @@ class OnnxRuntimeBackend:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        # Where outputs live: the first GPU provider in use binds them on its device.
-        self.device = "cuda" if any(p in GPU_PROVIDERS for p in self.active_providers) else "cpu"
-        self.io_binding = self.device == "cuda" if io_binding is None else bool(io_binding)
-        self._binding = self.session.io_binding() if self.io_binding else None
 
     def _gpu_options(self, path: Path, providers: list[ProviderSpec]) -> list[ProviderSpec]:
         try:
@@ -196,8 +173,8 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types
             raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
         if any(_provider_name(p) == "TensorrtExecutionProvider" for p in providers):
-            (self.gpu.engine_cache_dir or default_cache_dir()).mkdir(parents=True, exist_ok=True)
-        return provider_options(providers, self.gpu, name, hw, dynamic)
+            (self.options.engine_cache_dir or default_cache_dir()).mkdir(parents=True, exist_ok=True)
+        return provider_options(providers, self.options, self.max_batch_size, name, hw, dynamic)
 
     @property
     def fixed_batch(self) -> int | None:
@@ -238,7 +215,7 @@ class OnnxRuntimeBackend:
         b.clear_binding_outputs()
         b.bind_cpu_input(self.input_name, np.ascontiguousarray(blob))
         for name in self.output_names:  # ORT allocates them on the device, sized for this batch
-            b.bind_output(name, self.device, self.gpu.device_id if self.device == "cuda" else 0)
+            b.bind_output(name, self.device, self.options.device_id if self.device == "cuda" else 0)
         self.session.run_with_iobinding(b)
         b.synchronize_outputs()  # the CUDA provider's stream has finished writing them
 

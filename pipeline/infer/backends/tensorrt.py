@@ -13,7 +13,7 @@ TensorRT's wheels come from NVIDIA's package index, which CI cannot reach; witho
 this module imports, and creating the backend raises a :class:`ModelError` naming the extra.
 
 Example (on a machine with a GPU and ``pip install 'vidpipe[trt]'``):
-    >>> backend = TensorRTBackend("model.onnx", GpuSettings(fp16=True, max_batch_size=8))  # doctest: +SKIP
+    >>> backend = TensorRTBackend("model.onnx", BackendOptions(fp16=True), max_batch_size=8)  # doctest: +SKIP
     >>> backend.info()["engine"]                                                        # doctest: +SKIP
     '/home/me/.cache/vidpipe/engines/model-3f2a9c4e1b7d8a60.engine'
 """
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
-from pipeline.infer.backends.onnxruntime import GpuSettings, default_cache_dir
+from pipeline.infer.backends.onnxruntime import default_cache_dir
+from pipeline.infer.config import BackendOptions
 from pipeline.infer.kernels import cuda as kernels_cuda
 
 log = logging.getLogger("vidpipe.backend.tensorrt")
@@ -90,11 +91,11 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
 
 
 class TensorRTBackend:
-    """One TensorRT engine and execution context; same interface as OnnxRuntimeBackend."""
+    """One TensorRT engine and execution context (a :class:`~pipeline.infer.backends.base.Backend`)."""
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path, gpu: GpuSettings | None = None) -> None:
+    def __init__(self, path: str | Path, options: BackendOptions | None = None, max_batch_size: int = 1) -> None:
         trt = import_tensorrt()
         cuda = kernels_cuda.cuda_module()
         if cuda is None:
@@ -102,8 +103,9 @@ class TensorRTBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
-        self.gpu = gpu or GpuSettings()
-        cuda.select_device(self.gpu.device_id)
+        self.options = options or BackendOptions()
+        self.max_batch_size = max_batch_size
+        cuda.select_device(self.options.device_id)
         device = cuda.get_current_device()
         self.gpu_name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
         self._trt, self._cuda = trt, cuda
@@ -137,11 +139,11 @@ class TensorRTBackend:
         name, shape = network.get_input(0).name, list(network.get_input(0).shape)
         h, w = (shape[2], shape[3]) if shape[2] > 0 and shape[3] > 0 else self._metadata_hw()
         dynamic = shape[0] < 0
-        top = self.gpu.max_batch_size if dynamic else shape[0]
+        top = self.max_batch_size if dynamic else shape[0]
         self.profile = ((1 if dynamic else top, 3, h, w), (top, 3, h, w), (top, 3, h, w))
-        self.precision = "fp16" if self.gpu.fp16 else "fp32"
+        self.precision = "fp16" if self.options.fp16 else "fp32"
         key = engine_cache_key(file_sha256(self.path), trt.__version__, self.gpu_name, self.precision, self.profile)
-        cache = self.gpu.engine_cache_dir or default_cache_dir()
+        cache = self.options.engine_cache_dir or default_cache_dir()
         self.engine_path = cache / f"{self.path.stem}-{key}.engine"
         runtime = trt.Runtime(self._logger)
         if self.engine_path.exists():
@@ -157,7 +159,7 @@ class TensorRTBackend:
         tmp.replace(self.engine_path)  # atomic: two processes building at once never read half a file
         self.engine_path.with_suffix(".json").write_text(json.dumps(
             {"model": str(self.path), "tensorrt": trt.__version__, "gpu": self.gpu_name, "precision": self.precision,
-             "profile": self.profile, "workspace_gb": self.gpu.workspace_gb}, indent=1))
+             "profile": self.profile, "workspace_gb": self.options.workspace_gb}, indent=1))
         return runtime.deserialize_cuda_engine(data)
 
     def _metadata_hw(self) -> tuple[int, int]:
@@ -170,8 +172,8 @@ class TensorRTBackend:
     def _build(self, builder, network, input_name: str, dynamic: bool) -> bytes:
         trt = self._trt
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.gpu.workspace_gb * 2**30))
-        if self.gpu.fp16:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.options.workspace_gb * 2**30))
+        if self.options.fp16:
             if not builder.platform_has_fast_fp16:
                 log.warning("this GPU has no fast FP16: building an FP16 engine anyway (it may be slower)")
             config.set_flag(trt.BuilderFlag.FP16)
@@ -231,13 +233,13 @@ class TensorRTBackend:
 
     def run_on_device(self, blob: np.ndarray) -> list[Any]:
         """Outputs left on the GPU (device array views, valid until the next run)."""
-        with self._cuda.gpus[self.gpu.device_id]:  # the inference stage's thread, not the loader's
+        with self._cuda.gpus[self.options.device_id]:  # the inference stage's thread, not the loader's
             b = self._execute(blob)
             self.stream.synchronize()
             return [self._device[n][:b] for n in self.output_names]
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        with self._cuda.gpus[self.gpu.device_id]:
+        with self._cuda.gpus[self.options.device_id]:
             b = self._execute(blob)
             for n in self.output_names:
                 self._device[n][:b].copy_to_host(self._host[n][:b], stream=self.stream)

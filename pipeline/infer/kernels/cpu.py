@@ -14,12 +14,12 @@ nearest neighbour. A pixel is in the mask when ``coefficients · prototypes > 0`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
 
-MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST = 0, 1, 2
-MASK_MODES = {"accurate": MODE_ACCURATE, "tradeoff": MODE_TRADEOFF, "fast": MODE_FAST}
+from pipeline.infer.kernels.base import MODE_ACCURATE, MODE_FAST, MODE_TRADEOFF, Candidates
 
 
 @njit(cache=True, nogil=True)
@@ -255,3 +255,30 @@ def warm_up() -> None:
     mb = np.array([[2, 2, 6, 6]], np.int32)
     for mode in (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST):
         decode_masks(coefs, protos, mb, geom, mode, 0.5)
+
+
+class CpuKernels:
+    """The Numba CPU kernels behind the :class:`~pipeline.infer.kernels.base.Kernels` protocol."""
+
+    device = "cpu"
+
+    def outputs(self, backend: Any, blob: np.ndarray) -> list[Any]:
+        return list(backend.run(blob))
+
+    def upload(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def candidates(self, output0: np.ndarray, channels_first: bool, has_objectness: bool, num_classes: int,
+                   num_masks: int, confidence: float, allowed: np.ndarray) -> Candidates:
+        idx, scores, classes = select_candidates(output0, channels_first, has_objectness, num_classes,
+                                                 np.float32(confidence), allowed)
+        boxes = gather_boxes(output0, channels_first, idx)
+        first = (5 if has_objectness else 4) + num_classes
+        return Candidates(scores, classes, boxes, output0, idx, first, channels_first)
+
+    def decode_masks(self, coefs: np.ndarray, protos: np.ndarray, mask_boxes: np.ndarray, geometry: np.ndarray,
+                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
+        return decode_masks(coefs, protos, mask_boxes, geometry, mode, float(tradeoff_factor))
+
+    def warm_up(self) -> None:
+        warm_up()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.infer.kernels import cpu as kernels
+from pipeline.infer.kernels.base import MASK_MODES, Candidates
 
 log = logging.getLogger("vidpipe.kernels_cuda")
 
@@ -225,6 +226,42 @@ def warm_up() -> None:
     pred = to_device(np.random.default_rng(0).random((4 + 2 + 32, 6)).astype(np.float32))
     select_candidates(pred, True, False, 2, 0.0, np.ones(2, np.bool_), 32)
     protos = to_device(np.zeros((32, 8, 8), np.float32))
-    for mode in kernels.MASK_MODES.values():
+    for mode in MASK_MODES.values():
         decode_masks(np.zeros((1, 32), np.float32), protos, np.array([[2, 2, 6, 6]], np.int32),
                      np.array([1.0, 1.0, 0.0, 0.0, 32.0, 32.0]), mode, 0.5)
+
+
+class CudaKernels:
+    """The Numba CUDA kernels behind the :class:`~pipeline.infer.kernels.base.Kernels`
+    protocol, each call in the device's context (stages run in their own threads)."""
+
+    device = "cuda"
+
+    def __init__(self, device_id: int = 0) -> None:
+        self.device_id = device_id
+
+    def outputs(self, backend: Any, blob: np.ndarray) -> list[Any]:
+        with on_device(self.device_id):  # host outputs are uploaded; device outputs stay where they are
+            return [to_device(o) for o in backend.run_on_device(blob)]
+
+    def upload(self, array: np.ndarray) -> Any:
+        with on_device(self.device_id):
+            return to_device(array)
+
+    def candidates(self, output0: Any, channels_first: bool, has_objectness: bool, num_classes: int,
+                   num_masks: int, confidence: float, allowed: Any) -> Candidates:
+        with on_device(self.device_id):  # only the candidates' rows (box + coefficients) come to the host
+            idx, scores, classes, rows = select_candidates(output0, channels_first, has_objectness, num_classes,
+                                                           confidence, allowed, num_masks)
+        position = np.arange(len(idx), dtype=np.int64)
+        boxes = kernels.gather_boxes(rows, False, position)
+        return Candidates(scores, classes, boxes, rows, position, 4, False)
+
+    def decode_masks(self, coefs: np.ndarray, protos: Any, mask_boxes: np.ndarray, geometry: np.ndarray,
+                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
+        with on_device(self.device_id):
+            return decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor)
+
+    def warm_up(self) -> None:
+        with on_device(self.device_id):
+            warm_up()

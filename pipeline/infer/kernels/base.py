@@ -1,0 +1,66 @@
+"""What every kernel set shares: mask modes, the candidate set, the :class:`Kernels` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST = 0, 1, 2
+MASK_MODES = {"accurate": MODE_ACCURATE, "tradeoff": MODE_TRADEOFF, "fast": MODE_FAST}
+
+
+@dataclass
+class Candidates:
+    """Anchors that passed the confidence and class filters, in anchor order.
+
+    ``rows`` holds each candidate's raw output row (or a source they index into) so mask
+    coefficients are gathered only for the detections NMS keeps."""
+
+    scores: np.ndarray  # (K,) float32
+    classes: np.ndarray  # (K,) int64
+    boxes: np.ndarray  # (K, 4) float32 xyxy in model-input pixels
+    rows: np.ndarray  # the output (CPU) or the candidates' rows (GPU), in host memory
+    index: np.ndarray  # (K,) where each candidate is in ``rows``
+    first_coef: int  # column (or channel) of the first mask coefficient in ``rows``
+    channels_first: bool
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def subset(self, keep: np.ndarray) -> Candidates:
+        return Candidates(self.scores[keep], self.classes[keep], self.boxes[keep], self.rows, self.index[keep],
+                          self.first_coef, self.channels_first)
+
+    def coefficients(self) -> np.ndarray:
+        """(K, nm) float32 mask coefficients of these candidates."""
+        if self.channels_first:
+            coefs = self.rows[self.first_coef :, self.index].T
+        else:
+            coefs = self.rows[self.index, self.first_coef :]
+        return np.ascontiguousarray(coefs, np.float32)
+
+
+class Kernels(Protocol):
+    """One device's post-processing kernels."""
+
+    device: str  # "cpu" | "cuda"
+
+    def outputs(self, backend: Any, blob: np.ndarray) -> list[Any]:
+        """Run ``backend`` on ``blob``; outputs where these kernels read them."""
+        ...
+
+    def upload(self, array: np.ndarray) -> Any:
+        """A small constant (the class filter) where the kernels read it, once per model."""
+        ...
+
+    def candidates(self, output0: Any, channels_first: bool, has_objectness: bool, num_classes: int,
+                   num_masks: int, confidence: float, allowed: Any) -> Candidates: ...
+
+    def decode_masks(self, coefs: np.ndarray, protos: Any, mask_boxes: np.ndarray, geometry: np.ndarray,
+                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Column-major uint8 crops, flat, and the (N + 1) offsets of each in it."""
+        ...
+
+    def warm_up(self) -> None: ...

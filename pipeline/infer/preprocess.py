@@ -1,0 +1,52 @@
+"""Letterboxing a batch of frames into the model's input blob, reusing its buffers.
+
+Example:
+    >>> import numpy as np
+    >>> pre = Preprocessor((64, 64))
+    >>> blob, (g,) = pre([np.zeros((32, 64, 3), np.uint8)])
+    >>> blob.shape, (g.pad_y, g.new_h)
+    ((1, 3, 64, 64), (16, 32))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.infer.letterbox import PAD_VALUE, Letterbox, letterbox_into, to_blob
+
+
+class Preprocessor:
+    """One canvas and one blob, grown to the largest batch seen; one letterbox geometry
+    per source size (streams rarely change size)."""
+
+    def __init__(self, input_hw: tuple[int, int], fixed_batch: int | None = None) -> None:
+        self.input_hw = input_hw
+        self.fixed_batch = fixed_batch
+        self._geometry: dict[tuple[int, int], Letterbox] = {}
+        self._canvas = np.full((0, *input_hw, 3), PAD_VALUE, np.uint8)
+        self._blob = np.empty((0, 3, *input_hw), np.float32)
+
+    def geometry(self, source_hw: tuple[int, int]) -> Letterbox:
+        g = self._geometry.get(source_hw)
+        if g is None:
+            g = self._geometry[source_hw] = Letterbox.fit(source_hw, self.input_hw)
+        return g
+
+    def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        """The (B, 3, H, W) blob of ``images`` (padded to a fixed batch) and each one's geometry."""
+        n = len(images)
+        batch = self.fixed_batch or n
+        if n > batch:
+            raise ValueError(f"{n} images for a model with fixed batch size {batch}")
+        if self._canvas.shape[0] < batch:
+            ih, iw = self.input_hw
+            self._canvas = np.full((batch, ih, iw, 3), PAD_VALUE, np.uint8)
+            self._blob = np.empty((batch, 3, ih, iw), np.float32)
+        geoms = []
+        for i, img in enumerate(images):
+            g = self.geometry((img.shape[0], img.shape[1]))
+            letterbox_into(img, self._canvas[i], g)
+            geoms.append(g)
+        return to_blob(self._canvas[:batch], self._blob[:batch]), geoms
