@@ -63,16 +63,19 @@ def pyav_seconds(clip: Path) -> tuple[float, int]:
 def vidpipe_seconds(clip: Path, hwaccel: str | None = None) -> tuple[float, int]:
     """The pipeline's own source and decoder threads, connected by a packet ring as in a
     pipeline; the frames ring is drained here. Returns (seconds, frames as BGR arrays)."""
+    from pipeline.core.options import StreamOptions
+    from sources.config import FileSourceConfig
     from sources.decoder import Decoder
     from sources.file import VideoFileSource
+    from sources.stage import SourceStage
 
     bus, stats = Bus(), StreamStats("bench")
     packets: RingBuffer = RingBuffer(64, "block", "packets:bench")
     frames: RingBuffer = RingBuffer(4, "block", "frames:bench")
-    source = VideoFileSource("bench", str(clip))
-    source.probe()
-    source.bind(bus, packets, stats)
-    decoder = Decoder("bench", bus, packets, frames, stats, hwaccel=hwaccel)
+    file = VideoFileSource("bench", FileSourceConfig(path=clip))
+    file.open()
+    source = SourceStage(file, bus, packets, stats)
+    decoder = Decoder("bench", bus, packets, frames, stats, StreamOptions(hwaccel=hwaccel))
     n = 0
     t = time.perf_counter()
     for stage in (decoder, source):

@@ -1,107 +1,76 @@
-"""The Source stage: reads packets (demux, network or file I/O) into its stream's ring.
+"""What a source is: an object that opens its input and yields packets.
 
-A source never decodes: the Decoder stage does, so a slow decoder never stalls the I/O.
-It opens its input in ``probe()`` before any thread starts, so a missing or unreadable
-input fails the pipeline's construction with a clear error, not a dead thread.
+A source never decodes (the Decoder stage does, so a slow decoder never stalls the I/O)
+and is not a thread: a :class:`~sources.stage.SourceStage` runs it. It opens its input in
+``open()`` before any thread starts, so a missing or unreadable input fails the
+pipeline's construction with a clear error, not a dead thread.
+
+Example:
+    >>> import numpy as np
+    >>> from pipeline.core.items import StreamInfo
+    >>> class Blank(Source):
+    ...     def packets(self):
+    ...         yield StreamInfo(self.stream_id, None, 64, 48, 30.0)
+    ...         for i in range(3):
+    ...             yield self.make_packet(np.zeros((48, 64, 3), np.uint8), i / 30)
+    >>> [getattr(p, "index", "info") for p in Blank("cam").packets()]
+    ['info', 0, 1, 2]
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from pipeline.core.items import EndOfStream, Packet, StreamInfo
-from pipeline.core.ring import RingBuffer
-from pipeline.core.stage import Bus, Stage
+from pipeline.core.items import Discontinuity, Packet, StreamInfo
 from pipeline.core.stats import StreamStats
 
-log = logging.getLogger("vidpipe.source")
+SourceItem = Packet | StreamInfo | Discontinuity
 
 
-class Source(Stage):
-    kind = "source"
-    per_stream = True
-    live = False  # live sources default to drop-oldest rings
-    manages_state = False  # sources with connections set connecting/streaming/... themselves
+class Source:
+    """Base of every source. Subclasses implement ``packets()`` (and ``open``/``close``)."""
+
+    live = False  # live sources default to drop-oldest rings and skip whole GOPs when behind
+    reports_state = False  # sources with connections report connecting/streaming/... themselves
 
     def __init__(self, stream_id: str) -> None:
-        super().__init__(f"source:{stream_id}", Bus(), stream_id)
-        self.out: RingBuffer | None = None
-        self.stream_stats = StreamStats(stream_id)
-        self._probed = False
+        self.stream_id = stream_id
+        self.stats = StreamStats(stream_id)  # the pipeline's counters once attached
+        self._stop = threading.Event()  # set when the source must stop (waits end early)
         self._index = 0
-        self._skip_to_keyframe = False
+        self.opened = False
 
-    def bind(self, bus: Bus, out: RingBuffer, stats: StreamStats) -> None:
-        """Attach to a pipeline: its bus, this stream's packet ring and counters."""
-        self.bus = bus
-        self.out = out
-        self.stream_stats = stats
+    def attach(self, stats: StreamStats, stop: threading.Event) -> None:
+        """Report into ``stats`` and stop when ``stop`` is set (the stage running it owns both)."""
+        self.stats, self._stop = stats, stop
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def describe(self) -> str:
         """What this source reads, safe to log (no credentials)."""
-        return self.name
+        return f"source {self.stream_id}"
 
-    def probe(self) -> None:
+    def open(self) -> None:
         """Open and check the input; raise SourceError naming the problem."""
-        self._probed = True
+        self.opened = True
 
-    def packets(self) -> Iterator[Packet | StreamInfo]:
+    def packets(self) -> Iterator[SourceItem]:
         raise NotImplementedError
 
-    def next_index(self) -> int:
-        i = self._index
+    def close(self) -> None:
+        """Release the input; called once when the stage running the source ends."""
+
+    def expected_frames(self) -> int | None:
+        """Frames the input holds, where it says (files, folders); None for live inputs."""
+        return None
+
+    def make_packet(self, data: Any, pts: float | None, keyframe: bool = True, gap: bool = False) -> Packet:
+        """The next packet of this stream (indices count up from 0)."""
+        packet = Packet(self.stream_id, self._index, pts, time.time(), data, keyframe, gap)
         self._index += 1
-        return i
-
-    def make_packet(self, data, pts: float | None, keyframe: bool = True, gap: bool = False) -> Packet:
-        return Packet(self.stream_id, self.next_index(), pts, time.time(), data, keyframe, gap)
-
-    def run(self) -> None:
-        assert self.out is not None, "source not bound to a pipeline"
-        if not self._probed:
-            self.probe()
-        if not self.manages_state:
-            self.stream_stats.set_state("streaming")
-        reason = "eos"
-        items = iter(self.packets())
-        while True:
-            t0 = time.perf_counter()
-            item = next(items, None)  # reading / demuxing: the source's own work
-            self.busy_s += time.perf_counter() - t0
-            if item is None:
-                break
-            if self.stopping:
-                reason = "stopped"
-                break
-            if isinstance(item, Packet):
-                self.stream_stats.packets += 1
-                self.items += 1
-                if self.live:
-                    self._put_live(item)
-                    continue
-            if not self.put(self.out, item):
-                self.stream_stats.drop("packet_ring_full")
-        if self.stream_stats.state != "failed":
-            self.stream_stats.set_state("ended")
-        self.put(self.out, EndOfStream(self.stream_id, reason))
-
-    def _put_live(self, packet: Packet) -> None:
-        """Overload on a live stream: when the decoder falls behind (its packet ring is
-        full), drop packets up to the next keyframe, so no frame is decoded only to be
-        thrown away and the decoder restarts cleanly on a keyframe."""
-        if self._skip_to_keyframe:
-            if not packet.keyframe:
-                self.stream_stats.drop("gop_skip")
-                return
-            self._skip_to_keyframe = False
-        if len(self.out) >= self.out.capacity or not self.put(self.out, packet):
-            self._skip_to_keyframe = True
-            self.stream_stats.drop("gop_skip")
-
-    def on_failure(self, exc: BaseException) -> None:
-        # End the stream downstream so the other stages finish it; the error is on the bus.
-        self.stream_stats.set_state("failed")
-        self.stream_stats.error = f"{type(exc).__name__}: {exc}"
-        self.end_stream_downstream(self.out, exc)
+        return packet

@@ -24,6 +24,7 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 
 from pipeline.core.items import Discontinuity, EndOfStream, Frame, Packet, StreamInfo
+from pipeline.core.options import StreamOptions
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
@@ -32,24 +33,23 @@ log = logging.getLogger("vidpipe.decoder")
 
 
 class Decoder(Stage):
-    kind = "decoder"
     per_stream = True
 
     def __init__(self, stream_id: str, bus: Bus, inp: RingBuffer, out: RingBuffer, stats: StreamStats,
-                 thread_type: str = "AUTO", threads: int = 0, max_fps: float | None = None,
-                 hwaccel: str | None = None, hwaccel_device: str | None = None) -> None:
+                 options: StreamOptions | None = None, threads: int = 0, thread_type: str = "AUTO") -> None:
         super().__init__(f"decoder:{stream_id}", bus, stream_id)
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
+        options = options or StreamOptions()
         self._codec: av.CodecContext | None = None
         self._info: StreamInfo | None = None
         self._index = 0
         self._arrivals: dict[int, tuple[float, float | None]] = {}  # raw packet pts -> (captured_at, pts in s)
         self._gap_pending = False  # a packet marked gap came: the next frame out carries it
-        self.max_fps = max_fps
+        self.max_fps = options.max_fps
         self._next_keep: float | None = None  # max_fps: pts (or index) of the next frame to keep
         self._errors_logged = 0
-        self.hwaccel, self.hwaccel_device = hwaccel, hwaccel_device
+        self.hwaccel, self.hwaccel_device = options.hwaccel, options.hwaccel_device
         self.hwaccel_error: str | None = None  # why hardware decoding was given up (once per stream)
 
     def _create_context(self, codec: str) -> av.CodecContext:
@@ -125,8 +125,7 @@ class Decoder(Stage):
         self._index += 1
         self.items += 1
         self.stream_stats.frames += 1
-        if not self.put(self.out, frame):
-            self.stream_stats.drop("frame_ring_full")
+        self.put(self.out, frame)  # a frame the ring drops is counted by the ring's on_drop, once
 
     def _decode(self, packet: Packet) -> None:
         t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """Video file source: demuxes one video stream of a container with PyAV.
 
 Example:
-    >>> source = VideoFileSource("cam0", "clip.mp4")   # doctest: +SKIP
-    >>> source.probe(); source.info.width              # doctest: +SKIP
+    >>> source = VideoFileSource("cam0", FileSourceConfig(path="clip.mp4"))   # doctest: +SKIP
+    >>> source.open(); source.info.width                                     # doctest: +SKIP
     1280
 """
 
@@ -19,6 +19,7 @@ import av
 from pipeline.core.errors import SourceError
 from pipeline.core.items import Discontinuity, Packet, StreamInfo
 from sources.base import Source
+from sources.config import FileSourceConfig
 
 log = logging.getLogger("vidpipe.source.file")
 
@@ -61,12 +62,11 @@ class VideoFileSource(Source):
     GOP skipping apply). ``loop`` starts over at the end with pts and indices still
     increasing; ``start_seconds`` seeks first (frames before it are decoded, not emitted)."""
 
-    def __init__(self, stream_id: str, path: str | Path, realtime: bool = False, loop: bool = False,
-                 start_seconds: float = 0.0) -> None:
+    def __init__(self, stream_id: str, config: FileSourceConfig) -> None:
         super().__init__(stream_id)
-        self.path = Path(path)
-        self.realtime, self.loop, self.start_seconds = realtime, loop, start_seconds
-        self.live = realtime
+        self.path = Path(config.path)
+        self.realtime, self.loop, self.start_seconds = config.realtime, config.loop, config.start_seconds
+        self.live = config.realtime
         self._container = None
         self._stream = None
         self.info: StreamInfo | None = None
@@ -74,13 +74,18 @@ class VideoFileSource(Source):
     def describe(self) -> str:
         return f"file {self.path}"
 
-    def probe(self) -> None:
+    def expected_frames(self) -> int | None:
+        if self.loop or self._stream is None or not self._stream.frames:
+            return None
+        return int(self._stream.frames)
+
+    def open(self) -> None:
         if self._container is None:
             self._container, self._stream = open_video(self.path)
             self.info = stream_info(self.stream_id, self._stream)
             if self._stream.frames == 0 and (self._container.duration or 0) <= 0 and not self.info.width:
                 raise SourceError(f"video {self.path} holds no frames")
-        super().probe()
+        super().open()
 
     def packets(self) -> Iterator[Packet | StreamInfo | Discontinuity]:
         assert self._container is not None and self.info is not None
@@ -117,7 +122,7 @@ class VideoFileSource(Source):
             yield Discontinuity(self.stream_id, "loop")
             self._container.seek(0, stream=self._stream)
 
-    def cleanup(self) -> None:
+    def close(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None

@@ -4,7 +4,7 @@ The source only reads file bytes; the Decoder stage decodes them (OpenCV, GIL re
 so reading and decoding overlap as for video.
 
 Example:
-    >>> source = ImageFolderSource("shelf", "photos/")   # doctest: +SKIP
+    >>> source = ImageFolderSource("shelf", ImagesSourceConfig(path="photos/"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.core.errors import SourceError
 from pipeline.core.items import Packet, StreamInfo
 from sources.base import Source
+from sources.config import ImagesSourceConfig
 
 log = logging.getLogger("vidpipe.source.images")
 
@@ -23,16 +24,19 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageFolderSource(Source):
-    def __init__(self, stream_id: str, path: str | Path, fps: float | None = None) -> None:
+    def __init__(self, stream_id: str, config: ImagesSourceConfig) -> None:
         super().__init__(stream_id)
-        self.path = Path(path)
-        self.fps = fps  # pts = index / fps when given; None otherwise
+        self.path = Path(config.path)
+        self.fps = config.fps  # pts = index / fps when given; None otherwise
         self.files: list[Path] = []
+
+    def expected_frames(self) -> int | None:
+        return len(self.files)
 
     def describe(self) -> str:
         return f"images {self.path}"
 
-    def probe(self) -> None:
+    def open(self) -> None:
         if not self.path.exists():
             raise SourceError(f"image folder not found: {self.path}")
         if not self.path.is_dir():
@@ -40,7 +44,7 @@ class ImageFolderSource(Source):
         self.files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {self.path}")
-        super().probe()
+        super().open()
 
     def packets(self) -> Iterator[Packet | StreamInfo]:
         yield StreamInfo(self.stream_id, codec="image", fps=self.fps)
@@ -49,7 +53,7 @@ class ImageFolderSource(Source):
                 data = f.read_bytes()
             except OSError as exc:
                 log.warning("stream %s: cannot read %s: %s", self.stream_id, f, exc)
-                self.stream_stats.drop("unreadable")
+                self.stats.drop("unreadable")
                 continue
             pts = i / self.fps if self.fps else None
             yield self.make_packet(data, pts)

@@ -5,8 +5,9 @@ Write a clip and its exact labels (COCO-style JSON with ``track_id`` and RLE mas
     python -m sources.synthetic --out clip.mp4 --gt clip.gt.json --frames 300 --seed 7
 
 Example:
-    >>> src = SyntheticSource("sim", seed=7, frames=2, width=320, height=180)
-    >>> src.probe()
+    >>> src = SyntheticSource("sim", SyntheticSourceConfig(seed=7, frames=2, width=320, height=180))
+    >>> [type(p).__name__ for p in src.packets()]
+    ['StreamInfo', 'Packet', 'Packet']
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.core.errors import SourceError
 from pipeline.core.items import Packet, StreamInfo
 from pipeline.vision import rle
 from sources.base import Source
+from sources.config import SyntheticSourceConfig
 from sources.scene import CLASS_NAMES, FrameLabels, SyntheticScene
 
 log = logging.getLogger("vidpipe.source.synthetic")
@@ -35,20 +36,18 @@ class SyntheticSource(Source):
     """Renders frames of :class:`SyntheticScene` (raw packets: the decoder passes them on).
     ``realtime`` paces them at ``fps`` like a camera; ``frames=None`` runs until stopped."""
 
-    def __init__(self, stream_id: str, seed: int = 0, frames: int | None = 300, width: int = 1280,
-                 height: int = 720, fps: float = 30.0, realtime: bool = False) -> None:
+    def __init__(self, stream_id: str, config: SyntheticSourceConfig | None = None) -> None:
         super().__init__(stream_id)
-        self.seed, self.frames, self.width, self.height, self.fps = seed, frames, width, height, fps
-        self.realtime = realtime
-        self.live = realtime
+        self.config = c = config or SyntheticSourceConfig()
+        self.seed, self.frames, self.width, self.height, self.fps = c.seed, c.frames, c.width, c.height, c.fps
+        self.realtime = self.live = c.realtime
+
+    def expected_frames(self) -> int | None:
+        return self.frames
 
     def describe(self) -> str:
         return f"synthetic seed={self.seed} {self.width}x{self.height}"
 
-    def probe(self) -> None:
-        if self.width < 16 or self.height < 16 or self.fps <= 0:
-            raise SourceError(f"synthetic source {self.stream_id!r}: bad size {self.width}x{self.height} or fps {self.fps}")
-        super().probe()
 
     def packets(self) -> Iterator[Packet | StreamInfo]:
         scene = SyntheticScene(self.seed, self.width, self.height, self.fps)

@@ -15,7 +15,9 @@ from pipeline import Pipeline
 from pipeline.infer.model import Model
 from pipeline.zoo import default_model_path
 from sinks.callback import CallbackSink
+from sources.config import RtspSourceConfig, SyntheticSourceConfig
 from sources.live import LiveVideoSource
+from sources.stage import SourceStage
 from sources.synthetic import SyntheticSource
 from tests.conftest import free_port
 
@@ -76,7 +78,7 @@ def _live(stream_id: str, url: str, **kw) -> LiveVideoSource:
     kw.setdefault("stall_timeout", 2.0)
     kw.setdefault("backoff_initial", 0.25)
     kw.setdefault("backoff_max", 1.0)
-    return LiveVideoSource(stream_id, url, **kw)
+    return LiveVideoSource(stream_id, RtspSourceConfig(url=url, **kw))
 
 
 def test_ingests_at_real_time_rate(rtsp_server, fast_model):
@@ -112,7 +114,7 @@ def test_server_killed_and_restarted_resumes_with_a_gap(rtsp_server, fast_model)
         server.start()
         resumed = run.next(timeout=15)
         waited = resumed[0] - restarted
-        assert waited <= source.backoff_max * (1 + source.backoff_jitter) + 2.0 + 1.0, waited  # backoff + 2 s (+ start)
+        assert waited <= source.config.backoff_max * (1 + source.config.backoff_jitter) + 2.0 + 1.0, waited  # backoff + 2 s (+ start)
         assert resumed[3] is True, "the first result after a reconnect carries the gap marker"
         assert resumed[2] > last[2], "frame indices stay monotonic across the reconnect"
         more = run.collect(1.0)
@@ -126,7 +128,7 @@ def test_unreachable_at_start_retries_then_joins(rtsp_server, fast_model, caplog
     caplog.set_level(logging.INFO, logger="vidpipe")
     port = free_port()
     source = _live("door", f"rtsp://127.0.0.1:{port}/cam", backoff_initial=0.2, backoff_max=0.8)
-    other = SyntheticSource("yard", seed=2, frames=None, width=320, height=180, fps=15, realtime=True)
+    other = SyntheticSource("yard", SyntheticSourceConfig(seed=2, frames=None, width=320, height=180, fps=15, realtime=True))
     with Run([source, other], fast_model) as run:
         # The other stream runs while the camera is offline.
         for _ in range(10):
@@ -236,10 +238,9 @@ def test_a_lagging_decoder_makes_the_source_skip_whole_gops():
     from pipeline.core.stage import Bus
     from pipeline.core.stats import StreamStats
 
-    source = LiveVideoSource("cam", "rtsp://127.0.0.1:1/cam")
-    ring = RingBuffer(3, "drop_newest", "packets:cam")
-    stats = StreamStats("cam")
-    source.bind(Bus(), ring, stats)
+    source = SourceStage(LiveVideoSource("cam", RtspSourceConfig(url="rtsp://127.0.0.1:1/cam")), Bus(),
+                         RingBuffer(3, "drop_newest", "packets:cam"), StreamStats("cam"))
+    ring, stats = source.out, source.source.stats
     keys = [True, False, False, False, False, True, False, False]
     packets = [Packet("cam", i, i / 30, 0.0, b"x", keyframe=k) for i, k in enumerate(keys)]
     for p in packets[:5]:

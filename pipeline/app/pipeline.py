@@ -28,24 +28,30 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.app.config import PipelineConfig, load_config, load_config_dict
+from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
 from pipeline.core.errors import StageError
-from pipeline.core.items import EndOfStream, StreamInfo
-from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.items import EndOfStream
+from pipeline.core.options import StreamOptions
+from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty, RingPolicy
 from pipeline.core.stage import Bus, BusMessage, Stage
 from pipeline.core.stats import StreamStats
+from pipeline.infer.config import BatchingConfig
 from pipeline.infer.model import Model
 from pipeline.infer.stage import InferenceStage
+from pipeline.track.config import TrackerConfig
 from pipeline.track.stage import TrackerStage
 from pipeline.vision.result import Result
 from sinks.base import Sink, SinkStage
+from sinks.factory import build_sink
 from sources.base import Source
 from sources.decoder import Decoder
+from sources.factory import build_source
+from sources.stage import SourceStage
 
 log = logging.getLogger("vidpipe.pipeline")
 
@@ -53,70 +59,45 @@ JOIN_TIMEOUT_S = 3.0
 
 
 class Pipeline:
+    """Owns the stages and rings of one model's pipeline (see the module docstring)."""
+
     def __init__(
         self,
         sources: Sequence[Source],
         model: Model,
         sinks: Sequence[Sink] = (),
-        max_batch_size: int = 1,
-        max_wait_ms: float = 10.0,
-        ring_sizes: dict[str, int] | None = None,
-        frame_ring_policies: dict[str, str] | None = None,
+        *,
+        streams: Mapping[str, StreamOptions] | None = None,
+        batching: BatchingConfig | None = None,
+        tracker: TrackerConfig | None = None,
+        rings: RingsConfig | None = None,
+        metrics: MetricsConfig | None = None,
         decoder_threads: int = 0,
         name: str = "vidpipe",
-        tracker_factory: Callable[[StreamInfo], Any] | None = None,
-        infer_intervals: dict[str, int] | None = None,
-        carry_masks: bool = True,
-        max_fps: dict[str, float] | None = None,
-        metrics_port: int | None = None,
-        metrics_host: str = "127.0.0.1",
-        hwaccel: dict[str, tuple[str, str | None]] | None = None,
     ) -> None:
+        """``streams`` holds each stream's options by id (ring policy, infer_interval,
+        max_fps, hwaccel); streams without an entry get the defaults."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
-        self.name = name
-        self.model = model
-        self.sinks = list(sinks)
-        sizes = {"packets": 64, "frames": 4, "results": 32, "sink": 64, **(ring_sizes or {})}
-        self.ring_sizes = sizes
+        self.name, self.model, self.sinks = name, model, list(sinks)
+        self.rings_config = rings or RingsConfig()
+        self.metrics_config = metrics
+        self.metrics_port = metrics.port if metrics else None
         self.bus = Bus()
         self.streams: dict[str, StreamStats] = {}
-        self.sources = list(sources)
+        self.sources: list[SourceStage] = []
         self.decoders: list[Decoder] = []
         self.rings: list[RingBuffer] = []
-        waker = threading.Event()
-        frame_rings: dict[str, RingBuffer] = {}
-        policies = frame_ring_policies or {}
-        for src in self.sources:
-            sid = src.stream_id
-            if sid in self.streams:
-                raise ValueError(f"two sources use stream id {sid!r}")
-            stats = self.streams[sid] = StreamStats(sid)
-            live = src.live
-            # Live packets are never dropped by the ring: the source skips whole GOPs instead.
-            packets = self._ring(sizes["packets"], "drop_newest" if live else "block", f"packets:{sid}")
-            frame_policy = policies.get(sid) or ("drop_oldest" if live else "block")
-            frames = self._ring(sizes["frames"], frame_policy, f"frames:{sid}", waker=waker,
-                                on_drop=lambda _item, s=stats: s.drop("frame_ring_full"))
-            src.bind(self.bus, packets, stats)
-            hw, hw_device = (hwaccel or {}).get(sid, (None, None))
-            self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, threads=decoder_threads,
-                                         max_fps=(max_fps or {}).get(sid), hwaccel=hw, hwaccel_device=hw_device))
-            frame_rings[sid] = frames
-        results = self._ring(sizes["results"], "block", "results")
-        self.inference = InferenceStage(f"inference:{model.name}", self.bus, model, frame_rings, results, waker,
-                                        max_batch_size, max_wait_ms, infer_intervals)
-        self.sink_stages: list[SinkStage] = []
-        sink_rings = []
-        ids = list(self.streams)
-        for sink in self.sinks:
-            ring = self._ring(sizes["sink"], "block" if sink.lossless else "drop_oldest", f"sink:{sink.name}")
-            sink_rings.append(ring)
-            self.sink_stages.append(SinkStage(sink, self.bus, ring, ids))
-        self.tracker = TrackerStage(self.bus, results, sink_rings, self.streams, tracker_factory, carry_masks)
+        waker = threading.Event()  # set by every frame ring: the batcher watches them all
+        frame_rings = {src.stream_id: self._add_stream(src, (streams or {}).get(src.stream_id), decoder_threads, waker)
+                       for src in sources}
+        results = self._ring(self.rings_config.results, "block", "results")
+        intervals = {sid: opts.infer_interval for sid, opts in (streams or {}).items()}
+        self.inference = InferenceStage(self.bus, model, frame_rings, results, waker, batching, intervals)
+        self.sink_stages = [self._add_sink(sink) for sink in self.sinks]
         self.metrics = PipelineMetrics(self)
-        self.tracker.observe = self.metrics.observe
-        self.metrics_port, self.metrics_host = metrics_port, metrics_host
+        self.tracker = TrackerStage(self.bus, results, [st.inp for st in self.sink_stages], self.streams, tracker,
+                                    on_result=self.metrics.observe)
         self.errors: list[StageError] = []
         self._started = False
         self._finished = False
@@ -124,8 +105,30 @@ class Pipeline:
         self._t_start = 0.0
         self._t_end = 0.0
 
-    def _ring(self, capacity: int, policy: str, name: str, **kw: Any) -> RingBuffer:
-        ring = RingBuffer(capacity, policy, name, **kw)  # type: ignore[arg-type]
+    def _add_stream(self, source: Source, options: StreamOptions | None, decoder_threads: int,
+                    waker: threading.Event) -> RingBuffer:
+        """The source and decoder stages of one stream, and its rings; returns its frame ring."""
+        sid = source.stream_id
+        if sid in self.streams:
+            raise ValueError(f"two sources use stream id {sid!r}")
+        options = options or StreamOptions()
+        stats = self.streams[sid] = StreamStats(sid)
+        # Live packets are never dropped by the ring: the source stage skips whole GOPs instead.
+        packets = self._ring(self.rings_config.packets, "drop_newest" if source.live else "block", f"packets:{sid}")
+        frame_policy = options.ring_policy or ("drop_oldest" if source.live else "block")
+        # The ring counts what it drops, once: no stage counts ring drops itself.
+        frames = self._ring(self.rings_config.frames, frame_policy, f"frames:{sid}", waker=waker,
+                            on_drop=lambda _item: stats.drop("frame_ring_full"))
+        self.sources.append(SourceStage(source, self.bus, packets, stats))
+        self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, options, threads=decoder_threads))
+        return frames
+
+    def _add_sink(self, sink: Sink) -> SinkStage:
+        ring = self._ring(self.rings_config.sink, "block" if sink.lossless else "drop_oldest", f"sink:{sink.name}")
+        return SinkStage(sink, self.bus, ring, list(self.streams))
+
+    def _ring(self, capacity: int, policy: RingPolicy, name: str, **kw: Any) -> RingBuffer:
+        ring: RingBuffer = RingBuffer(capacity, policy, name, **kw)
         self.rings.append(ring)
         return ring
 
@@ -134,11 +137,6 @@ class Pipeline:
     def from_config(cls, config: PipelineConfig | dict | str | Path, overrides: list[str] | None = None) -> Pipeline:
         """Build from a PipelineConfig, a dict or a YAML file; the model loads and warms up
         here and every source is opened, so bad input fails before any thread starts."""
-        from pipeline.app.factory import build_model
-        from pipeline.track.factory import tracker_factory
-        from sinks.factory import build_sink
-        from sources.factory import build_source
-
         if isinstance(config, (str, Path)):
             cfg = load_config(config, overrides)
         elif isinstance(config, dict):
@@ -147,17 +145,12 @@ class Pipeline:
             cfg = config
         sources = [build_source(s.id, s.source) for s in cfg.streams]
         for src in sources:
-            src.probe()
-        model = build_model(cfg.model, cfg.batching.max_batch_size)
+            src.open()
+        model = Model.load(cfg.model, max_batch_size=cfg.batching.max_batch_size)
         sinks = [build_sink(s) for s in cfg.sinks]
-        policies = {s.id: s.ring_policy for s in cfg.streams if s.ring_policy}
-        intervals = {s.id: s.infer_interval for s in cfg.streams}
-        rates = {s.id: s.max_fps for s in cfg.streams if s.max_fps}
-        hwaccel = {s.id: (s.hwaccel, s.hwaccel_device) for s in cfg.streams if s.hwaccel}
-        return cls(sources, model, sinks, cfg.batching.max_batch_size, cfg.batching.max_wait_ms,
-                   cfg.rings.model_dump(), policies, cfg.decoder_threads, cfg.name,
-                   tracker_factory(cfg.tracker), intervals, cfg.tracker.carry_masks if cfg.tracker else True, rates,
-                   cfg.metrics.port if cfg.metrics else None, cfg.metrics.host if cfg.metrics else "127.0.0.1", hwaccel)
+        return cls(sources, model, sinks, streams={s.id: s for s in cfg.streams}, batching=cfg.batching,
+                   tracker=cfg.tracker, rings=cfg.rings, metrics=cfg.metrics, decoder_threads=cfg.decoder_threads,
+                   name=cfg.name)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -177,9 +170,9 @@ class Pipeline:
             for sink in opened:
                 sink.close()
             raise
-        if self.metrics_port is not None:
+        if self.metrics_config is not None:
             try:
-                self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
+                self.metrics_port = self.metrics.serve(self.metrics_config.port, self.metrics_config.host)
             except BaseException:
                 for sink in opened:
                     sink.close()
@@ -265,7 +258,7 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[Result]:
         """Results as they come (all streams interleaved, each in order)."""
-        ring: RingBuffer = self._ring(self.ring_sizes["sink"], "block", "iterator")
+        ring: RingBuffer = self._ring(self.rings_config.sink, "block", "iterator")
         self.tracker.outputs.append(ring)
         self.start()
         open_streams = set(self.streams)
