@@ -89,15 +89,6 @@ def _coco(images: list[dict], annotations: list[dict], fps: float) -> dict:
             "images": images, "annotations": annotations, "categories": categories}
 
 
-def labels_to_coco(all_labels: list[FrameLabels], file_name: str, fps: float) -> dict:
-    """COCO-style ground truth: images are frames, annotations carry ``track_id`` and RLE."""
-    images, annotations = [], []
-    for labels in all_labels:
-        images.append(_image_entry(labels, file_name, fps))
-        annotations.extend(_frame_annotations(labels, len(annotations) + 1))
-    return _coco(images, annotations, fps)
-
-
 def write_clip(out: Path, gt: Path | None, frames: int, seed: int, width: int = 1280, height: int = 720,
                fps: float = 30.0, crf: int = 18, gop: int = 30, script: list[dict] | None = None) -> dict:
     """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels

@@ -12,8 +12,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
@@ -24,13 +24,18 @@ log = logging.getLogger("vidpipe.stage")
 POLL_S = 0.05  # how often a blocked stage looks at its stop flag
 
 
+BusKind = Literal["error", "finished", "sink_failed"]
+
+
 @dataclass
 class BusMessage:
-    kind: str  # error | finished | state | warning
+    """``error``: a stage raised; ``finished``: a stage's thread ended; ``sink_failed``: a
+    sink's first failed write (the sink carries on; the owner decides)."""
+
+    kind: BusKind
     stage: str
     stream: str | None = None
     error: StageError | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 class Bus:
@@ -56,12 +61,11 @@ class StopStage(Exception):
 class Stage:
     """Base of every stage: a thread running ``run()`` until done or stopped.
 
-    ``kind`` says whether the stage belongs to one stream (source, decoder) or is shared
-    by all streams (inference, tracker, sink); the pipeline treats their failures
+    ``per_stream`` says whether the stage belongs to one stream (source, decoder) or is
+    shared by all streams (inference, tracker, sink); the pipeline treats their failures
     differently (one stream ends, or the whole pipeline stops).
     """
 
-    kind = "stage"
     per_stream = False
 
     def __init__(self, name: str, bus: Bus, stream_id: str | None = None) -> None:

@@ -81,14 +81,6 @@ class Detections:
     def mask_boxes(self) -> np.ndarray:
         return mask_boxes(self.xyxy, self.image_hw)
 
-    @property
-    def area(self) -> np.ndarray:
-        """Mask area in pixels where masks exist, else box area."""
-        if self.masks is not None:
-            return np.array([int(m.sum()) for m in self.masks], np.int64)
-        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        return (wh[:, 0] * wh[:, 1]).astype(np.int64)
-
     def rle(self) -> list[dict]:
         """COCO compressed RLE of each full-frame mask (computed once: several sinks share it)."""
         if self.masks is None:
