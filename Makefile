@@ -63,8 +63,11 @@ test: $(STAMP) system-deps $(ORT_GPU)/.installed
 bench: $(STAMP) system-deps
 	$(VENV)/bin/vidpipe bench
 
+# Style, the layers (import-linter contracts in pyproject.toml) and types (mypy; strict on core and wire).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf out .pytest_cache

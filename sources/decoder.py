@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import av
 import cv2
@@ -41,7 +42,8 @@ class Decoder(Stage):
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
         options = options or StreamOptions()
-        self._codec: av.CodecContext | None = None
+        self.sid = stream_id  # the Stage's stream_id is optional; a decoder's never is
+        self._codec: Any = None  # av's VideoCodecContext (its typing stubs lack decode())
         self._info: StreamInfo | None = None
         self._index = 0
         self._arrivals: dict[int, tuple[float, float | None]] = {}  # raw packet pts -> (captured_at, pts in s)
@@ -120,7 +122,7 @@ class Decoder(Stage):
         gap = gap or self._gap_pending
         self._gap_pending = False
         now = time.perf_counter()
-        frame = Frame(self.stream_id, self._index, pts, captured_at, image, decoded_at=now,
+        frame = Frame(self.sid, self._index, pts, captured_at, image, decoded_at=now,
                       timings={"decode": (now - t0) * 1e3}, gap=gap)
         self._index += 1
         self.items += 1

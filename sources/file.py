@@ -81,9 +81,10 @@ class VideoFileSource(Source):
 
     def open(self) -> None:
         if self._container is None:
-            self._container, self._stream = open_video(self.path)
-            self.info = stream_info(self.stream_id, self._stream)
-            if self._stream.frames == 0 and (self._container.duration or 0) <= 0 and not self.info.width:
+            container, stream = open_video(self.path)
+            self._container, self._stream = container, stream
+            self.info = stream_info(self.stream_id, stream)
+            if stream.frames == 0 and (container.duration or 0) <= 0 and not self.info.width:
                 raise SourceError(f"video {self.path} holds no frames")
         super().open()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import av
@@ -130,7 +130,7 @@ class LiveVideoSource(Source):
                 return
         self._set_state("ended")
 
-    def _session(self, container: Any, gap: bool) -> Iterator[SourceItem]:
+    def _session(self, container: Any, gap: bool) -> Generator[SourceItem, None, int]:
         """One connection: its StreamInfo, then packets until it ends or fails. Returns the
         number of packets received."""
         video = container.streams.video[0]

@@ -166,7 +166,7 @@ class SyntheticScene:
         hue = int(rng.integers(0, 180))
         sat = int(rng.integers(120, 256))
         val = int(rng.integers(110, 256))
-        bgr = cv2.cvtColor(np.uint8([[[hue, sat, val]]]), cv2.COLOR_HSV2BGR)[0, 0]
+        bgr = cv2.cvtColor(np.array([[[hue, sat, val]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
         speed = float(rng.uniform(0.5, 7.0)) * self._scale
         heading = float(rng.uniform(0, 2 * math.pi))
         if entering:
@@ -291,5 +291,6 @@ class SyntheticScene:
         if s.class_id == 0:
             return math.pi * (s.size / 2) ** 2
         pts = s.outline()
+        assert pts is not None  # only circles have no outline
         x, y = pts[:, 0], pts[:, 1]
         return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))

@@ -66,7 +66,7 @@ class SyntheticSource(Source):
 
 def _frame_annotations(labels: FrameLabels, first_id: int) -> list[dict]:
     image_id = labels.frame_index + 1
-    out = []
+    out: list[dict] = []
     for obj in labels.objects:
         x0, y0, x1, y1 = obj.xyxy
         seg = rle.encode_crop(obj.mask, x0, y0, labels.height, labels.width)

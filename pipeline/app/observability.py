@@ -114,7 +114,7 @@ class PipelineMetrics:
                                     buckets=STAGE_BUCKETS, registry=self.registry)
         self.registry.register(_PipelineCollector(pipeline))
         self.windows: dict[str, LatencyWindow] = {}
-        self._server = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
 
     def observe(self, result: Result) -> None:

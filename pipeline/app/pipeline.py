@@ -219,7 +219,7 @@ class Pipeline:
             self.abort()
 
     def _done(self) -> bool:
-        tail = self.sink_stages or [self.tracker]
+        tail: list[Stage] = [*self.sink_stages] or [self.tracker]
         return all(not s.alive for s in tail) and self.tracker.join(0)
 
     def _finish(self) -> None:

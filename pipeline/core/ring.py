@@ -111,7 +111,8 @@ class RingBuffer(Generic[T]):
                 self.stats.max_depth = max(self.stats.max_depth, len(self._items))
                 self._not_empty.notify()
         if has_dropped and self._on_drop is not None:
-            self._on_drop(dropped)  # outside the lock: callbacks may take their own locks
+            self._on_drop(dropped)  # type: ignore[arg-type]  # has_dropped: dropped is a T
+            # (outside the lock: callbacks may take their own locks)
         if self._waker is not None:
             self._waker.set()
         return not (has_dropped and dropped is item)

@@ -138,7 +138,7 @@ class Stage:
         """Release resources; always called when the thread ends."""
 
     # -- helpers for subclasses -----------------------------------------------------------
-    def end_stream_downstream(self, ring: RingBuffer | None, exc: BaseException) -> None:
+    def end_stream_downstream(self, ring: RingBuffer[Any] | None, exc: BaseException) -> None:
         """After a failure: end this stage's stream in ``ring`` so the stages after it
         finish the stream (the error itself is on the bus)."""
         if ring is None or self.stream_id is None:
@@ -148,7 +148,7 @@ class Stage:
         except StopStage:
             pass
 
-    def put(self, ring: RingBuffer, item: Any) -> bool:
+    def put(self, ring: RingBuffer[Any], item: Any) -> bool:
         """Put into ``ring``. A ``block`` ring is waited on until it takes the item or is
         closed (the pipeline closes rings when it aborts); a graceful stop lets
         downstream drain instead. Returns False if the ring's policy dropped the item."""
@@ -164,7 +164,7 @@ class Stage:
         except RingClosed:
             raise StopStage() from None
 
-    def get(self, ring: RingBuffer) -> Any:
+    def get(self, ring: RingBuffer[Any]) -> Any:
         """Next item of ``ring``; raises StopStage when stopped or the ring is closed."""
         while True:
             if self.stopping:

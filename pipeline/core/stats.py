@@ -20,7 +20,7 @@ class StreamStats:
     reconnects: int = 0
     error: str | None = None
     decoder: str | None = None  # what decodes the stream, e.g. "h264 (software)", "hevc (cuda)"
-    drops: Counter = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def drop(self, reason: str, n: int = 1) -> None:

@@ -31,11 +31,14 @@ class PostprocessOptions(Options):
                                            "(falls back to the CPU with a warning where there is none)")
 
 
+ProviderSpec = str | tuple[str, dict[str, Any]]  # a provider's name, or its name and its own options
+
+
 class BackendOptions(Options):
     """What the inference backend is told: providers, threads, GPU and TensorRT settings."""
 
-    providers: list[str | tuple[str, dict[str, Any]]] = Field(
-        default_factory=lambda: ["CPUExecutionProvider"],
+    providers: list[ProviderSpec] = Field(
+        default_factory=lambda: list[ProviderSpec](["CPUExecutionProvider"]),
         description="ONNX Runtime execution providers in order of preference, e.g. [TensorrtExecutionProvider, "
                     "CUDAExecutionProvider, CPUExecutionProvider]; [name, {options}] sets a provider's own options")
     device_id: int = Field(0, ge=0, description="GPU for the CUDA/TensorRT providers and the TensorRT backend")

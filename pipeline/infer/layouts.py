@@ -77,18 +77,19 @@ def recognise(shapes: Sequence[Sequence[object]], num_classes: int | None = None
     if protos_i is not None and nm is None:
         raise LayoutError(f"prototype output has no fixed channel count: {list(shapes[protos_i])}")
     _, d1, d2 = (_dim(d) for d in shapes[det_i])
+    masks = nm or 0
 
     def fits_v8(c: int | None) -> bool:
-        return c is not None and (c - 4 - nm == num_classes if num_classes else c - 4 - nm >= 1)
+        return c is not None and (c - 4 - masks == num_classes if num_classes else c - 4 - masks >= 1)
 
     def fits_v5(c: int | None) -> bool:
-        return c is not None and (c - 5 - nm == num_classes if num_classes else c - 5 - nm >= 1)
+        return c is not None and (c - 5 - masks == num_classes if num_classes else c - 5 - masks >= 1)
 
-    candidates = []
-    if fits_v8(d1) and (d2 is None or d2 > d1):
-        candidates.append(("yolov8", d1 - 4 - nm))
-    if fits_v5(d2) and (d1 is None or d1 > d2):
-        candidates.append(("yolov5", d2 - 5 - nm))
+    candidates: list[tuple[str, int]] = []
+    if d1 is not None and fits_v8(d1) and (d2 is None or d2 > d1):
+        candidates.append(("yolov8", d1 - 4 - masks))
+    if d2 is not None and fits_v5(d2) and (d1 is None or d1 > d2):
+        candidates.append(("yolov5", d2 - 5 - masks))
     suffix = "-seg" if protos_i is not None else ""
     names = [(base + suffix, nc) for base, nc in candidates]
     if hint is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ class Detections:
     class_id: np.ndarray
     image_hw: tuple[int, int]
     masks: list[np.ndarray] | None = None
-    tracker_id: np.ndarray | None = None
+    tracker_id: np.ndarray = None  # type: ignore[assignment]  # None: -1 (untracked) for every detection
     class_names: Sequence[str] = ()
     data: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -99,7 +100,7 @@ class Detections:
         Douglas-Peucker tolerance in pixels (lower = more detail, 0 = every vertex)."""
         if self.masks is None:
             raise ValueError("these detections carry no masks")
-        out = []
+        out: list[list[np.ndarray]] = []
         for m, b in zip(self.masks, self.mask_boxes):
             if m.size == 0 or not m.any():
                 out.append([])
@@ -127,7 +128,7 @@ class Detections:
         """``supervision.Detections`` with full-frame boolean masks (on demand)."""
         import supervision as sv
 
-        data = {"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {}
+        data: dict[str, Any] = {"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {}
         data.update(self.data)
         return sv.Detections(
             xyxy=self.xyxy.astype(np.float32),

@@ -105,7 +105,7 @@ def _ascii_to_counts(data):  # pragma: no cover - numba
     m = 0
     p = 0
     while p < data.shape[0]:
-        x = 0
+        x = np.int64(0)
         k = 0
         more = True
         while more:

@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
-from pipeline.infer.config import BackendOptions
+from pipeline.infer.config import BackendOptions, ProviderSpec
 
 log = logging.getLogger("vidpipe.backend")
 
-ProviderSpec = str | tuple[str, dict[str, Any]]
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -211,6 +210,7 @@ class OnnxRuntimeBackend:
 
     def _run_bound(self, blob: np.ndarray) -> None:
         b = self._binding
+        assert b is not None, "bound runs need I/O binding"
         b.clear_binding_inputs()
         b.clear_binding_outputs()
         b.bind_cpu_input(self.input_name, np.ascontiguousarray(blob))

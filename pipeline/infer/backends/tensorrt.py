@@ -255,7 +255,7 @@ class TensorRTBackend:
 def _progress_monitor(trt):
     """Logs TensorRT's build phases (TensorRT >= 10 calls it from the builder)."""
 
-    class LogProgress(trt.IProgressMonitor):
+    class LogProgress(trt.IProgressMonitor):  # type: ignore[name-defined]  # TensorRT is imported at run time
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self._started: dict[str, float] = {}

@@ -61,7 +61,7 @@ def unavailable_reason() -> str | None:
 _bilinear_taps = kernels._bilinear_taps.py_func  # the CPU kernels' taps, compiled for the device below
 
 
-def _logit(coefs, protos, i: int, py: int, px: int) -> float:
+def _logit(coefs, protos, i: int, py: int, px: int) -> Any:
     acc = np.float32(0.0)
     for k in range(protos.shape[0]):
         acc += coefs[i, k] * protos[k, py, px]
