@@ -15,9 +15,11 @@ itself; the figures are not meant to be kept, so use it with ``--out``).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +141,27 @@ def run(names: list[str] | None = None, directory: Path | None = None, quick: bo
     out = write_results(directory)
     print(f"\nwrote {out}")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vidpipe bench", description="Run benchmarks and rewrite RESULTS.md.")
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: the whole default suite)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks")
+    parser.add_argument("--out", help="write results, RESULTS.md and plots here instead of benchmarks/")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test of the suite itself")
+    args = parser.parse_args(argv)
+    if args.list:
+        for b in BENCHMARKS:
+            print(f"{b.name:<12} {b.title}{'' if b.default else '  (not in the default suite)'}")
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(args.names, Path(args.out) if args.out else None, quick=args.quick)
+    except ValueError as exc:  # unknown names, before anything runs
+        print(f"vidpipe: error: {exc} (vidpipe bench --list)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

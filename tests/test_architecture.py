@@ -73,3 +73,17 @@ def test_no_runtime_function_over_60_lines():
                     if lines > MAX_FUNCTION_LINES:
                         long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
+
+
+def test_old_postprocess_import_still_works_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    import pytest
+
+    sys.modules.pop("pipeline.postprocess", None)
+    with pytest.warns(DeprecationWarning, match="pipeline.infer"):
+        old = importlib.import_module("pipeline.postprocess")
+    from pipeline.infer import postprocess_segmentation
+
+    assert old.postprocess_segmentation is postprocess_segmentation
