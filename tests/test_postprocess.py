@@ -127,3 +127,13 @@ def test_bundled_model_real_outputs_match_reference(model, heldout_clip):
             ref = reference_postprocess(out0, protos, lay.name, model.input_hw, image.shape[:2], **kw)
             assert len(dets) > 0
             assert_parity(dets, ref)
+
+
+def test_min_area_ratio_drops_small_boxes():
+    out0 = np.zeros((4 + 1 + 32, 2), np.float32)
+    out0[:5, 0] = [100, 100, 20, 20, 0.9]  # 400 px² of a 640×640 frame: 0.1 %
+    out0[:5, 1] = [400, 400, 200, 200, 0.8]  # 40000 px²: 9.8 %
+    protos = np.zeros((32, 160, 160), np.float32)
+    both = postprocess_segmentation(out0, protos, "yolov8-seg", (640, 640), (640, 640))
+    large = postprocess_segmentation(out0, protos, "yolov8-seg", (640, 640), (640, 640), min_area_ratio=0.01)
+    assert len(both) == 2 and len(large) == 1 and large.xyxy[0].tolist() == [300, 300, 500, 500]

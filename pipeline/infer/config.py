@@ -27,6 +27,7 @@ class PostprocessOptions(Options):
     mask_decode_mode: Literal["accurate", "tradeoff", "fast"] = "accurate"
     tradeoff_factor: float = Field(0.5, ge=0, le=1)
     max_area_ratio: float | None = Field(None, gt=0, le=1)
+    min_area_ratio: float | None = Field(None, ge=0, lt=1, description="drop boxes smaller than this share of the frame")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: candidate selection and mask decoding on the GPU "
                                            "(falls back to the CPU with a warning where there is none)")
 

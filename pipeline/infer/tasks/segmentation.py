@@ -2,7 +2,7 @@
 
 Steps: candidates above ``confidence`` (YOLOv5: objectness × class score; YOLOv8: class
 score; the best class per anchor) and in ``class_filter`` → boxes mapped through the
-letterbox to source pixels and clipped → ``max_area_ratio`` filter → the ``max_candidates``
+letterbox to source pixels and clipped → ``min_area_ratio``/``max_area_ratio`` filter → the ``max_candidates``
 highest scores → NMS per class (or class-agnostic) → ``max_detections`` → masks decoded
 inside each box (``mask_decode_mode``). The heavy steps are the kernels chosen at load.
 """
@@ -79,10 +79,15 @@ class SegmentationDecoder:
         found = self.kernels.candidates(output0, lay.channels_first, lay.has_objectness, lay.num_classes,
                                         lay.num_masks, o.confidence, self.allowed)
         boxes = letterbox.to_source_xyxy(found.boxes)
-        if o.max_area_ratio is not None and len(found):
+        if (o.max_area_ratio is not None or o.min_area_ratio is not None) and len(found):
             wh = boxes[:, 2:] - boxes[:, :2]
-            small = wh[:, 0] * wh[:, 1] <= o.max_area_ratio * letterbox.src_h * letterbox.src_w
-            found, boxes = found.subset(small), boxes[small]
+            area, frame = wh[:, 0] * wh[:, 1], letterbox.src_h * letterbox.src_w
+            fits = np.ones(len(found), np.bool_)
+            if o.max_area_ratio is not None:
+                fits &= area <= o.max_area_ratio * frame
+            if o.min_area_ratio is not None:
+                fits &= area >= o.min_area_ratio * frame
+            found, boxes = found.subset(fits), boxes[fits]
         if len(found) > o.max_candidates:
             top = np.argsort(-found.scores, kind="stable")[: o.max_candidates]
             found, boxes = found.subset(top), boxes[top]
