@@ -54,8 +54,9 @@ def _time_vidpipe(out0, protos, mode, agnostic, repeat):
 
 
 def _time_reference(out0, protos, mode, agnostic, repeat):
-    from pipeline.vision.geometry import mask_boxes
     from pycocotools import mask as coco_mask
+
+    from pipeline.vision.geometry import mask_boxes
 
     nms_ms, mask_ms, rle_ms = [], [], []
     for _ in range(repeat):

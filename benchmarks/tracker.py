@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import table  # noqa: E402
 from pipeline.track.bytetrack import ByteTrack  # noqa: E402
+from pipeline.track.config import TrackerConfig  # noqa: E402
 from pipeline.vision.detections import Detections  # noqa: E402
 
 NAME = "tracker"
@@ -48,7 +49,7 @@ def detections_stream(n: int, frames: int, seed: int = 0, masks: bool = False):
 
 
 def bench(n: int, mask_iou: bool, frames: int = 300) -> tuple[float, float]:
-    tracker = ByteTrack(fps=30, mask_iou=mask_iou)
+    tracker = ByteTrack(TrackerConfig(mask_iou=mask_iou), fps=30)
     stream = list(detections_stream(n, frames, masks=mask_iou))
     times = []
     for dets in stream:

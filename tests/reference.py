@@ -6,9 +6,9 @@ benchmarks time both on the same inputs.
 from __future__ import annotations
 
 import numpy as np
-from pipeline.vision.geometry import mask_boxes
 
 from pipeline.infer.letterbox import Letterbox
+from pipeline.vision.geometry import mask_boxes
 
 NM = 32
 

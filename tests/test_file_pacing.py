@@ -128,21 +128,20 @@ def test_missing_webcam_fails_clearly():
 
 def test_tracker_state_kept_or_reset_on_reconnect():
     import numpy as np
-    from pipeline.vision.result import Result
 
     from pipeline.core.items import EndOfStream, StreamInfo
     from pipeline.core.ring import RingBuffer
     from pipeline.core.stage import Bus
     from pipeline.core.stats import StreamStats
     from pipeline.track.config import TrackerConfig
-    from pipeline.track.factory import tracker_factory
     from pipeline.track.stage import TrackerStage
     from pipeline.vision.detections import Detections
+    from pipeline.vision.result import Result
 
     def run(reset: bool) -> list[int]:
         inp, out = RingBuffer(64), RingBuffer(64)
-        factory = tracker_factory(TrackerConfig(reset_on_reconnect=reset, minimum_consecutive_frames=1))
-        stage = TrackerStage(Bus(), inp, [out], {"s": StreamStats("s")}, factory)
+        config = TrackerConfig(reset_on_reconnect=reset, minimum_consecutive_frames=1)
+        stage = TrackerStage(Bus(), inp, [out], {"s": StreamStats("s")}, config)
         info = StreamInfo("s", "h264", 100, 100, 30.0, live=True)
         items = [info]
         for i in range(6):

@@ -7,15 +7,18 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
-from pipeline.vision.geometry import box_iou
 
 from pipeline import Pipeline
 from pipeline.app.evaluate import read_results
 from pipeline.core.errors import StageError
 from pipeline.core.items import StreamInfo
+from pipeline.infer.config import BatchingConfig
 from pipeline.track.bytetrack import ByteTrack
+from pipeline.track.config import TrackerConfig
 from pipeline.vision.detections import Detections
+from pipeline.vision.geometry import box_iou
 from sources.base import Source
+from sources.config import SyntheticSourceConfig
 from sources.synthetic import SyntheticSource, write_clip
 
 
@@ -26,7 +29,7 @@ def _dets(boxes, scores=None, hw=(720, 1280)) -> Detections:
 
 
 def test_bytetrack_keeps_ids_through_crossing_and_occlusion():
-    tracker = ByteTrack(fps=30, lost_track_seconds=1.0)
+    tracker = ByteTrack(TrackerConfig(lost_track_seconds=1.0), fps=30)
     ids_a, ids_b = [], []
     for t in range(60):
         a = [100 + 8 * t, 300, 160 + 8 * t, 360]  # moving right
@@ -52,7 +55,7 @@ def test_bytetrack_low_score_detections_keep_tracks_alive():
 
 def test_bytetrack_lost_tracks_expire_by_seconds_not_frames():
     for fps, expect_same in ((10, False), (60, True)):
-        tracker = ByteTrack(fps=fps, lost_track_seconds=0.5)
+        tracker = ByteTrack(TrackerConfig(lost_track_seconds=0.5), fps=fps)
         for _ in range(3):
             tracker.update(_dets([[10, 10, 60, 60]]))
         for _ in range(10):  # 10 frames without the object: 1 s at 10 fps, 0.17 s at 60 fps
@@ -63,7 +66,7 @@ def test_bytetrack_lost_tracks_expire_by_seconds_not_frames():
 
 
 def test_bytetrack_issues_ids_after_consecutive_frames():
-    tracker = ByteTrack(fps=30, minimum_consecutive_frames=3)
+    tracker = ByteTrack(TrackerConfig(minimum_consecutive_frames=3), fps=30)
     tracker.update(_dets([[0, 0, 10, 10]]))  # first frame of the stream: ids at once
     got = [tracker.update(_dets([[0, 0, 10, 10], [200, 200, 240, 240]])).tracker_id[1] for _ in range(3)]
     assert got == [-1, -1, 2]
@@ -180,8 +183,8 @@ class StalledSource(Source):
 
 def test_stalled_stream_does_not_delay_the_others(model):
     max_wait_ms = 30.0
-    live = SyntheticSource("live", seed=1, frames=20, width=640, height=360, fps=15, realtime=True)
-    pipeline = Pipeline([StalledSource("stalled"), live], model, max_batch_size=4, max_wait_ms=max_wait_ms)
+    live = SyntheticSource("live", SyntheticSourceConfig(seed=1, frames=20, width=640, height=360, fps=15, realtime=True))
+    pipeline = Pipeline([StalledSource("stalled"), live], model, batching=BatchingConfig(max_batch_size=4, max_wait_ms=max_wait_ms))
     waits = []
     with pipeline:
         for r in pipeline:

@@ -1,27 +1,26 @@
-"""One tracker per stream, made from the validated ``tracker`` options."""
+"""One tracker per stream, made from the validated ``tracker`` options.
+
+Example:
+    >>> from pipeline.core.items import StreamInfo
+    >>> make_tracker(TrackerConfig(), StreamInfo("cam", "h264", fps=25.0)).fps
+    25.0
+    >>> make_tracker(TrackerConfig(type="none"), StreamInfo("cam", "h264")) is None
+    True
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from pipeline.core.items import StreamInfo
+from pipeline.track.base import Tracker
 from pipeline.track.config import TrackerConfig
 
 
-def tracker_factory(cfg: TrackerConfig | None) -> Callable[[StreamInfo], Any] | None:
-    """A function making one tracker per stream (fps from the stream), or None."""
-    if cfg is None or cfg.type == "none":
+def make_tracker(config: TrackerConfig | None, info: StreamInfo) -> Tracker | None:
+    """The tracker of the stream ``info`` describes (its fps turns seconds into frames;
+    30 when unknown), or None when tracking is off."""
+    if config is None or config.type == "none":
         return None
+    # Imported here: SciPy's optimiser loads only in pipelines that track.
     from pipeline.track.bytetrack import ByteTrack
 
-    def make(info: StreamInfo) -> ByteTrack:
-        return ByteTrack(
-            fps=info.fps or 30.0, track_high_threshold=cfg.track_high_threshold, track_low_threshold=cfg.track_low_threshold,
-            new_track_threshold=cfg.new_track_threshold, match_threshold=cfg.match_threshold,
-            lost_track_seconds=cfg.lost_track_seconds, minimum_consecutive_frames=cfg.minimum_consecutive_frames,
-            mask_iou=cfg.mask_iou,
-        )
-
-    make.reset_on_reconnect = cfg.reset_on_reconnect  # type: ignore[attr-defined]
-    return make
+    return ByteTrack(config, fps=info.fps or 30.0)

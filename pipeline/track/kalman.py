@@ -26,12 +26,14 @@ _H = np.eye(4, 8)
 
 
 def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
+    """(N, 4) corner boxes → (N, 4) centre, aspect ratio, height (the filter's measurement)."""
     w = xyxy[:, 2] - xyxy[:, 0]
     h = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1e-6)
     return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2, w / h, h], axis=1)
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`xyxy_to_xyah`."""
     h = xyah[:, 3]
     w = xyah[:, 2] * h
     return np.stack([xyah[:, 0] - w / 2, xyah[:, 1] - h / 2, xyah[:, 0] + w / 2, xyah[:, 1] + h / 2], axis=1)
@@ -47,7 +49,11 @@ def _diag(std: np.ndarray) -> np.ndarray:
 
 
 class BatchKalman:
+    """Stateless: the caller keeps the (N, 8) means and (N, 8, 8) covariances, as arrays
+    it can index and concatenate with the rest of its track state."""
+
     def initiate(self, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New tracks at boxes ``xyah``: zero velocity, uncertainty scaled by the height."""
         n = len(xyah)
         mean = np.zeros((n, 8))
         mean[:, :4] = xyah
@@ -59,6 +65,7 @@ class BatchKalman:
         return mean, _diag(std)
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame ahead at constant velocity; the uncertainty grows."""
         if len(mean) == 0:
             return mean, cov
         h = mean[:, 3]
@@ -72,6 +79,7 @@ class BatchKalman:
         return mean, cov
 
     def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Correct each track with its measured box ``xyah`` (row i with row i)."""
         if len(mean) == 0:
             return mean, cov
         h = mean[:, 3]

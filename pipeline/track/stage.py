@@ -2,7 +2,8 @@
 
 It is the last shared stage: every result passes through it once, gets its track ids
 (when a tracker is configured), its capture-to-result latency and its stream's drop
-counters, and is handed to every sink's ring. Tracker states are per stream, never shared.
+counters, and is handed to every sink's ring. Tracker states are per stream, never shared:
+each is made when its stream's StreamInfo arrives (its fps sets the lost-track timeout).
 """
 
 from __future__ import annotations
@@ -10,49 +11,72 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pipeline.core.items import EndOfStream, StreamInfo
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
+from pipeline.track.base import Tracker
+from pipeline.track.config import TrackerConfig
+from pipeline.track.factory import make_tracker
+from pipeline.vision import geometry
 from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.tracker")
 
 
 class TrackerStage(Stage):
-    kind = "tracker"
+    """Tracks, stamps and fans out every result. ``config`` None (or type none): results
+    pass untracked. ``on_result`` (metrics) sees each result before the sinks do."""
 
     def __init__(self, bus: Bus, inp: RingBuffer, outputs: list[RingBuffer], streams: dict[str, StreamStats],
-                 tracker_factory: Callable[[StreamInfo], Any] | None = None, carry_masks: bool = True) -> None:
+                 config: TrackerConfig | None = None, on_result: Callable[[Result], None] | None = None) -> None:
         super().__init__("tracker", bus)
         self.inp = inp
         self.outputs = outputs
         self.streams = streams
-        self.tracker_factory = tracker_factory
-        self.carry_masks = carry_masks  # infer_interval frames: last masks scaled to the box, or none
-        self.observe: Callable[[Result], None] | None = None  # metrics, per result
-        self.trackers: dict[str, Any] = {}
+        self.config = config
+        self.carry_masks = config.carry_masks if config is not None else True  # frames without inference: last masks scaled, or none
+        self.reset_on_reconnect = config is not None and config.reset_on_reconnect
+        self.on_result = on_result
+        self.trackers: dict[str, Tracker] = {}
         self.infos: dict[str, StreamInfo] = {}
+        if config is not None and config.type != "none":
+            geometry.warm_up()  # compile the IoU kernel now, not on the first frame
 
     def _fan_out(self, item: object) -> None:
         for ring in self.outputs:
             self.put(ring, item)
+
+    def _on_stream_info(self, info: StreamInfo) -> None:
+        """A stream (re)starts: make its tracker, or on a reconnect reset it if so configured."""
+        self.infos[info.stream_id] = info
+        existing = self.trackers.get(info.stream_id)
+        if existing is None:
+            tracker = make_tracker(self.config, info)
+            if tracker is not None:
+                self.trackers[info.stream_id] = tracker
+        elif self.reset_on_reconnect:
+            log.info("stream %s reconnected: tracker reset", info.stream_id)
+            existing.reset()
+
+    def _track(self, item: Result) -> None:
+        tracker = self.trackers.get(item.stream_id)
+        if tracker is None:
+            return
+        t0 = time.perf_counter()
+        if item.inferred:
+            item.detections = tracker.update(item.detections)
+        else:
+            item.detections = tracker.predict((item.height, item.width), item.detections.class_names, self.carry_masks)
+        item.timings["track"] = (time.perf_counter() - t0) * 1e3
 
     def run(self) -> None:
         open_streams = set(self.streams)
         while open_streams:
             item = self.get(self.inp)
             if isinstance(item, StreamInfo):
-                self.infos[item.stream_id] = item
-                if self.tracker_factory is None:
-                    continue
-                existing = self.trackers.get(item.stream_id)
-                if existing is None:
-                    self.trackers[item.stream_id] = self.tracker_factory(item)
-                elif getattr(self.tracker_factory, "reset_on_reconnect", False):
-                    existing.reset()  # a new StreamInfo mid-stream: the source reconnected
+                self._on_stream_info(item)
                 continue
             if isinstance(item, EndOfStream):
                 open_streams.discard(item.stream_id)
@@ -61,22 +85,15 @@ class TrackerStage(Stage):
             assert isinstance(item, Result)
             t0 = time.perf_counter()
             self.current_stream = item.stream_id
-            tracker = self.trackers.get(item.stream_id)
-            if tracker is not None:
-                if item.inferred:
-                    item.detections = tracker.update(item.detections)
-                else:
-                    names = item.detections.class_names
-                    item.detections = tracker.predict((item.height, item.width), names, self.carry_masks)
-                item.timings["track"] = (time.perf_counter() - t0) * 1e3
+            self._track(item)
             stats = self.streams[item.stream_id]
             stats.results += 1
             stats.detections += len(item.detections)
             item.drops = stats.drops_snapshot()
             item.stream_state = stats.state
             item.latency_ms = (time.time() - item.captured_at) * 1e3
-            if self.observe is not None:
-                self.observe(item)
+            if self.on_result is not None:
+                self.on_result(item)
             self.items += 1
             self.busy_s += time.perf_counter() - t0
             self._fan_out(item)
