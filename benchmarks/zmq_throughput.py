@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.vision.result import Result  # noqa: E402
-
 from benchmarks.common import table  # noqa: E402
 from pipeline.infer.model import Model  # noqa: E402
+from pipeline.vision.result import Result  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
+from sinks.config import ZmqSinkConfig  # noqa: E402
 from sinks.subscriber import Subscriber  # noqa: E402
 from sinks.zmq import ZmqSink  # noqa: E402
 from sources.scene import SyntheticScene  # noqa: E402
@@ -48,7 +48,7 @@ def sample_result() -> Result:
 
 def run(result: Result, frames: bool, seconds: float) -> dict:
     ep = endpoint()
-    sink = ZmqSink(ep, mode="pub", send_frames=frames, heartbeat_s=0.01, hwm=1000)
+    sink = ZmqSink(ZmqSinkConfig(endpoint=ep, mode="pub", send_frames=frames, heartbeat_s=0.01, hwm=1000))
     sink.open()
     received = {"n": 0}
     with Subscriber(ep) as sub:
@@ -99,6 +99,7 @@ def pipeline_fps(slow: bool) -> tuple[float, str]:
     import subprocess
 
     from pipeline import Pipeline
+    from sources.config import SyntheticSourceConfig
     from sources.synthetic import SyntheticSource
 
     class Gated(SyntheticSource):
@@ -109,9 +110,10 @@ def pipeline_fps(slow: bool) -> tuple[float, str]:
 
     go = threading.Event()
     ep = endpoint()
-    source = Gated("cam0", seed=4, frames=90, width=640, height=360)
+    source = Gated("cam0", SyntheticSourceConfig(seed=4, frames=90, width=640, height=360))
     model = pipeline_fps.model
-    pipeline = Pipeline([source], model, [ZmqSink(ep, send_frames=True, hwm=4, heartbeat_s=0.05, sndbuf=65536)])
+    sink = ZmqSink(ZmqSinkConfig(endpoint=ep, send_frames=True, hwm=4, heartbeat_s=0.05, sndbuf_bytes=65536))
+    pipeline = Pipeline([source], model, [sink])
     proc = None
     box = {}
     t = threading.Thread(target=lambda: box.update(pipeline.run(handle_signals=False)))

@@ -5,15 +5,35 @@ from __future__ import annotations
 
 import logging
 import time
-
-from pipeline.vision.result import Result
+from typing import Any, TypeVar
 
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
+from pipeline.core.options import Options
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 from pipeline.core.stage import POLL_S, Bus, BusMessage, Stage, StopStage
+from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.sink")
+
+OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+def check_config(config: Any, cls: type[OptionsT]) -> OptionsT:
+    """``config`` itself when it is a validated ``cls``; a TypeError naming both otherwise
+    (sinks take their option objects, never loose arguments).
+
+    >>> from sinks.config import MasksSinkConfig
+    >>> check_config(MasksSinkConfig(), MasksSinkConfig).type
+    'masks'
+    >>> check_config("out/masks", MasksSinkConfig)
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a MasksSinkConfig, got str
+    """
+    if not isinstance(config, cls):
+        raise TypeError(f"expected a {cls.__name__}, got {type(config).__name__}")
+    return config
 
 
 class Sink:
@@ -42,8 +62,6 @@ class Sink:
 class SinkStage(Stage):
     """Runs one sink. With ``fail_fast`` a failing write stops the pipeline; without it
     the failure is logged and counted, and the sink (and every other) carries on."""
-
-    kind = "sink"
 
     def __init__(self, sink: Sink, bus: Bus, inp: RingBuffer, streams: list[str]) -> None:
         super().__init__(f"sink:{sink.name}", bus)

@@ -3,6 +3,8 @@
 Example:
     >>> seen = []
     >>> sink = CallbackSink(seen.append)
+    >>> CallbackSink.from_config(CallbackSinkConfig(target="json:dumps", fail_fast=True)).name
+    'callback:dumps'
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from pipeline.vision.result import Result
-
 from pipeline.core.errors import VidpipeError
-from sinks.base import Sink
+from pipeline.vision.result import Result
+from sinks.base import Sink, check_config
+from sinks.config import CallbackSinkConfig
 
 
 def import_callable(target: str) -> Callable[[Result], object]:
@@ -31,10 +33,20 @@ def import_callable(target: str) -> Callable[[Result], object]:
 
 
 class CallbackSink(Sink):
+    """Calls ``fn(result)`` for every result, in the sink's thread."""
+
     def __init__(self, fn: Callable[[Result], object], lossless: bool = True, name: str | None = None) -> None:
         self.fn = fn
         self.lossless = lossless
         self.name = name or f"callback:{getattr(fn, '__name__', 'fn')}"
+
+    @classmethod
+    def from_config(cls, config: CallbackSinkConfig, name: str | None = None) -> CallbackSink:
+        """The sink of a ``callback`` entry: its ``target`` imported, its options applied."""
+        check_config(config, CallbackSinkConfig)
+        sink = cls(import_callable(config.target), config.lossless, name)
+        sink.fail_fast = config.fail_fast
+        return sink
 
     def write(self, result: Result) -> None:
         self.fn(result)

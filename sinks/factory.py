@@ -1,37 +1,45 @@
-"""Build a sink from its validated options (one entry of ``sinks``)."""
+"""Build a sink from its validated options (one entry of ``sinks``): each sink takes its
+option model as it is; the import waits until a sink of the type is wanted (PyAV, ZeroMQ).
+
+Example:
+    >>> from sinks.config import JsonlSinkConfig
+    >>> build_sink(JsonlSinkConfig(path="out/r.jsonl", fail_fast=True)).fail_fast
+    True
+"""
 
 from __future__ import annotations
 
 from sinks.base import Sink
-from sinks.config import SinkConfig
+from sinks.config import (
+    CallbackSinkConfig,
+    JsonlSinkConfig,
+    MasksSinkConfig,
+    SinkConfig,
+    VideoSinkConfig,
+    ZmqSinkConfig,
+)
 
 
 def build_sink(cfg: SinkConfig) -> Sink:
-    if cfg.type == "jsonl":
+    """The sink ``cfg`` describes (``fail_fast`` and the rest applied by the sink)."""
+    if isinstance(cfg, JsonlSinkConfig):
         from sinks.jsonl import JsonlSink
 
-        sink: Sink = JsonlSink(cfg.path, cfg.mask_format, cfg.polygon_precision, cfg.flush_every, format=cfg.format)
-    elif cfg.type == "zmq":
+        return JsonlSink(cfg)
+    if isinstance(cfg, ZmqSinkConfig):
         from sinks.zmq import ZmqSink
 
-        curve = cfg.curve
-        sink = ZmqSink(cfg.endpoint, cfg.mode, cfg.bind, cfg.send_frames, cfg.jpeg_quality, cfg.format, cfg.mask_format,
-                       cfg.polygon_precision, cfg.hwm, cfg.heartbeat_s,
-                       curve.server_secret_key if curve else None, curve.allowed_clients if curve else None,
-                       sndbuf=cfg.sndbuf_bytes)
-    elif cfg.type == "video":
+        return ZmqSink(cfg)
+    if isinstance(cfg, VideoSinkConfig):
         from sinks.video import AnnotatedVideoSink
 
-        sink = AnnotatedVideoSink(cfg.path, cfg.fps, cfg.crf, cfg.masks, cfg.boxes, cfg.labels, cfg.traces, cfg.lossless)
-    elif cfg.type == "masks":
+        return AnnotatedVideoSink(cfg)
+    if isinstance(cfg, MasksSinkConfig):
         from sinks.masks import MaskImageSink
 
-        sink = MaskImageSink(cfg.path)
-    elif cfg.type == "callback":
-        from sinks.callback import CallbackSink, import_callable
+        return MaskImageSink(cfg)
+    if isinstance(cfg, CallbackSinkConfig):
+        from sinks.callback import CallbackSink
 
-        sink = CallbackSink(import_callable(cfg.target), cfg.lossless)
-    else:  # pragma: no cover - config validates
-        raise ValueError(f"unknown sink type {cfg.type!r}")
-    sink.fail_fast = cfg.fail_fast
-    return sink
+        return CallbackSink.from_config(cfg)
+    raise TypeError(f"not a sink config: {type(cfg).__name__}")

@@ -4,7 +4,9 @@ Each line is written with a single ``write`` call and the file is flushed every
 ``flush_every`` lines and on close, so a stopped run leaves only whole lines.
 
 Example:
-    >>> sink = JsonlSink("out/results.jsonl")   # doctest: +SKIP
+    >>> sink = JsonlSink(JsonlSinkConfig(path="out/results.jsonl", mask_format="polygon"))
+    >>> sink.name, sink.path   # the file is created by open()
+    ('jsonl:results.jsonl', PosixPath('out/results.jsonl'))
 """
 
 from __future__ import annotations
@@ -14,26 +16,25 @@ import logging
 from pathlib import Path
 from typing import IO
 
-from pipeline.vision.result import Result
-
 from pipeline.core.errors import VidpipeError
+from pipeline.vision.result import Result
 from pipeline.wire.records import to_record
-from sinks.base import Sink
+from sinks.base import Sink, check_config
+from sinks.config import JsonlSinkConfig
 
 log = logging.getLogger("vidpipe.sink.jsonl")
 
 
 class JsonlSink(Sink):
+    """Writes each result as one line of ``config.path`` (format and masks per the config)."""
+
     lossless = True
 
-    def __init__(self, path: str | Path, mask_format: str = "rle", polygon_precision: float = 1.0,
-                 flush_every: int = 1, name: str | None = None, format: str = "vidpipe") -> None:
-        self.path = Path(path)
-        self.mask_format = mask_format
-        self.polygon_precision = polygon_precision
-        self.flush_every = max(1, flush_every)
-        self.format = format
+    def __init__(self, config: JsonlSinkConfig, name: str | None = None) -> None:
+        self.config = check_config(config, JsonlSinkConfig)
+        self.path = Path(config.path)
         self.name = name or f"jsonl:{self.path.name}"
+        self.fail_fast = config.fail_fast
         self._file: IO[str] | None = None
         self.lines = 0
 
@@ -46,10 +47,11 @@ class JsonlSink(Sink):
 
     def write(self, result: Result) -> None:
         assert self._file is not None, "sink not opened"
-        record = to_record(result, self.mask_format, self.polygon_precision, format=self.format)
+        cfg = self.config
+        record = to_record(result, cfg.mask_format, cfg.polygon_precision, format=cfg.format)
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.lines += 1
-        if self.lines % self.flush_every == 0:
+        if self.lines % cfg.flush_every == 0:
             self._file.flush()
 
     def close(self) -> None:

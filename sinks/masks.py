@@ -2,7 +2,8 @@
 ("output mask"), written to ``path`` with ``{stream}`` and ``{frame}`` filled in.
 
 Example:
-    >>> sink = MaskImageSink("out/masks/{stream}/{frame:06d}.png")   # doctest: +SKIP
+    >>> MaskImageSink(MasksSinkConfig(path="out/masks/{stream}/{frame:06d}.png")).template
+    'out/masks/{stream}/{frame:06d}.png'
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
-from sinks.base import Sink
+from pipeline.vision.result import Result
+from sinks.base import Sink, check_config
+from sinks.config import MasksSinkConfig
 
 
 def union_mask(result: Result) -> np.ndarray:
@@ -28,13 +30,17 @@ def union_mask(result: Result) -> np.ndarray:
 
 
 class MaskImageSink(Sink):
+    """Writes each result's union mask as a PNG at ``config.path`` (``{stream}``, ``{frame}``)."""
+
     lossless = True
 
-    def __init__(self, path: str = "out/masks/{stream}/{frame:06d}.png", name: str | None = None) -> None:
-        if "{frame" not in path:
-            raise VidpipeError(f"mask sink path needs a '{{frame}}' placeholder, got {path!r}")
-        self.template = path
+    def __init__(self, config: MasksSinkConfig, name: str | None = None) -> None:
+        self.config = check_config(config, MasksSinkConfig)
+        if "{frame" not in config.path:
+            raise VidpipeError(f"mask sink path needs a '{{frame}}' placeholder, got {config.path!r}")
+        self.template = config.path
         self.name = name or "masks"
+        self.fail_fast = config.fail_fast
         self.written = 0
 
     def write(self, result: Result) -> None:

@@ -2,12 +2,20 @@
 
 Gaps are found from each publisher's per-stream sequence numbers and counted. Malformed
 or foreign messages are counted, logged (rate-limited) and skipped, or raise
-:class:`MessageError` in strict mode; they never crash the client.
+:class:`MessageError` in strict mode; they never crash the client. Headers are checked
+by the wire layer (:func:`pipeline.wire.parse.parse_record`): one that fails is malformed.
 
 Example:
     >>> with Subscriber("tcp://127.0.0.1:5555", streams=["cam0"]) as sub:   # doctest: +SKIP
     ...     for msg in sub:
     ...         print(msg.stream, msg.frame, len(msg.detections), msg.to_supervision())
+
+    >>> from pipeline.wire.records import SCHEMA
+    >>> dets = detections_from_record({"schema": SCHEMA, "stream": "cam0", "frame": 0, "width": 64, "height": 48,
+    ...     "detections": [{"bounding-box": {"left": 2, "top": 3, "width": 4, "height": 5}, "category": "circle",
+    ...                     "class_id": 0, "score": 0.9, "track_id": 7}]})
+    >>> dets.xyxy.tolist(), dets.category, dets.tracker_id.tolist()
+    ([[2.0, 3.0, 6.0, 8.0]], ['circle'], [7])
 """
 
 from __future__ import annotations
@@ -24,20 +32,24 @@ import cv2
 import numpy as np
 import zmq
 import zmq.auth
-from pipeline.vision.geometry import mask_boxes
-from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
 from pipeline.vision import rle
 from pipeline.vision.detections import Detections
-from pipeline.wire.records import SCHEMA, box_from_wire, decode_bitmask
-from sinks.zmq import HEARTBEAT_TOPIC
+from pipeline.vision.geometry import mask_boxes
+from pipeline.vision.result import Result
+from pipeline.wire.parse import Bitmask, Polygon, ResultRecord, WireError, parse_record
+from pipeline.wire.records import HEARTBEAT_TOPIC, SCHEMA, is_heartbeat
 
 log = logging.getLogger("vidpipe.subscriber")
 
 
 class MessageError(VidpipeError):
     """A message that is not a vidpipe result (strict mode)."""
+
+
+class _Skip(Exception):
+    """A message the subscriber does not hand out (rejected, a heartbeat, another stream)."""
 
 
 @dataclass
@@ -59,90 +71,105 @@ class Message:
     image: np.ndarray | None = None
     gap_before: int = 0  # messages of this stream lost just before this one
     _detections: Detections | None = field(default=None, repr=False)
+    _record: ResultRecord | None = field(default=None, repr=False)
+
+    @property
+    def record(self) -> ResultRecord:
+        """The header as a checked record (parsed once)."""
+        if self._record is None:
+            self._record = parse_record(self.header)
+        return self._record
 
     @property
     def frame(self) -> int:
-        return int(self.header["frame"])
+        return self.record.frame
 
     @property
     def detections(self) -> Detections:
         if self._detections is None:
-            self._detections = detections_from_record(self.header)
+            self._detections = detections_from_record(self.record)
         return self._detections
 
-    def to_supervision(self, masks: bool = True):
+    def to_supervision(self, masks: bool = True) -> Any:
+        """``supervision.Detections`` of the message (full-frame masks on demand)."""
         return self.detections.to_supervision(masks=masks)
 
     def to_result(self) -> Result:
         """The message as a pipeline :class:`Result` (detections decoded, frame if sent)."""
-        h = self.header
-        return Result(self.stream, self.frame, h.get("pts"), float(h.get("captured_at", 0.0)), int(h["width"]),
-                      int(h["height"]), str(h.get("model", "")), self.detections, timings=dict(h.get("timings", {})),
-                      latency_ms=float(h.get("latency_ms", 0.0)), drops=dict(h.get("drops", {})),
-                      inferred=bool(h.get("inferred", True)), gap=bool(h.get("gap", False)),
-                      stream_state=str(h.get("stream_state", "streaming")), image=self.image)
+        r = self.record
+        h, w = r.require_image_hw()
+        return Result(self.stream, r.frame, r.pts, r.captured_at, w, h, r.model, self.detections, timings=dict(r.timings),
+                      latency_ms=r.latency_ms, drops=dict(r.drops), inferred=r.inferred, gap=r.gap,
+                      stream_state=r.stream_state, image=self.image)
 
 
-def detections_from_record(rec: dict[str, Any]) -> Detections:
-    """Detections (masks cropped to boxes) from a record in any of the three formats."""
-    h, w = int(rec["height"]), int(rec["width"])
-    boxes, scores, classes, tracks, rles, names = [], [], [], [], [], []
-    fmt = rec.get("format", "vidpipe")
-    items = rec.get("detections") if fmt == "vidpipe" else rec.get("predictions") if fmt == "roboflow" else rec.get("objects")
-    for d in items or []:
-        if fmt == "roboflow":
-            boxes.append([d["x"] - d["width"] / 2, d["y"] - d["height"] / 2, d["x"] + d["width"] / 2, d["y"] + d["height"] / 2])
-            scores.append(d["confidence"])
-            classes.append(d.get("class_id", -1))
-            tracks.append(d.get("tracker_id", -1))
-            names.append(d.get("class", ""))
-            rles.append(d.get("rle"))
-        else:
-            boxes.append(box_from_wire(d["bounding-box"]))
-            scores.append(d["score"])
-            classes.append(d.get("class_id", -1))
-            tracks.append(d.get("track_id", -1))
-            names.append(d.get("category", ""))
-            r = d.get("rle")
-            if r is None and "bitmask" in d:
-                r = d["bitmask"]  # decoded below, already cropped
-            rles.append({"size": [h, w], "counts": r} if isinstance(r, str) else r)
-    xyxy = np.array(boxes, np.float64).reshape(-1, 4)
+def detections_from_record(rec: dict[str, Any] | ResultRecord) -> Detections:
+    """Detections (masks cropped to boxes) from a record in any of the three formats: a
+    decoded JSON object (checked by :func:`parse_record`) or a parsed record. A record
+    that is not ``vidpipe.result/1`` raises :class:`WireError` naming the field."""
+    record = rec if isinstance(rec, ResultRecord) else parse_record(rec)
+    h, w = record.require_image_hw()
+    wire = record.detections
+    xyxy = wire.xyxy.copy()
     masks = None
-    if rles and all(r is not None for r in rles):
-        full = []
-        for r in rles:
-            if "bits" in r:
-                m = np.zeros((h, w), bool)
-                bx0, by0, bx1, by1 = r["box"]
-                m[by0:by1, bx0:bx1] = decode_bitmask(r)
-            else:
-                m = rle.decode(r)
-            full.append(m)
-        # A box rounded inside its mask's pixel range (centre/size formats) grows just
-        # enough for the crop to keep every mask pixel.
-        px = mask_boxes(xyxy, (h, w))
-        for i, m in enumerate(full):
-            ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-            if len(ys):
-                if xs[0] < px[i, 0]:
-                    xyxy[i, 0] = xs[0]
-                if ys[0] < px[i, 1]:
-                    xyxy[i, 1] = ys[0]
-                if xs[-1] + 1 > px[i, 2]:
-                    xyxy[i, 2] = xs[-1] + 1
-                if ys[-1] + 1 > px[i, 3]:
-                    xyxy[i, 3] = ys[-1] + 1
+    full = _full_masks(record, h, w)
+    if full is not None:
+        _grow_boxes_to_masks(xyxy, full, (h, w))
         masks = [m[b[1]:b[3], b[0]:b[2]] for m, b in zip(full, mask_boxes(xyxy, (h, w)))]
-    class_names: list[str] = []
-    if names:
-        # Class names by id, as far as the message tells them.
-        by_id = {c: n for c, n in zip(classes, names) if c >= 0}
-        class_names = [by_id.get(i, str(i)) for i in range(max(by_id) + 1)] if by_id else []
-    return Detections(xyxy, scores, classes, (h, w), masks, np.array(tracks, np.int64), class_names)
+    return Detections(xyxy, wire.confidence, wire.class_id, (h, w), masks, wire.tracker_id,
+                      _class_names(wire.class_id, wire.category))
+
+
+def _full_masks(record: ResultRecord, h: int, w: int) -> list[np.ndarray] | None:
+    """Full-frame masks when every detection carries a raster mask (RLE or bitmask)."""
+    payloads = record.detections.masks
+    if not payloads or any(m is None or isinstance(m, Polygon) for m in payloads):
+        return None
+    full = []
+    for i, payload in enumerate(payloads):
+        if isinstance(payload, Bitmask):
+            m = np.zeros((h, w), bool)
+            x0, y0, x1, y1 = payload.box
+            m[y0:y1, x0:x1] = payload.mask
+        elif isinstance(payload, dict):
+            try:
+                m = rle.decode(dict(payload))
+            except ValueError as exc:
+                where = f"{record.detections_key}.{i}.rle"
+                raise WireError(f"{where}: {exc}", where) from None
+        else:  # pragma: no cover - excluded above
+            return None
+        full.append(m)
+    return full
+
+
+def _grow_boxes_to_masks(xyxy: np.ndarray, full: list[np.ndarray], image_hw: tuple[int, int]) -> None:
+    """A box rounded inside its mask's pixel range (centre/size formats) grows just
+    enough for the crop to keep every mask pixel (in place)."""
+    px = mask_boxes(xyxy, image_hw)
+    for i, m in enumerate(full):
+        ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+        if len(ys):
+            if xs[0] < px[i, 0]:
+                xyxy[i, 0] = xs[0]
+            if ys[0] < px[i, 1]:
+                xyxy[i, 1] = ys[0]
+            if xs[-1] + 1 > px[i, 2]:
+                xyxy[i, 2] = xs[-1] + 1
+            if ys[-1] + 1 > px[i, 3]:
+                xyxy[i, 3] = ys[-1] + 1
+
+
+def _class_names(class_id: np.ndarray, category: Sequence[str]) -> list[str]:
+    """Class names by id, as far as the message tells them."""
+    by_id = {int(c): n for c, n in zip(class_id.tolist(), category) if c >= 0}
+    return [by_id.get(i, str(i)) for i in range(max(by_id) + 1)] if by_id else []
 
 
 class Subscriber:
+    """Receives results from a ZmqSink: ``sub`` (of a ``pub`` sink, ``streams`` picks the
+    topics) or ``pull`` (of a ``push`` sink); optional CURVE client keys."""
+
     def __init__(self, url: str, streams: Sequence[str] | None = None, mode: str = "sub", bind: bool = False,
                  strict: bool = False, hwm: int = 1000, curve_client_secret: str | Path | None = None,
                  curve_server_public: str | Path | None = None, rcvbuf: int | None = None) -> None:
@@ -152,29 +179,40 @@ class Subscriber:
         self.streams = set(streams) if streams else None
         self.stats = SubscriberStats()
         self._last_seq: dict[tuple[str, str], int] = {}  # (publisher, stream) -> stream_seq
-        self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB if mode == "sub" else zmq.PULL)
-        self._sock.setsockopt(zmq.RCVHWM, hwm)
-        if rcvbuf:
-            self._sock.setsockopt(zmq.RCVBUF, rcvbuf)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._logged = 0
+        self._ctx: zmq.Context | None = zmq.Context()
+        self._sock: zmq.Socket | None = self._ctx.socket(zmq.SUB if mode == "sub" else zmq.PULL)
+        self._configure(self._sock, hwm, rcvbuf)
         if curve_client_secret or curve_server_public:
-            if not (curve_client_secret and curve_server_public):
-                raise VidpipeError("CURVE needs both the client secret key and the server public key")
-            public, secret = zmq.auth.load_certificate(str(curve_client_secret))
-            server_public, _ = zmq.auth.load_certificate(str(curve_server_public))
-            self._sock.curve_secretkey, self._sock.curve_publickey = secret, public
-            self._sock.curve_serverkey = server_public
+            self._setup_curve(self._sock, curve_client_secret, curve_server_public)
         if mode == "sub":
-            for topic in (self.streams or [""]):
-                self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-            self._sock.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
+            self._subscribe(self._sock)
         try:
             self._sock.bind(url) if bind else self._sock.connect(url)
         except zmq.ZMQError as exc:
             self.close()
             raise VidpipeError(f"subscriber cannot {'bind' if bind else 'connect'} {url}: {exc}") from exc
-        self._logged = 0
+
+    @staticmethod
+    def _configure(sock: zmq.Socket, hwm: int, rcvbuf: int | None) -> None:
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        if rcvbuf:
+            sock.setsockopt(zmq.RCVBUF, rcvbuf)
+        sock.setsockopt(zmq.LINGER, 0)
+
+    @staticmethod
+    def _setup_curve(sock: zmq.Socket, client_secret: str | Path | None, server_public: str | Path | None) -> None:
+        if not (client_secret and server_public):
+            raise VidpipeError("CURVE needs both the client secret key and the server public key")
+        public, secret = zmq.auth.load_certificate(str(client_secret))
+        server_key, _ = zmq.auth.load_certificate(str(server_public))
+        sock.curve_secretkey, sock.curve_publickey = secret, public
+        sock.curve_serverkey = server_key
+
+    def _subscribe(self, sock: zmq.Socket) -> None:
+        for topic in (self.streams or [""]):
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
 
     def __enter__(self) -> Subscriber:
         return self
@@ -190,64 +228,84 @@ class Subscriber:
             self._ctx.term()
             self._ctx = None
 
-    def _reject(self, kind: str, why: str) -> None:
+    def _reject(self, kind: str, why: str) -> _Skip:
+        """Count (and log, rate-limited) a rejected message; strict mode raises instead."""
         setattr(self.stats, kind, getattr(self.stats, kind) + 1)
         if self.strict:
             raise MessageError(f"{kind} message: {why}")
         if self._logged < 10:
             log.warning("skipping a %s message: %s", kind, why)
             self._logged += 1
+        return _Skip()
 
-    def _parse(self, parts: list[bytes]) -> Message | None:
+    def _header(self, parts: list[bytes]) -> dict[str, Any]:
+        """The JSON header of a result message (heartbeats are counted and skipped)."""
         if len(parts) not in (2, 3):
-            self._reject("malformed", f"{len(parts)} parts, expected 2 or 3")
-            return None
+            raise self._reject("malformed", f"{len(parts)} parts, expected 2 or 3")
         try:
             header = json.loads(parts[1])
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._reject("malformed", f"header is not JSON ({exc})")
-            return None
+            raise self._reject("malformed", f"header is not JSON ({exc})") from None
         if not isinstance(header, dict):
-            self._reject("malformed", "header is not a JSON object")
-            return None
-        schema = header.get("schema")
-        if parts[0] == HEARTBEAT_TOPIC and schema == "vidpipe.heartbeat/1":
+            raise self._reject("malformed", "header is not a JSON object")
+        if is_heartbeat(parts[0], header):
             self.stats.heartbeats += 1
-            return None
-        if schema != SCHEMA:
-            self._reject("foreign", f"schema {schema!r}")
-            return None
+            raise _Skip()
+        if header.get("schema") != SCHEMA:
+            raise self._reject("foreign", f"schema {header.get('schema')!r}")
+        return header
+
+    def _record(self, topic: bytes, header: dict[str, Any]) -> ResultRecord:
+        """The checked record; its stream must be the topic, its size given."""
         try:
-            stream = parts[0].decode()
-            if stream != header["stream"]:
-                raise ValueError(f"topic {stream!r} is not the header's stream {header['stream']!r}")
-            int(header["frame"]), int(header["width"]), int(header["height"])
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
-            self._reject("malformed", str(exc))
+            record = parse_record(header)
+            record.require_image_hw()
+            stream = topic.decode()
+        except (WireError, UnicodeDecodeError) as exc:
+            raise self._reject("malformed", str(exc)) from None
+        if stream != record.stream:
+            raise self._reject("malformed", f"topic {stream!r} is not the header's stream {record.stream!r}")
+        return record
+
+    def _image(self, parts: list[bytes]) -> np.ndarray | None:
+        if len(parts) < 3:
             return None
-        if self.streams is not None and stream not in self.streams:
-            return None  # a prefix match of the subscription, not one of ours
-        image = None
-        if len(parts) == 3:
-            image = cv2.imdecode(np.frombuffer(parts[2], np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                self._reject("malformed", "frame part is not a JPEG")
-                return None
-        gap = 0
-        seq = header.get("stream_seq")
-        if isinstance(seq, int):
-            key = (str(header.get("publisher", "")), stream)
-            last = self._last_seq.get(key)
-            if last is not None and seq > last + 1:
-                gap = seq - last - 1
-                self.stats.gaps += 1
-                self.stats.missed += gap
-            self._last_seq[key] = seq
+        image = cv2.imdecode(np.frombuffer(parts[2], np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise self._reject("malformed", "frame part is not a JPEG")
+        return image
+
+    def _count_gap(self, record: ResultRecord) -> int:
+        """Messages of this publisher's stream lost since the last one received."""
+        seq = record.stream_seq
+        if seq is None:
+            return 0
+        key = (record.publisher or "", record.stream)
+        last = self._last_seq.get(key)
+        self._last_seq[key] = seq
+        if last is None or seq <= last + 1:
+            return 0
+        self.stats.gaps += 1
+        self.stats.missed += seq - last - 1
+        return seq - last - 1
+
+    def _parse(self, parts: list[bytes]) -> Message | None:
+        try:
+            header = self._header(parts)
+            record = self._record(parts[0], header)
+            if self.streams is not None and record.stream not in self.streams:
+                return None  # a prefix match of the subscription, not one of ours
+            image = self._image(parts)
+        except _Skip:
+            return None
+        gap = self._count_gap(record)
         self.stats.received += 1
-        return Message(stream, header, image, gap)
+        return Message(record.stream, header, image, gap, _record=record)
 
     def receive(self, timeout_s: float | None = None) -> Message | None:
         """The next result, or None when ``timeout_s`` passes without one."""
+        if self._sock is None:
+            raise VidpipeError(f"subscriber of {self.url} is closed")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -6,7 +6,9 @@ The mp4 is written fragmented (``frag_keyframe+empty_moov``): what was written s
 a playable file even if the process dies, and end of stream or a stop finalises it.
 
 Example:
-    >>> sink = AnnotatedVideoSink("out/{stream}.mp4", fps=30)   # doctest: +SKIP
+    >>> sink = AnnotatedVideoSink(VideoSinkConfig(path="out/{stream}.mp4", fps=30))
+    >>> sink.name, sink.lossless   # a file per stream is opened by its first frame
+    ('video:{stream}.mp4', True)
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-from pipeline.vision.result import Result
 
 from pipeline.core.errors import VidpipeError
 from pipeline.core.items import EndOfStream
-from sinks.base import Sink
+from pipeline.vision.result import Result
+from sinks.base import Sink, check_config
+from sinks.config import VideoSinkConfig
 
 log = logging.getLogger("vidpipe.sink.video")
 
@@ -50,14 +53,15 @@ class _StreamWriter:
 
 
 class AnnotatedVideoSink(Sink):
+    """Draws each result on its frame into an mp4 per stream (what is drawn: the config)."""
+
     lossless = True  # a video with holes is rarely wanted; set lossless: false to let it drop
 
-    def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 23, masks: bool = True, boxes: bool = True,
-                 labels: bool = True, traces: bool = True, lossless: bool = True, name: str | None = None) -> None:
-        self.template = str(path)
-        self.fps, self.crf = fps, crf
-        self.draw_masks, self.draw_boxes, self.draw_labels, self.draw_traces = masks, boxes, labels, traces
-        self.lossless = lossless
+    def __init__(self, config: VideoSinkConfig, name: str | None = None) -> None:
+        self.config = check_config(config, VideoSinkConfig)
+        self.template = config.path
+        self.lossless = config.lossless
+        self.fail_fast = config.fail_fast
         self.name = name or f"video:{Path(self.template).name}"
         self.writers: dict[str, _StreamWriter] = {}
         self._annotators: dict[str, dict] = {}
@@ -95,22 +99,27 @@ class AnnotatedVideoSink(Sink):
             region[m] = (pixels * (1 - opacity) + color * opacity).astype(np.uint8)
 
     def annotate(self, result: Result) -> np.ndarray:
+        """The result's frame with its detections drawn (per the config's switches)."""
+        if result.image is None:
+            raise VidpipeError("video sink: the result carries no frame")
+        cfg = self.config
         image = result.image.copy()
         dets = result.detections
         if len(dets) == 0:
             return image
-        if self.draw_masks and dets.masks is not None:
+        if cfg.masks and dets.masks is not None:
             self.draw_masks_cropped(image, dets)
         sv_dets = dets.to_supervision(masks=False)
         ann = self._annotators_for(result.stream_id)
-        if self.draw_boxes:
+        if cfg.boxes:
             image = ann["box"].annotate(image, sv_dets)
-        if self.draw_traces and sv_dets.tracker_id is not None:
+        if cfg.traces and sv_dets.tracker_id is not None:
             image = ann["trace"].annotate(image, sv_dets)
-        if self.draw_labels:
+        if cfg.labels:
+            tracks = dets.tracker_id.tolist() if dets.tracker_id is not None else [-1] * len(dets)
             labels = [
                 f"{name}{f' #{t}' if t >= 0 else ''} {s:.2f}"
-                for name, t, s in zip(dets.category, dets.tracker_id.tolist(), dets.confidence.tolist())
+                for name, t, s in zip(dets.category, tracks, dets.confidence.tolist())
             ]
             image = ann["label"].annotate(image, sv_dets, labels=labels)
         return image
@@ -121,7 +130,7 @@ class AnnotatedVideoSink(Sink):
         writer = self.writers.get(result.stream_id)
         if writer is None:
             writer = self.writers[result.stream_id] = _StreamWriter(self._path(result.stream_id), result.width,
-                                                                    result.height, self.fps, self.crf)
+                                                                    result.height, self.config.fps, self.config.crf)
         writer.write(self.annotate(result))
 
     def end_stream(self, eos: EndOfStream) -> None:

@@ -14,8 +14,10 @@ import zmq
 
 from pipeline import Pipeline
 from pipeline.app.cli import main as cli_main
+from sinks.config import CurveServerConfig, ZmqSinkConfig
 from sinks.subscriber import MessageError, Subscriber
 from sinks.zmq import ZmqSink, generate_keys
+from sources.config import FileSourceConfig, SyntheticSourceConfig
 from sources.synthetic import SyntheticSource
 
 
@@ -58,8 +60,8 @@ def test_push_delivers_exactly_one_message_per_frame(small_clip, model):
     endpoint = free_endpoint()
     from sources.file import VideoFileSource
 
-    sink = ZmqSink(endpoint, mode="push", send_frames=True)
-    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [sink])
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, mode="push", send_frames=True))
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=small_clip))], model, [sink])
     with Subscriber(endpoint, mode="pull") as sub:
         t, box = _run_in_thread(pipeline)
         got = list(sub.iter(timeout_s=10))
@@ -75,7 +77,8 @@ def test_rle_over_the_wire_decodes_to_the_in_process_masks(small_clip, model):
     endpoint = free_endpoint()
     from sources.file import VideoFileSource
 
-    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [ZmqSink(endpoint, mode="push")])
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, mode="push"))
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=small_clip))], model, [sink])
     local = {}
     with Subscriber(endpoint, mode="pull") as sub:
         with pipeline:
@@ -99,8 +102,9 @@ def test_rle_over_the_wire_decodes_to_the_in_process_masks(small_clip, model):
 
 def _pub_run(model, endpoint: str, slow_subscriber: bool) -> tuple[float, dict]:
     go = threading.Event()
-    source = GatedSource("cam0", seed=4, frames=60, width=640, height=360, go=go)
-    sink = ZmqSink(endpoint, mode="pub", hwm=4, heartbeat_s=0.05, send_frames=True, jpeg_quality=95, sndbuf=65536)
+    source = GatedSource("cam0", SyntheticSourceConfig(seed=4, frames=60, width=640, height=360), go=go)
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, mode="pub", hwm=4, heartbeat_s=0.05, send_frames=True, jpeg_quality=95,
+                                sndbuf_bytes=65536))
     pipeline = Pipeline([source], model, [sink])
     stats: dict = {}
     stop = threading.Event()
@@ -152,8 +156,9 @@ def test_curve_only_authenticated_subscribers_receive(tmp_path, model):
     shutil.copy(keys["client_public"], allowed)
     endpoint = free_endpoint()
     go = threading.Event()
-    source = GatedSource("cam0", seed=5, frames=20, width=320, height=180, go=go)
-    sink = ZmqSink(endpoint, heartbeat_s=0.05, curve_server_secret=keys["server_secret"], curve_allowed_clients=allowed)
+    source = GatedSource("cam0", SyntheticSourceConfig(seed=5, frames=20, width=320, height=180), go=go)
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, heartbeat_s=0.05,
+                                curve=CurveServerConfig(server_secret_key=keys["server_secret"], allowed_clients=allowed)))
     pipeline = Pipeline([source], model, [sink])
     with Subscriber(endpoint, curve_client_secret=keys["client_secret"], curve_server_public=keys["server_public"]) as good, \
             Subscriber(endpoint) as intruder:
@@ -214,7 +219,8 @@ def test_subscribe_cli_prints_and_saves(small_clip, model, tmp_path, capsys):
     from sources.file import VideoFileSource
 
     endpoint = free_endpoint()
-    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [ZmqSink(endpoint, mode="push")])
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, mode="push"))
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=small_clip))], model, [sink])
     t, box = _run_in_thread(pipeline)
     save = tmp_path / "saved.jsonl"
     assert cli_main(["subscribe", endpoint, "--pull", "--count", "40", "--save", str(save), "--timeout", "20"]) == 0
@@ -231,7 +237,8 @@ def test_messages_become_results(small_clip, model):
     from sources.file import VideoFileSource
 
     endpoint = free_endpoint()
-    pipeline = Pipeline([VideoFileSource("cam0", small_clip)], model, [ZmqSink(endpoint, mode="push", send_frames=True)])
+    sink = ZmqSink(ZmqSinkConfig(endpoint=endpoint, mode="push", send_frames=True))
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=small_clip))], model, [sink])
     with Subscriber(endpoint, mode="pull") as sub:
         t, _ = _run_in_thread(pipeline)
         results = [m.to_result() for m in sub.iter(timeout_s=10)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -92,18 +93,9 @@ class Progress:
 
 
 def _total_frames(pipeline) -> int | None:
-    total = 0
-    for src in pipeline.sources:
-        n = getattr(src, "frames", None)
-        if isinstance(n, int):
-            total += n
-        elif getattr(src, "_stream", None) is not None and src._stream.frames:
-            total += int(src._stream.frames)
-        elif getattr(src, "files", None):
-            total += len(src.files)
-        else:
-            return None
-    return total
+    """Frames the run will produce, where every source knows (for the progress bar)."""
+    counts = [stage.source.expected_frames() for stage in pipeline.sources]
+    return None if any(n is None for n in counts) else sum(counts)
 
 
 def _format_summary(s: dict) -> str:
@@ -151,9 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from pipeline.infer.model import Model
-    from pipeline.zoo import resolve_model
 
-    model = Model.load(resolve_model(args.model), args.providers or ["CPUExecutionProvider"], warm_up=False,
+    model = Model.load(args.model, warm_up=False, providers=args.providers or ["CPUExecutionProvider"],
                        names_file=args.names_file)
     print(model.describe())
     return 0
@@ -177,16 +168,15 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
                         curve_client_secret=args.client_key, curve_server_public=args.server_key) as sub:
             for msg in sub.iter(args.timeout):
                 n += 1
-                h = msg.header
-                cats = {}
+                cats: dict[str, int] = {}
                 for name in msg.detections.category:
                     cats[name] = cats.get(name, 0) + 1
                 gap = f"  GAP {msg.gap_before}" if msg.gap_before else ""
                 print(f"{msg.stream:<12} frame {msg.frame:>7}  {len(msg.detections):>3} det "
-                      f"{' '.join(f'{k}={v}' for k, v in sorted(cats.items())):<40} latency {h.get('latency_ms', 0):7.1f} ms{gap}",
+                      f"{' '.join(f'{k}={v}' for k, v in sorted(cats.items())):<40} latency {msg.record.latency_ms:7.1f} ms{gap}",
                       flush=True)
                 if save:
-                    save.write(json.dumps(h, separators=(",", ":")) + "\n")
+                    save.write(json.dumps(msg.header, separators=(",", ":")) + "\n")
                 if args.count and n >= args.count:
                     break
             st = sub.stats
@@ -208,30 +198,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark_suite():
-    """benchmarks/ lives beside the package in a source checkout (it is not installed)."""
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The suite is a tool of the source checkout (benchmarks/ beside the package, not
+    installed): it runs there as its own process."""
     root = Path(__file__).resolve().parents[2]
-    if not (root / "benchmarks" / "suite.py").exists():
+    if not (root / "benchmarks" / "suite.py").is_file():
         raise VidpipeError(f"vidpipe bench runs from a source checkout (no benchmarks/ beside {root / 'pipeline'}): "
                            "git clone the repository and run `make bench`")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks import suite
-
-    return suite
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    suite = _benchmark_suite()
-    if args.list:
-        for b in suite.BENCHMARKS:
-            print(f"{b.name:<12} {b.title}{'' if b.default else '  (not in the default suite)'}")
-        return 0
-    try:
-        suite.run(args.names, Path(args.out) if args.out else None, quick=args.quick)
-    except ValueError as exc:  # unknown names, before anything runs
-        raise VidpipeError(f"{exc} (vidpipe bench --list)") from exc
-    return 0
+    argv = [*args.names, *(["--list"] if args.list else []), *(["--out", str(Path(args.out).resolve())] if args.out else []),
+            *(["--quick"] if args.quick else [])]
+    return subprocess.call([sys.executable, "-m", "benchmarks.suite", *argv], cwd=root)
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 ``vidpipe eval --results R.jsonl --gt clip.gt.json`` prints JSON with ``mask_map50``,
 ``mask_map50_95``, ``box_map50``, ``box_map50_95``, ``idf1``, ``mota`` and ``id_switches``.
-Results are ``vidpipe.result/1`` lines; ground truth is the COCO-style file written by
+Results are the JSON Lines a ``jsonl`` sink writes (any output format), read and checked
+by :func:`pipeline.wire.parse.read_records`; ground truth is the COCO-style file written by
 ``python -m sources.synthetic`` (frames as images, ``track_id`` per annotation).
 
 Tracking metrics (CLEAR MOT and IDF1) use box IoU ≥ 0.5 to match: per frame, pairs
@@ -24,52 +25,62 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.core.errors import VidpipeError
+from pipeline.vision import rle
 from pipeline.vision.geometry import box_iou
-from pipeline.wire.records import box_from_wire
+from pipeline.wire.parse import Bitmask, MaskPayload, ResultRecord, read_records
 
 IOU_MATCH = 0.5
 
 
 def read_results(path: str | Path) -> list[dict]:
-    """``vidpipe.result/1`` records of a JSONL file; a bad line is an error naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise VidpipeError(f"results file not found: {p}")
-    records = []
-    with p.open() as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise VidpipeError(f"{p} line {n}: not JSON ({exc.msg})") from None
-            if rec.get("schema") != "vidpipe.result/1":
-                raise VidpipeError(f"{p} line {n}: not a vidpipe.result/1 record")
-            records.append(rec)
-    return records
+    """The records of a results JSONL file as JSON objects, each checked by the wire
+    layer; a bad line is an error naming the file and line."""
+    return [record.raw for record in read_records(path)]
 
 
-def coco_map(gt: dict, records: list[dict]) -> dict[str, float]:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+def _segmentation(mask: MaskPayload | None, record: ResultRecord) -> dict | None:
+    """COCO compressed RLE of a detection's mask, when it has a raster one."""
+    if isinstance(mask, Bitmask):
+        if record.width is None or record.height is None:
+            return None
+        x0, y0 = mask.box[:2]
+        return rle.encode_crop(mask.mask, x0, y0, record.height, record.width)
+    if isinstance(mask, dict):
+        if isinstance(mask["counts"], list):  # uncompressed: pycocotools scores compressed RLE
+            return rle.encode(rle.decode(dict(mask)))
+        return dict(mask)
+    return None
 
+
+def _coco_results(gt: dict, records: list[ResultRecord]) -> tuple[list[dict], list[dict]]:
+    """pycocotools results (bbox, segm) of the records' detections of GT frames and classes."""
     frame_to_image = {img.get("frame_index", img["id"]): img["id"] for img in gt["images"]}
     cat_by_name = {c["name"]: c["id"] for c in gt["categories"]}
     segm, bbox = [], []
     for rec in records:
-        image_id = frame_to_image.get(rec["frame"])
+        image_id = frame_to_image.get(rec.frame)
         if image_id is None:
             continue
-        for det in rec["detections"]:
-            cat = cat_by_name.get(det["category"])
+        dets = rec.detections
+        for i, name in enumerate(dets.category):
+            cat = cat_by_name.get(name)
             if cat is None:
                 continue
-            b = det["bounding-box"]
-            box = [b["left"], b["top"], b["width"], b["height"]]
-            bbox.append({"image_id": image_id, "category_id": cat, "bbox": box, "score": det["score"]})
-            if "rle" in det:
-                segm.append({"image_id": image_id, "category_id": cat, "segmentation": det["rle"], "score": det["score"]})
+            x0, y0, x1, y1 = dets.xyxy[i].tolist()
+            score = float(dets.confidence[i])
+            bbox.append({"image_id": image_id, "category_id": cat, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+            seg = _segmentation(dets.masks[i], rec)
+            if seg is not None:
+                segm.append({"image_id": image_id, "category_id": cat, "segmentation": seg, "score": score})
+    return bbox, segm
+
+
+def coco_map(gt: dict, records: list[ResultRecord]) -> dict[str, float]:
+    """Box and mask mAP@0.5 and mAP@0.5:0.95 (pycocotools) of the records against ``gt``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    bbox, segm = _coco_results(gt, records)
     out: dict[str, float] = {}
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
@@ -91,7 +102,7 @@ def coco_map(gt: dict, records: list[dict]) -> dict[str, float]:
     return out
 
 
-def _frames(gt: dict, records: list[dict]) -> tuple[list, list]:
+def _frames(gt: dict, records: list[ResultRecord]) -> tuple[list, list]:
     """Per frame (in GT order): GT (ids, boxes) and predicted (ids, boxes)."""
     image_frame = {img["id"]: img.get("frame_index", img["id"]) for img in gt["images"]}
     gt_by_frame: dict[int, list] = defaultdict(list)
@@ -100,9 +111,8 @@ def _frames(gt: dict, records: list[dict]) -> tuple[list, list]:
         gt_by_frame[image_frame[a["image_id"]]].append((a["track_id"], [x, y, x + w, y + h]))
     pred_by_frame: dict[int, list] = {}
     for rec in records:
-        pred_by_frame[rec["frame"]] = [
-            (d["track_id"], box_from_wire(d["bounding-box"])) for d in rec["detections"] if d.get("track_id", -1) >= 0
-        ]
+        dets = rec.detections
+        pred_by_frame[rec.frame] = [(int(t), box) for t, box in zip(dets.tracker_id.tolist(), dets.xyxy.tolist()) if t >= 0]
     frames = sorted(image_frame.values())
     g = [gt_by_frame.get(f, []) for f in frames]
     p = [pred_by_frame.get(f, []) for f in frames]
@@ -110,9 +120,44 @@ def _frames(gt: dict, records: list[dict]) -> tuple[list, list]:
 
 
 def _split(items: list) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, (N, 4) boxes) of a frame's (id, xyxy) pairs."""
     ids = np.array([i for i, _ in items], np.int64)
     boxes = np.array([b for _, b in items], np.float64).reshape(-1, 4)
     return ids, boxes
+
+
+def _match_frame(iou: np.ndarray, g_ids: np.ndarray, p_ids: np.ndarray, last_match: dict[int, int]) -> dict[int, int]:
+    """GT index -> predicted index of one frame: last frame's pairs that still overlap
+    are kept (CLEAR MOT), then the Hungarian method on the rest."""
+    matched: dict[int, int] = {}
+    p_index = {int(pid): k for k, pid in enumerate(p_ids)}
+    for gi, gid in enumerate(g_ids):
+        prev = last_match.get(int(gid))
+        if prev is not None and prev in p_index and iou[gi, p_index[prev]] >= IOU_MATCH:
+            if p_index[prev] not in matched.values():
+                matched[gi] = p_index[prev]
+    free_g = [i for i in range(len(g_ids)) if i not in matched]
+    free_p = [j for j in range(len(p_ids)) if j not in matched.values()]
+    if free_g and free_p:
+        sub = iou[np.ix_(free_g, free_p)]
+        rows, cols = linear_sum_assignment(-sub)
+        for r, c in zip(rows, cols):
+            if sub[r, c] >= IOU_MATCH:
+                matched[free_g[r]] = free_p[c]
+    return matched
+
+
+def _idtp(pair_counts: dict[tuple[int, int], int], gt_ids: list[int], pred_ids: list[int]) -> int:
+    """IDF1's true positives: one-to-one matching of trajectories maximising co-occurring matches."""
+    if not gt_ids or not pred_ids:
+        return 0
+    gi_of = {g: i for i, g in enumerate(gt_ids)}
+    pi_of = {p: i for i, p in enumerate(pred_ids)}
+    m = np.zeros((len(gt_ids), len(pred_ids)))
+    for (g, p), n in pair_counts.items():
+        m[gi_of[g], pi_of[p]] = n
+    rows, cols = linear_sum_assignment(-m)
+    return int(m[rows, cols].sum())
 
 
 def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
@@ -134,22 +179,7 @@ def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
         iou = box_iou(g_boxes, p_boxes)
         for gi, pi in zip(*np.nonzero(iou >= IOU_MATCH)):
             pair_counts[(int(g_ids[gi]), int(p_ids[pi]))] += 1
-        matched: dict[int, int] = {}
-        # Keep last frame's pairs that still overlap (CLEAR MOT), then Hungarian on the rest.
-        p_index = {int(pid): k for k, pid in enumerate(p_ids)}
-        for gi, gid in enumerate(g_ids):
-            prev = last_match.get(int(gid))
-            if prev is not None and prev in p_index and iou[gi, p_index[prev]] >= IOU_MATCH:
-                if p_index[prev] not in matched.values():
-                    matched[gi] = p_index[prev]
-        free_g = [i for i in range(len(g_ids)) if i not in matched]
-        free_p = [j for j in range(len(p_ids)) if j not in matched.values()]
-        if free_g and free_p:
-            sub = iou[np.ix_(free_g, free_p)]
-            rows, cols = linear_sum_assignment(-sub)
-            for r, c in zip(rows, cols):
-                if sub[r, c] >= IOU_MATCH:
-                    matched[free_g[r]] = free_p[c]
+        matched = _match_frame(iou, g_ids, p_ids, last_match)
         for gi, pj in matched.items():
             gid, pid = int(g_ids[gi]), int(p_ids[pj])
             if gid in last_match and last_match[gid] != pid:
@@ -157,17 +187,7 @@ def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
             last_match[gid] = pid
         fn += len(g_ids) - len(matched)
         fp += len(p_ids) - len(matched)
-    # IDF1: one-to-one matching of trajectories maximising co-occurring matches.
-    g_list, p_list = sorted(gt_len), sorted(pred_len)
-    idtp = 0
-    if g_list and p_list:
-        gi_of = {g: i for i, g in enumerate(g_list)}
-        pi_of = {p: i for i, p in enumerate(p_list)}
-        m = np.zeros((len(g_list), len(p_list)))
-        for (g, p), n in pair_counts.items():
-            m[gi_of[g], pi_of[p]] = n
-        rows, cols = linear_sum_assignment(-m)
-        idtp = int(m[rows, cols].sum())
+    idtp = _idtp(pair_counts, sorted(gt_len), sorted(pred_len))
     idf1 = 2 * idtp / (num_gt + num_pred) if (num_gt + num_pred) else 1.0
     mota = 1 - (fn + fp + idsw) / num_gt if num_gt else 1.0
     return {"mota": round(mota, 4), "idf1": round(idf1, 4), "id_switches": idsw,
@@ -175,6 +195,7 @@ def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
 
 
 def evaluate(results_path: str | Path, gt_path: str | Path) -> dict[str, Any]:
+    """Accuracy of a results JSONL (one stream) against a COCO-style ground-truth file."""
     gt_p = Path(gt_path)
     if not gt_p.is_file():
         raise VidpipeError(f"ground-truth file not found: {gt_p}")
@@ -183,13 +204,13 @@ def evaluate(results_path: str | Path, gt_path: str | Path) -> dict[str, Any]:
         gt["images"], gt["annotations"], gt["categories"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise VidpipeError(f"{gt_p}: not a COCO-style ground-truth file ({exc})") from None
-    records = read_results(results_path)
-    streams = {r["stream"] for r in records}
+    records = read_records(results_path)
+    streams = {r.stream for r in records}
     if len(streams) > 1:
         raise VidpipeError(f"{results_path}: results of several streams {sorted(streams)}; evaluate one stream per file")
     out: dict[str, Any] = {"frames": len(records), "gt_frames": len(gt["images"])}
     out.update(coco_map(gt, records))
-    tracked = any(d.get("track_id", -1) >= 0 for r in records for d in r["detections"])
+    tracked = any((r.detections.tracker_id >= 0).any() for r in records)
     if tracked:
         out.update(mot_metrics(*_frames(gt, records)))
     else:
