@@ -16,6 +16,8 @@ from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.sink")
 
+FAILURES_LOGGED, FAILURES_LOG_EVERY = 5, 100  # a sink failing on every frame logs its first few, then every 100th
+
 OptionsT = TypeVar("OptionsT", bound=Options)
 
 
@@ -101,7 +103,7 @@ class SinkStage(Stage):
                     # The owner decides: other sinks still work, or none is left delivering.
                     self.bus.post(BusMessage("sink_failed", self.name, item.stream_id,
                                              StageError(self.name, item.stream_id, exc)))
-                if self.errors <= 5 or self.errors % 100 == 0:
+                if self.errors <= FAILURES_LOGGED or self.errors % FAILURES_LOG_EVERY == 0:
                     log.error("sink %s failed on stream %s frame %d (%d failures so far): %s",
                               self.sink.name, item.stream_id, item.frame_index, self.errors, exc)
             self.items += 1

@@ -32,6 +32,11 @@ from pipeline.core.stats import StreamStats
 
 log = logging.getLogger("vidpipe.decoder")
 
+# Arrival records of packets whose frames never came (corrupt packets) are forgotten past
+# this many, keeping the newest: the decoder holds at most a few dozen frames in flight.
+ARRIVALS_MAX, ARRIVALS_KEPT = 256, 64
+ERRORS_LOGGED = 5  # decode errors logged per stream (all are counted)
+
 
 class Decoder(Stage):
     per_stream = True
@@ -169,8 +174,8 @@ class Decoder(Stage):
             if self._keep(pts):
                 self._emit(f.to_ndarray(format="bgr24"), pts, captured_at, False, t0)
             t0 = time.perf_counter()
-        if len(self._arrivals) > 256:  # packets whose frames never came (corrupt): forget them
-            for k in sorted(self._arrivals)[:-64]:
+        if len(self._arrivals) > ARRIVALS_MAX:
+            for k in sorted(self._arrivals)[:-ARRIVALS_KEPT]:
                 del self._arrivals[k]
 
     def _flush(self) -> None:
@@ -186,7 +191,7 @@ class Decoder(Stage):
 
     def _decode_error(self, packet: Packet, why: str) -> None:
         self.stream_stats.drop("decode_error")
-        if self._errors_logged < 5:
+        if self._errors_logged < ERRORS_LOGGED:
             log.warning("stream %s: packet %d not decoded: %s", self.stream_id, packet.index, why)
         self._errors_logged += 1
 
