@@ -43,7 +43,13 @@ class Sink:
 
     name = "sink"
     lossless = True
-    fail_fast = False  # a failing write stops the pipeline (else it is logged and counted)
+    config: Any = None  # the sink's validated options (a ``SinkConfig`` member), when built from them
+
+    @property
+    def fail_fast(self) -> bool:
+        """A failing write stops the pipeline (else it is logged and counted): the option of
+        every sink type."""
+        return bool(getattr(self.config, "fail_fast", False))
 
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""

@@ -45,7 +45,7 @@ class CallbackSink(Sink):
         """The sink of a ``callback`` entry: its ``target`` imported, its options applied."""
         check_config(config, CallbackSinkConfig)
         sink = cls(import_callable(config.target), config.lossless, name)
-        sink.fail_fast = config.fail_fast
+        sink.config = config
         return sink
 
     def write(self, result: Result) -> None:

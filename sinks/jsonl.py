@@ -34,7 +34,6 @@ class JsonlSink(Sink):
         self.config = check_config(config, JsonlSinkConfig)
         self.path = Path(config.path)
         self.name = name or f"jsonl:{self.path.name}"
-        self.fail_fast = config.fail_fast
         self._file: IO[str] | None = None
         self.lines = 0
 

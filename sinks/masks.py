@@ -40,7 +40,6 @@ class MaskImageSink(Sink):
             raise VidpipeError(f"mask sink path needs a '{{frame}}' placeholder, got {config.path!r}")
         self.template = config.path
         self.name = name or "masks"
-        self.fail_fast = config.fail_fast
         self.written = 0
 
     def write(self, result: Result) -> None:

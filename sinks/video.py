@@ -61,7 +61,6 @@ class AnnotatedVideoSink(Sink):
         self.config = check_config(config, VideoSinkConfig)
         self.template = config.path
         self.lossless = config.lossless
-        self.fail_fast = config.fail_fast
         self.name = name or f"video:{Path(self.template).name}"
         self.writers: dict[str, _StreamWriter] = {}
         self._annotators: dict[str, dict] = {}

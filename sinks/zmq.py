@@ -64,7 +64,6 @@ class ZmqSink(Sink):
         self.endpoint, self.mode = config.endpoint, config.mode
         self.name = name or f"zmq:{config.endpoint}"
         self.lossless = config.mode == "push"
-        self.fail_fast = config.fail_fast
         self.publisher = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.seq = 0
         self.stream_seq: dict[str, int] = {}

@@ -46,34 +46,32 @@ class Decoder(Stage):
         super().__init__(f"decoder:{stream_id}", bus, stream_id)
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
-        options = options or StreamOptions()
+        self.options = options or StreamOptions()
         self.sid = stream_id  # the Stage's stream_id is optional; a decoder's never is
         self._codec: Any = None  # av's VideoCodecContext (its typing stubs lack decode())
         self._info: StreamInfo | None = None
         self._index = 0
         self._arrivals: dict[int, tuple[float, float | None]] = {}  # raw packet pts -> (captured_at, pts in s)
         self._gap_pending = False  # a packet marked gap came: the next frame out carries it
-        self.max_fps = options.max_fps
         self._next_keep: float | None = None  # max_fps: pts (or index) of the next frame to keep
         self._errors_logged = 0
-        self.hwaccel, self.hwaccel_device = options.hwaccel, options.hwaccel_device
         self.hwaccel_error: str | None = None  # why hardware decoding was given up (once per stream)
 
     def _create_context(self, codec: str) -> av.CodecContext:
         """A decoding context: on the hardware when asked and possible, else in software."""
-        if self.hwaccel and self.hwaccel_error is None:
+        if self.options.hwaccel and self.hwaccel_error is None:
             try:
-                ctx = av.CodecContext.create(codec, "r", hwaccel=HWAccel(self.hwaccel, self.hwaccel_device))
-                self.stream_stats.decoder = f"{codec} ({self.hwaccel})"
+                ctx = av.CodecContext.create(codec, "r", hwaccel=HWAccel(self.options.hwaccel, self.options.hwaccel_device))
+                self.stream_stats.decoder = f"{codec} ({self.options.hwaccel})"
                 return ctx
             except (av.error.FFmpegError, OSError, ValueError) as exc:  # PermissionError: no such device here
                 self.hwaccel_error = f"{type(exc).__name__}: {exc}"
                 log.warning("stream %s: hardware decoding (%s) unavailable (%s): decoding in software",
-                            self.stream_id, self.hwaccel, self.hwaccel_error)
+                            self.stream_id, self.options.hwaccel, self.hwaccel_error)
         ctx = av.CodecContext.create(codec, "r")
         ctx.thread_type = self.thread_type  # frame threading is for software decoding only
         ctx.thread_count = self.threads
-        self.stream_stats.decoder = f"{codec} (software" + (f"; {self.hwaccel} unavailable)" if self.hwaccel else ")")
+        self.stream_stats.decoder = f"{codec} (software" + (f"; {self.options.hwaccel} unavailable)" if self.options.hwaccel else ")")
         return ctx
 
     def _open_codec(self, info: StreamInfo) -> None:
@@ -111,9 +109,9 @@ class Decoder(Stage):
         """max_fps: keep evenly spaced frames (by pts, or by arrival when there is none)."""
         if self._info is not None and self._info.start_pts is not None and pts is not None and pts < self._info.start_pts - 1e-6:
             return False  # before start_seconds: decoded only to reach it
-        if not self.max_fps:
+        if not self.options.max_fps:
             return True
-        period = 1.0 / self.max_fps
+        period = 1.0 / self.options.max_fps
         t = pts if pts is not None else time.monotonic()
         if self._next_keep is None or t >= self._next_keep - 1e-6 or t < self._next_keep - 10 * period:
             # resync after a jump (loop, reconnect): never fall behind or run ahead

@@ -26,6 +26,8 @@ def build_source(stream_id: str, config: SourceConfig) -> Source:
         from sources.synthetic import SyntheticSource
 
         return SyntheticSource(stream_id, config)
-    from sources.live import LiveVideoSource
+    if config.type in ("rtsp", "url", "webcam"):
+        from sources.live import LiveVideoSource
 
-    return LiveVideoSource(stream_id, config)
+        return LiveVideoSource(stream_id, config)
+    raise TypeError(f"not a source config: {type(config).__name__}")

@@ -64,8 +64,8 @@ class VideoFileSource(Source):
 
     def __init__(self, stream_id: str, config: FileSourceConfig) -> None:
         super().__init__(stream_id)
+        self.config = config
         self.path = Path(config.path)
-        self.realtime, self.loop, self.start_seconds = config.realtime, config.loop, config.start_seconds
         self.live = config.realtime
         self._container = None
         self._stream = None
@@ -75,7 +75,7 @@ class VideoFileSource(Source):
         return f"file {self.path}"
 
     def expected_frames(self) -> int | None:
-        if self.loop or self._stream is None or not self._stream.frames:
+        if self.config.loop or self._stream is None or not self._stream.frames:
             return None
         return int(self._stream.frames)
 
@@ -91,12 +91,12 @@ class VideoFileSource(Source):
     def packets(self) -> Iterator[Packet | StreamInfo | Discontinuity]:
         assert self._container is not None and self.info is not None
         tb = self._stream.time_base
-        info = replace(self.info, start_pts=self.start_seconds or None)
+        info = replace(self.info, start_pts=self.config.start_seconds or None)
         offset = 0.0  # added to pts on every loop, so they keep increasing
         clock_start: float | None = None
         while True:
-            if self.start_seconds:
-                self._container.seek(int(self.start_seconds / tb), stream=self._stream, backward=True)
+            if self.config.start_seconds:
+                self._container.seek(int(self.config.start_seconds / tb), stream=self._stream, backward=True)
             yield info
             last_pts = 0.0
             try:
@@ -104,7 +104,7 @@ class VideoFileSource(Source):
                     if pkt.size == 0:  # the demuxer's flush packet
                         continue
                     pts = float(pkt.pts * tb) + offset if pkt.pts is not None else None
-                    if self.realtime and pts is not None:
+                    if self.config.realtime and pts is not None:
                         if clock_start is None:
                             clock_start = time.monotonic() - pts
                         delay = clock_start + pts - time.monotonic()
@@ -114,12 +114,12 @@ class VideoFileSource(Source):
                     yield self.make_packet(pkt, pts, keyframe=pkt.is_keyframe)
             except av.error.FFmpegError as exc:
                 raise SourceError(f"reading {self.path} failed after {self._index} packets: {exc} (truncated?)") from exc
-            if not self.loop or self.stopping:
+            if not self.config.loop or self.stopping:
                 return
             frame_s = 1 / self.info.fps if self.info.fps else 0.0
-            offset = last_pts + frame_s - (self.start_seconds or 0.0)
+            offset = last_pts + frame_s - (self.config.start_seconds or 0.0)
             # A new StreamInfo object: the decoder may still hold the previous one.
-            info = replace(self.info, start_pts=(self.start_seconds + offset) if self.start_seconds else None)
+            info = replace(self.info, start_pts=(self.config.start_seconds + offset) if self.config.start_seconds else None)
             yield Discontinuity(self.stream_id, "loop")
             self._container.seek(0, stream=self._stream)
 

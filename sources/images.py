@@ -26,8 +26,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 class ImageFolderSource(Source):
     def __init__(self, stream_id: str, config: ImagesSourceConfig) -> None:
         super().__init__(stream_id)
+        self.config = config
         self.path = Path(config.path)
-        self.fps = config.fps  # pts = index / fps when given; None otherwise
         self.files: list[Path] = []
 
     def expected_frames(self) -> int | None:
@@ -47,7 +47,7 @@ class ImageFolderSource(Source):
         super().open()
 
     def packets(self) -> Iterator[Packet | StreamInfo]:
-        yield StreamInfo(self.stream_id, codec="image", fps=self.fps)
+        yield StreamInfo(self.stream_id, codec="image", fps=self.config.fps)  # pts = index / fps when set
         for i, f in enumerate(self.files):
             try:
                 data = f.read_bytes()
@@ -55,5 +55,5 @@ class ImageFolderSource(Source):
                 log.warning("stream %s: cannot read %s: %s", self.stream_id, f, exc)
                 self.stats.drop("unreadable")
                 continue
-            pts = i / self.fps if self.fps else None
+            pts = i / self.config.fps if self.config.fps else None
             yield self.make_packet(data, pts)

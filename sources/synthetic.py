@@ -38,29 +38,28 @@ class SyntheticSource(Source):
 
     def __init__(self, stream_id: str, config: SyntheticSourceConfig | None = None) -> None:
         super().__init__(stream_id)
-        self.config = c = config or SyntheticSourceConfig()
-        self.seed, self.frames, self.width, self.height, self.fps = c.seed, c.frames, c.width, c.height, c.fps
-        self.realtime = self.live = c.realtime
+        self.config = config or SyntheticSourceConfig()
+        self.live = self.config.realtime
 
     def expected_frames(self) -> int | None:
-        return self.frames
+        return self.config.frames
 
     def describe(self) -> str:
-        return f"synthetic seed={self.seed} {self.width}x{self.height}"
+        return f"synthetic seed={self.config.seed} {self.config.width}x{self.config.height}"
 
 
     def packets(self) -> Iterator[Packet | StreamInfo]:
-        scene = SyntheticScene(self.seed, self.width, self.height, self.fps)
-        yield StreamInfo(self.stream_id, None, self.width, self.height, self.fps, live=self.live)
+        scene = SyntheticScene(self.config.seed, self.config.width, self.config.height, self.config.fps)
+        yield StreamInfo(self.stream_id, None, self.config.width, self.config.height, self.config.fps, live=self.live)
         start = time.monotonic()
         i = 0
-        while self.frames is None or i < self.frames:
+        while self.config.frames is None or i < self.config.frames:
             image, _ = scene.step()
-            if self.realtime:
-                delay = start + i / self.fps - time.monotonic()
+            if self.config.realtime:
+                delay = start + i / self.config.fps - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
-            yield self.make_packet(image, i / self.fps)
+            yield self.make_packet(image, i / self.config.fps)
             i += 1
 
 

@@ -75,3 +75,19 @@ def test_each_dropped_frame_is_counted_once_per_reason(policy):
         assert "frame_ring_full" not in drops and len(got) == kept
     else:
         assert frames.stats.dropped >= kept - 2, "a two-slot ring with no reader kept at most two frames"
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest"])
+def test_pipeline_counts_each_frame_once_results_or_drops(policy):
+    """Through the whole pipeline: a synthetic camera much faster than the model, so the
+    frame ring drops; every decoded frame is a result or a drop counted once."""
+    from pipeline import Pipeline
+
+    cfg = {"streams": [{"id": "s", "source": {"type": "synthetic", "frames": 60, "width": 320, "height": 180},
+                        "ring_policy": policy}],
+           "model": {"intra_op_threads": 1}, "rings": {"frames": 2}}
+    summary = Pipeline.from_config(cfg).run(handle_signals=False)
+    dropped = summary["drops"].get("frame_ring_full", 0)
+    assert dropped > 0, "the model is slower than the source: the ring drops"
+    assert dropped == summary["rings"]["frames:s"]["dropped"], "counted once, by the ring"
+    assert summary["results"] + dropped == summary["frames"] == 60

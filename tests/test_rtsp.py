@@ -169,7 +169,10 @@ def test_stalled_server_triggers_the_watchdog(rtsp_server, fast_model):
 
 
 def test_a_dead_camera_does_not_slow_a_live_one(rtsp_server, fast_model):
-    server = rtsp_server()
+    # A 15 fps camera: the model keeps up with room to spare, so the two counts compare the
+    # dead camera's cost, not how much CPU this shared 2-core VM happens to give (at 30 fps
+    # the model has no margin here and the counts swing ±15 % run to run).
+    server = rtsp_server(fps=15)
     with Run([_live("live", server.url)], fast_model) as run:
         run.next(timeout=20)
         alone = len(run.collect(5.0))

@@ -20,9 +20,10 @@ from pipeline.core.ring import RingPolicy
 
 
 class Options(BaseModel):
-    """Base of every option model: unknown fields are errors (a typo never passes silently)."""
+    """Base of every option model: unknown fields are errors (a typo never passes silently),
+    and a validated object is frozen (one object is shared by the stages that read it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # FFmpeg's hardware device types (av.codec.hwaccel.hwdevices_available() lists what this build has).

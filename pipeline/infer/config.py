@@ -14,6 +14,9 @@ from pydantic import Field
 
 from pipeline.core.options import Options
 
+MaskDecodeMode = Literal["accurate", "tradeoff", "fast"]
+LayoutName = Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"]
+
 
 class PostprocessOptions(Options):
     """Every option of the post-processing, as in Roboflow's instance segmentation block."""
@@ -24,7 +27,7 @@ class PostprocessOptions(Options):
     max_detections: int = Field(300, ge=1)
     max_candidates: int = Field(3000, ge=1)
     class_filter: list[str] | None = None
-    mask_decode_mode: Literal["accurate", "tradeoff", "fast"] = "accurate"
+    mask_decode_mode: MaskDecodeMode = "accurate"
     tradeoff_factor: float = Field(0.5, ge=0, le=1)
     max_area_ratio: float | None = Field(None, gt=0, le=1)
     min_area_ratio: float | None = Field(None, ge=0, lt=1, description="drop boxes smaller than this share of the frame")
@@ -58,7 +61,7 @@ class ModelConfig(BackendOptions):
     name: str | None = None
     backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
     names_file: Path | None = None
-    layout: Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"] | None = None
+    layout: LayoutName | None = Field(None, description="force an output layout (default: recognised from the outputs)")
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 

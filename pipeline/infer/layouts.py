@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
-LAYOUTS = ("yolov5-seg", "yolov8-seg", "yolov5", "yolov8")
+from pipeline.infer.config import LayoutName
+
+LAYOUTS: tuple[str, ...] = get_args(LayoutName)
 
 
 class LayoutError(ValueError):

@@ -34,8 +34,8 @@ from pipeline.infer.kernels import select_kernels
 from pipeline.infer.layouts import LayoutError, ModelLayout, recognise
 from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.preprocess import Preprocessor
-from pipeline.infer.tasks import OutputDecoder, PostprocessTimings, decoder_for
-from pipeline.vision import geometry, rle
+from pipeline.infer.tasks import OutputDecoder, decoder_for
+from pipeline.vision import rle
 from pipeline.vision.detections import Detections
 from pipeline.zoo import resolve_model
 
@@ -112,7 +112,6 @@ class Model:
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
         self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch)
-        self.last_timings = PostprocessTimings()
 
     @classmethod
     def load(cls, model: str | Path | ModelConfig = "shapes-yolov8seg", *, warm_up: bool = True,
@@ -146,7 +145,6 @@ class Model:
         t0 = time.perf_counter()
         self.kernels.warm_up()
         rle.warm_up()
-        geometry.warm_up()
         self.infer([np.zeros((self.input_hw[0], self.input_hw[1], 3), np.uint8)])
         log.info("model %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
@@ -156,7 +154,7 @@ class Model:
         return self.kernels.outputs(self.backend, blob)
 
     def postprocess(self, outputs: Sequence[Any], i: int, letterbox: Letterbox) -> Detections:
-        return self.decoder.decode(outputs, i, letterbox, self.last_timings)
+        return self.decoder.decode(outputs, i, letterbox)
 
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections for each BGR image (any sizes), in order."""

@@ -1,1 +1,2 @@
-"""Inference backends: ONNX Runtime (CPU, CUDA, TensorRT execution providers)."""
+"""Inference backends behind one protocol (:class:`~pipeline.infer.backends.base.Backend`):
+ONNX Runtime (CPU, CUDA and TensorRT execution providers) and native TensorRT."""

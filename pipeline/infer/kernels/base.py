@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import numpy as np
 
+from pipeline.infer.config import MaskDecodeMode
+
 MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST = 0, 1, 2
-MASK_MODES = {"accurate": MODE_ACCURATE, "tradeoff": MODE_TRADEOFF, "fast": MODE_FAST}
+# The kernels' number for each PostprocessOptions.mask_decode_mode, in the Literal's order.
+MASK_MODES: dict[str, int] = dict(zip(get_args(MaskDecodeMode), (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST), strict=True))
 
 
 @dataclass

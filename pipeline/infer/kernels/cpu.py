@@ -244,7 +244,7 @@ def warm_up() -> None:
     for channels_first, has_obj in ((True, False), (False, True)):
         shape = (4 + has_obj + 2 + 32, 6) if channels_first else (6, 4 + has_obj + 2 + 32)
         pred = np.random.default_rng(0).random(shape).astype(np.float32)
-        # Argument types exactly as postprocess.py passes them, or numba compiles again later.
+        # Argument types exactly as CpuKernels passes them, or numba compiles again later.
         idx, score, cls = select_candidates(pred, channels_first, has_obj, 2, np.float32(0.0), np.ones(2, np.bool_))
         boxes = gather_boxes(pred, channels_first, idx)
         for agnostic in (False, True):

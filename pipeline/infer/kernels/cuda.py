@@ -2,7 +2,7 @@
 model outputs that already live on the GPU (ONNX Runtime with I/O binding on CUDA or
 TensorRT, the native TensorRT backend).
 
-The same arithmetic as the CPU kernels (kernels.py), one GPU thread per anchor or per mask
+The same arithmetic as the CPU kernels (kernels/cpu.py), one GPU thread per anchor or per mask
 pixel: only the per-anchor scores (A floats) and the candidates' rows come to the host,
 where NMS runs on a few hundred boxes; the prototypes stay on the device and masks come
 back as the same column-major uint8 crops. On CUDA, products may fuse into FMA
@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.infer.kernels import cpu as kernels
 from pipeline.infer.kernels.base import MASK_MODES, Candidates
 
-log = logging.getLogger("vidpipe.kernels_cuda")
+log = logging.getLogger("vidpipe.kernels.cuda")
 
 _cuda: Any = None
 _unavailable: str | None = None

@@ -8,7 +8,7 @@ the inference stage calls ``decode`` without knowing which task it runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.infer.letterbox import Letterbox
@@ -21,7 +21,6 @@ class PostprocessTimings:
 
     nms: float = 0.0
     masks: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class OutputDecoder(Protocol):
