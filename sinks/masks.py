@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.errors import VidpipeError
+from pipeline.core.paths import safe_filename
 from pipeline.vision.result import Result
 from sinks.base import Sink, check_config
 from sinks.config import MasksSinkConfig
@@ -43,7 +44,8 @@ class MaskImageSink(Sink):
         self.written = 0
 
     def write(self, result: Result) -> None:
-        path = Path(self.template.format(stream=result.stream_id, frame=result.frame_index))
+        # The stream id made safe as a file name: an id never writes outside the sink's folder.
+        path = Path(self.template.format(stream=safe_filename(result.stream_id), frame=result.frame_index))
         path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(path), union_mask(result)):
             raise OSError(f"cannot write {path}")

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.core.errors import VidpipeError
 from pipeline.core.items import EndOfStream
+from pipeline.core.paths import safe_filename
 from pipeline.vision.result import Result
 from sinks.base import Sink, check_config
 from sinks.config import VideoSinkConfig
@@ -67,7 +68,7 @@ class AnnotatedVideoSink(Sink):
 
     def _path(self, stream: str) -> Path:
         if "{stream}" in self.template:
-            return Path(self.template.format(stream=stream))
+            return Path(self.template.format(stream=safe_filename(stream)))  # ids never leave the folder
         if self.writers and stream not in self.writers:
             raise VidpipeError(f"video sink {self.template}: several streams need a '{{stream}}' in the path")
         return Path(self.template)

@@ -45,14 +45,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("vidpipe.sink.zmq")
 
 
-def generate_keys(directory: str | Path) -> dict[str, Path]:
-    """Server and client CURVE certificates (``*.key`` public, ``*.key_secret`` secret)."""
+def generate_keys(directory: str | Path, force: bool = False) -> dict[str, Path]:
+    """Server and client CURVE certificates (``*.key`` public, ``*.key_secret`` secret,
+    readable by the owner only). Existing keys are replaced only with ``force``: a replaced
+    server key locks every client out."""
     d = Path(directory)
+    existing = sorted(p.name for name in ("server", "client") for p in (d / f"{name}.key", d / f"{name}.key_secret")
+                      if p.exists())
+    if existing and not force:
+        raise VidpipeError(f"keys already in {d}: {', '.join(existing)} (--force replaces them)")
     d.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name in ("server", "client"):
-        public, secret = zmq.auth.create_certificates(str(d), name)
-        out[f"{name}_public"], out[f"{name}_secret"] = Path(public), Path(secret)
+    umask = os.umask(0o077)  # the secret files are never readable by others, not even for a moment
+    try:
+        for name in ("server", "client"):
+            public, secret = zmq.auth.create_certificates(str(d), name)
+            os.chmod(public, 0o644)
+            out[f"{name}_public"], out[f"{name}_secret"] = Path(public), Path(secret)
+    finally:
+        os.umask(umask)
     return out
 
 

@@ -193,7 +193,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from sinks.zmq import generate_keys
 
-    for name, path in generate_keys(args.dir).items():
+    for name, path in generate_keys(args.dir, force=args.force).items():
         print(f"{name:<14} {path}")
     return 0
 
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="write server and client certificates into DIR")
     gen.add_argument("dir")
+    gen.add_argument("--force", action="store_true", help="replace keys already in DIR")
     gen.set_defaults(func=cmd_keys)
     return parser
 

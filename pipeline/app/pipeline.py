@@ -34,6 +34,7 @@ from typing import Any
 
 from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
+from pipeline.app.outputs import check_outputs
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import StreamOptions
@@ -143,6 +144,7 @@ class Pipeline:
             cfg = load_config_dict(config)
         else:
             cfg = config
+        check_outputs(cfg)  # before anything opens: an output never replaces an input or another output
         sources = [build_source(s.id, s.source) for s in cfg.streams]
         for src in sources:
             src.open()
