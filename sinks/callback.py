@@ -25,8 +25,8 @@ def import_callable(target: str) -> Callable[[Result], object]:
         raise VidpipeError(f"callback target must be 'module:function', got {target!r}")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise VidpipeError(f"cannot import callback {target!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the module's own import-time errors too, named in one line
+        raise VidpipeError(f"cannot import callback {target!r}: {type(exc).__name__}: {exc}") from exc
     if not callable(fn):
         raise VidpipeError(f"callback {target!r} is not callable")
     return fn

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -121,9 +122,23 @@ def _format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _writable(name: str, option: str) -> Path:
+    """``name`` as a path whose folder exists (made) and that can be written, or one line
+    naming the option."""
+    path = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidpipeError(f"{option} {path}: cannot create its folder ({exc.strerror})") from None
+    if path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise VidpipeError(f"{option} {path}: cannot write there")
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.app.pipeline import Pipeline
 
+    summary_path = _writable(args.summary, "--summary") if args.summary else None  # fail now, not after the run
     pipeline = Pipeline.from_config(args.config, args.set)
     code = 0
     with Progress(pipeline, _total_frames(pipeline), not args.quiet):
@@ -133,9 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = pipeline.summary()
             print(f"vidpipe: error: {exc}", file=sys.stderr)
             code = 1
-    if args.summary:
-        Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.summary).write_text(json.dumps(summary, indent=2))
+    if summary_path is not None:
+        summary_path.write_text(json.dumps(summary, indent=2))
     if not args.quiet:
         print(_format_summary(summary), file=sys.stderr)
     return code
@@ -160,7 +174,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from sinks.subscriber import Subscriber
 
-    save = Path(args.save).open("w") if args.save else None
+    save = _writable(args.save, "--save").open("w") if args.save else None
     n = 0
     t0 = time.perf_counter()
     try:

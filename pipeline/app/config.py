@@ -120,7 +120,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects path=value, got {item!r}")
         path, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:  # redacted: the value may be a URL with credentials
+            raise ConfigError(redact_text(f"--set {path.strip()}: not a YAML value ({getattr(exc, 'problem', exc)})")) from None
         keys = path.strip().split(".")
         node: Any = data
         for i, key in enumerate(keys):
@@ -147,7 +150,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {p}: not UTF-8 text (byte {exc.start}): is it the right file?") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -44,7 +44,11 @@ log = logging.getLogger("vidpipe.model")
 
 def read_names_file(path: Path) -> list[str]:
     """Class names from a side file: one per line (.txt/.names) or JSON/YAML list or map."""
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not found" if isinstance(exc, FileNotFoundError) else getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ModelError(f"class names file {path}: {why}") from None
     if path.suffix in (".json", ".yaml", ".yml"):
         import yaml
 
@@ -96,10 +100,11 @@ class Model:
     def __init__(self, backend: Backend, config: ModelConfig, names: Sequence[str] | None = None) -> None:
         self.backend, self.config, self.options = backend, config, config.postprocess
         names = list(names) if names else parse_names(backend.metadata.get("names"))
+        shapes = output_shapes(backend)
         try:
-            self.layout: ModelLayout = recognise(output_shapes(backend), len(names) if names else None, config.layout)
+            self.layout: ModelLayout = recognise(shapes, len(names) if names else None, config.layout)
         except LayoutError as exc:
-            raise ModelError(f"{backend.path}: {exc}") from exc
+            raise ModelError(f"{backend.path}: {self._names_mismatch(shapes, names, config) or exc}") from exc
         if names and len(names) != self.layout.num_classes:
             raise ModelError(f"{backend.path}: {len(names)} class names for {self.layout.num_classes} classes")
         self.class_names: tuple[str, ...] = tuple(names) if names else tuple(str(i) for i in range(self.layout.num_classes))
@@ -112,6 +117,18 @@ class Model:
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
         self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch)
+
+    @staticmethod
+    def _names_mismatch(shapes: list[list[Any]], names: list[str] | None, config: ModelConfig) -> str | None:
+        """Where the outputs fit a layout once the class names are left out: the names are wrong."""
+        if not names:
+            return None
+        try:
+            fitted = recognise(shapes, None, config.layout)
+        except LayoutError:
+            return None
+        source = f"names file {config.names_file}" if config.names_file else "the model's names metadata"
+        return f"{source} gives {len(names)} class names, the outputs have {fitted.num_classes} classes ({fitted.name})"
 
     @classmethod
     def load(cls, model: str | Path | ModelConfig = "shapes-yolov8seg", *, warm_up: bool = True,

@@ -110,6 +110,8 @@ class OnnxRuntimeBackend:
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None, max_batch_size: int = 1) -> None:
         path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"model path is a folder, not an ONNX file: {path}")
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         self.path = path
