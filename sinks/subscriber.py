@@ -120,6 +120,18 @@ def detections_from_record(rec: dict[str, Any] | ResultRecord) -> Detections:
                       _class_names(wire.class_id, wire.category))
 
 
+def _check_rles(record: ResultRecord) -> None:
+    """Every RLE of the record decodes (cheap: run lengths only), or a WireError naming it,
+    so a message is rejected when it arrives, not when its masks are read."""
+    for i, payload in enumerate(record.detections.masks or ()):
+        if isinstance(payload, dict):
+            try:
+                rle.counts_of(dict(payload))
+            except ValueError as exc:
+                where = f"{record.detections_key}.{i}.rle"
+                raise WireError(f"{where}: {exc}", where) from None
+
+
 def _full_masks(record: ResultRecord, h: int, w: int) -> list[np.ndarray] | None:
     """Full-frame masks when every detection carries a raster mask (RLE or bitmask)."""
     payloads = record.detections.masks
@@ -244,8 +256,8 @@ class Subscriber:
             raise self._reject("malformed", f"{len(parts)} parts, expected 2 or 3")
         try:
             header = json.loads(parts[1])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise self._reject("malformed", f"header is not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested past Python's stack
+            raise self._reject("malformed", f"header is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
         if not isinstance(header, dict):
             raise self._reject("malformed", "header is not a JSON object")
         if is_heartbeat(parts[0], header):
@@ -261,6 +273,7 @@ class Subscriber:
             record = parse_record(header)
             record.require_image_hw()
             stream = topic.decode()
+            _check_rles(record)
         except (WireError, UnicodeDecodeError) as exc:
             raise self._reject("malformed", str(exc)) from None
         if stream != record.stream:
@@ -270,7 +283,10 @@ class Subscriber:
     def _image(self, parts: list[bytes]) -> np.ndarray | None:
         if len(parts) < 3:
             return None
-        image = cv2.imdecode(np.frombuffer(parts[2], np.uint8), cv2.IMREAD_COLOR)
+        try:
+            image = cv2.imdecode(np.frombuffer(parts[2], np.uint8), cv2.IMREAD_COLOR) if parts[2] else None
+        except cv2.error:
+            image = None
         if image is None:
             raise self._reject("malformed", "frame part is not a JPEG")
         return image

@@ -147,18 +147,35 @@ def encode(mask: np.ndarray) -> dict:
     return encode_crop(mask, 0, 0, h, w)
 
 
-def decode(rle: dict) -> np.ndarray:
-    """Full-frame boolean mask of a COCO compressed RLE dict (``size``, ``counts``)."""
+def counts_of(rle: dict) -> np.ndarray:
+    """The run lengths of a COCO RLE dict (compressed or not), checked: every run
+    non-negative and the runs covering exactly ``size``; a ValueError says what is wrong.
+    Cheap (no mask is made): receivers check untrusted RLE with it before decoding."""
     h, w = (int(v) for v in rle["size"])
     counts_field = rle["counts"]
     if isinstance(counts_field, str):
-        counts_field = counts_field.encode("ascii")
+        try:
+            counts_field = counts_field.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("RLE counts are not ASCII") from None
     if isinstance(counts_field, (bytes, bytearray)):
-        counts = _ascii_to_counts(np.frombuffer(counts_field, dtype=np.uint8))
+        data = np.frombuffer(counts_field, dtype=np.uint8)
+        # The decoder reads one character past each one with the continuation bit: only
+        # characters of COCO's alphabet, and a last one without that bit, keep it in bounds.
+        if ((data < 48) | (data > 111)).any() or (len(data) and (int(data[-1]) - 48) & 0x20):
+            raise ValueError("RLE counts are not COCO's compressed encoding")
+        counts = _ascii_to_counts(data)
     else:  # uncompressed RLE: a list of ints
         counts = np.asarray(counts_field, dtype=np.int64)
     if counts.sum() != h * w or (counts < 0).any():
         raise ValueError(f"RLE counts sum to {int(counts.sum())}, expected {h * w} for size {[h, w]}")
+    return counts
+
+
+def decode(rle: dict) -> np.ndarray:
+    """Full-frame boolean mask of a COCO compressed RLE dict (``size``, ``counts``)."""
+    h, w = (int(v) for v in rle["size"])
+    counts = counts_of(rle)
     values = np.zeros(counts.shape[0], dtype=bool)
     values[1::2] = True
     flat = np.repeat(values, counts)
