@@ -111,7 +111,6 @@ class Model:
         self.input_hw = backend.input_hw
         self.name = config.name or backend.path.stem
         self.kernels, self.postprocess_fallback = select_kernels(self.options.device, config.device_id)
-        self.postprocess_device = self.kernels.device
         try:
             self.decoder: OutputDecoder = decoder_for(self.layout, self.options, self.class_names, self.kernels)
         except ValueError as exc:  # e.g. class_filter names the model does not have
@@ -152,6 +151,11 @@ class Model:
         if warm_up:
             loaded.warm_up()
         return loaded
+
+    @property
+    def postprocess_device(self) -> str:
+        """Where post-processing runs: the kernels chosen at load (``cpu`` or ``cuda``)."""
+        return self.kernels.device
 
     @property
     def batch_limit(self) -> int | None:

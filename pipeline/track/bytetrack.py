@@ -71,11 +71,11 @@ class ByteTrack:
     """One stream's tracks. ``fps`` turns ``lost_track_seconds`` into frames, so a track
     survives the same time at any frame rate."""
 
-    def __init__(self, config: TrackerConfig | None = None, fps: float = 30.0) -> None:
+    def __init__(self, config: TrackerConfig | None = None, fps: float | None = 30.0) -> None:
         self.config = config if config is not None else TrackerConfig()
         self.fps = fps if fps and fps > 0 else 30.0
         self.max_lost = max(1, int(math.ceil(self.config.lost_track_seconds * self.fps)))
-        self.min_hits = max(1, self.config.minimum_consecutive_frames)
+        self.min_hits = self.config.minimum_consecutive_frames  # validated >= 1
         self.kf = BatchKalman()
         self.reset()
 

@@ -23,4 +23,4 @@ def make_tracker(config: TrackerConfig | None, info: StreamInfo) -> Tracker | No
     # Imported here: SciPy's optimiser loads only in pipelines that track.
     from pipeline.track.bytetrack import ByteTrack
 
-    return ByteTrack(config, fps=info.fps or 30.0)
+    return ByteTrack(config, fps=info.fps)  # ByteTrack assumes 30 where the stream does not say
