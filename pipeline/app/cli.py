@@ -1,8 +1,9 @@
 """``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys.
 
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
-exits with code 2; a stage failure during a run exits with 1 after the results already
-produced were flushed.
+exits with code 2; a stage failure during a run, or a run that finished incomplete (the
+summary's ``errors``: a truncated input, a sink that failed frames), exits with 1 after the
+results already produced were flushed.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = pipeline.summary()
             print(f"vidpipe: error: {exc}", file=sys.stderr)
             code = 1
+        else:
+            for problem in pipeline.problems:  # the run finished, but not everything made it
+                print(f"vidpipe: error: {problem}", file=sys.stderr)
+            code = 1 if pipeline.problems else 0
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
     if not args.quiet:

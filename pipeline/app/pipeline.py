@@ -100,6 +100,9 @@ class Pipeline:
         self.tracker = TrackerStage(self.bus, results, [st.inp for st in self.sink_stages], self.streams, tracker,
                                     on_result=self.metrics.observe)
         self.errors: list[StageError] = []
+        # What left the run incomplete without stopping it (a truncated input, a sink that
+        # failed frames, frames lost to an abort): one line each, in the summary's errors.
+        self.problems: list[str] = []
         self._started = False
         self._finished = False
         self._stop_requested = 0
@@ -345,5 +348,5 @@ class Pipeline:
             "stages": {st.name: st.stats() for st in self.stages},
             "rings": {r.name: {"capacity": r.capacity, "policy": r.policy, "puts": r.stats.puts, "dropped": r.stats.dropped,
                                "max_depth": r.stats.max_depth} for r in self.rings},
-            "errors": [str(e) for e in self.errors],
+            "errors": [str(e) for e in self.errors] + self.problems,
         }
