@@ -24,6 +24,9 @@ def workdir(tmp_path, small_clip) -> Path:
     (tmp_path / "ok.yaml").write_text(CONFIG)
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00streams")
     (tmp_path / "two.txt").write_text("a\nb\n")
+    (tmp_path / "scalar.yaml").write_text("just a scalar\n")
+    (tmp_path / "mixed.yaml").write_text("0: a\nx: b\n1: c\n")
+    shutil.copy(small_clip.with_suffix(".gt.json"), tmp_path / "gt.json")
     (tmp_path / "folder").mkdir()
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods" / "badmod.py").write_text('raise RuntimeError("boom at import")\n')
@@ -37,6 +40,11 @@ CASES = [
      "--set streams.0.source: not a YAML value"),
     (["run", "ok.yaml", "--set", "model.names_file=nope.txt"], "class names file nope.txt: not found"),
     (["run", "ok.yaml", "--set", "model.names_file=two.txt"], "names file two.txt gives 2 class names, the outputs have 3"),
+    (["run", "ok.yaml", "--set", "model.names_file=scalar.yaml"],
+     "class names file scalar.yaml: expected a list of names or a map {index: name}, found str"),
+    (["run", "ok.yaml", "--set", "model.names_file=mixed.yaml"],
+     "class names file mixed.yaml: a map's keys must be class indices 0..n-1 (found 0, 'x', 1)"),
+    (["eval", "--results", "clip.mp4", "--gt", "gt.json"], "clip.mp4 line 1: not JSON (not UTF-8 text)"),
     (["run", "ok.yaml", "--set", "model.path=folder"], "model path is a folder, not an ONNX file: folder"),
     (["run", "ok.yaml", "--set", "sinks.0={type: callback, target: 'badmod:f'}"],
      "cannot import callback 'badmod:f': RuntimeError: boom at import"),

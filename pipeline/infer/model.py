@@ -52,13 +52,33 @@ def read_names_file(path: Path) -> list[str]:
     if path.suffix in (".json", ".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            raise ModelError(f"class names file {path}: not valid YAML/JSON{line}") from None
         if isinstance(data, dict) and "names" in data:
             data = data["names"]
-        if isinstance(data, dict):
-            return [str(data[k]) for k in sorted(data)]
-        return [str(v) for v in data]
+        return _names_from_data(data, path)
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _names_from_data(data: object, path: Path) -> list[str]:
+    """A list of names, or a map ``{0: name, 1: name}`` (Ultralytics' data.yaml form)."""
+    if isinstance(data, list) and all(isinstance(v, (str, int, float)) for v in data):
+        return [str(v) for v in data]
+    if isinstance(data, dict):
+        try:
+            index = {int(k): v for k, v in data.items()}
+        except (TypeError, ValueError):
+            keys = ", ".join(repr(k) for k in list(data)[:3])
+            raise ModelError(f"class names file {path}: a map's keys must be class indices 0..n-1 (found {keys})") from None
+        if sorted(index) != list(range(len(index))):
+            raise ModelError(f"class names file {path}: class indices must run 0..{len(index) - 1} without gaps")
+        return [str(index[k]) for k in range(len(index))]
+    raise ModelError(f"class names file {path}: expected a list of names or a map {{index: name}}, "
+                     f"found {type(data).__name__}")
 
 
 def parse_names(value: str | None) -> list[str] | None:
@@ -115,7 +135,7 @@ class Model:
             self.decoder: OutputDecoder = decoder_for(self.layout, self.options, self.class_names, self.kernels)
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
-        self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch)
+        self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch, backend.input_dtype)
 
     @staticmethod
     def _names_mismatch(shapes: list[list[Any]], names: list[str] | None, config: ModelConfig) -> str | None:

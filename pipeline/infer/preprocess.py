@@ -21,12 +21,14 @@ class Preprocessor:
     """One canvas and one blob, grown to the largest batch seen; one letterbox geometry
     per source size (streams rarely change size)."""
 
-    def __init__(self, input_hw: tuple[int, int], fixed_batch: int | None = None) -> None:
+    def __init__(self, input_hw: tuple[int, int], fixed_batch: int | None = None,
+                 dtype: np.dtype | type = np.float32) -> None:
         self.input_hw = input_hw
+        self.dtype = np.dtype(dtype)  # the model input's: float16 for half-precision exports
         self.fixed_batch = fixed_batch
         self._geometry: dict[tuple[int, int], Letterbox] = {}
         self._canvas = np.full((0, *input_hw, 3), PAD_VALUE, np.uint8)
-        self._blob = np.empty((0, 3, *input_hw), np.float32)
+        self._blob = np.empty((0, 3, *input_hw), self.dtype)
 
     def geometry(self, source_hw: tuple[int, int]) -> Letterbox:
         g = self._geometry.get(source_hw)
@@ -43,7 +45,7 @@ class Preprocessor:
         if self._canvas.shape[0] < batch:
             ih, iw = self.input_hw
             self._canvas = np.full((batch, ih, iw, 3), PAD_VALUE, np.uint8)
-            self._blob = np.empty((batch, 3, ih, iw), np.float32)
+            self._blob = np.empty((batch, 3, ih, iw), self.dtype)
         geoms = []
         for i, img in enumerate(images):
             g = self.geometry((img.shape[0], img.shape[1]))

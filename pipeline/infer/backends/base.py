@@ -28,6 +28,7 @@ class Backend(Protocol):
     path: Path
     metadata: dict[str, str]  # the ONNX custom metadata (Ultralytics: names, imgsz, task, ...)
     input_name: str
+    input_dtype: np.dtype  # float32, or float16 for half-precision exports (Ultralytics half=True)
     output_shapes: list[list[Any]]  # declared; symbolic axes as str or None
     requested_providers: list[str]
     active_providers: list[str]
@@ -42,7 +43,7 @@ class Backend(Protocol):
     def input_hw(self) -> tuple[int, int]: ...
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        """Outputs in host memory."""
+        """Outputs in host memory, float32 whatever the model's output type."""
         ...
 
     def run_on_device(self, blob: np.ndarray) -> list[Any]:

@@ -162,10 +162,13 @@ class OnnxRuntimeBackend:
             raise ModelError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
+        self.input_dtype = _tensor_dtype(path, self.input_name, inputs[0].type)
         if len(self.input_shape) != 4:
             raise ModelError(f"{path}: input {self.input_name!r} has shape {self.input_shape}, expected (B, 3, H, W)")
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
+        # Half-precision outputs are widened on the host: the decoders work in float32.
+        self.half_outputs = any(o.type == "tensor(float16)" for o in self.session.get_outputs())
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def _gpu_options(self, path: Path, providers: list[ProviderSpec]) -> list[ProviderSpec]:
@@ -198,14 +201,16 @@ class OnnxRuntimeBackend:
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Outputs in host memory."""
         if self._binding is None:
-            return self.session.run(self.output_names, {self.input_name: blob})
-        self._run_bound(blob)
-        return self._binding.copy_outputs_to_cpu()
+            outputs = self.session.run(self.output_names, {self.input_name: blob.astype(self.input_dtype, copy=False)})
+        else:
+            self._run_bound(blob)
+            outputs = self._binding.copy_outputs_to_cpu()
+        return [o.astype(np.float32) if o.dtype == np.float16 else o for o in outputs]
 
     def run_on_device(self, blob: np.ndarray) -> list[Any]:
         """Outputs where the provider put them: ONNX Runtime ``OrtValue`` objects on the GPU
         (with I/O binding on a GPU provider), else host arrays."""
-        if self._binding is None or self.device == "cpu":
+        if self._binding is None or self.device == "cpu" or self.half_outputs:
             return self.run(blob)
         self._run_bound(blob)
         return self._binding.get_outputs()
@@ -215,7 +220,7 @@ class OnnxRuntimeBackend:
         assert b is not None, "bound runs need I/O binding"
         b.clear_binding_inputs()
         b.clear_binding_outputs()
-        b.bind_cpu_input(self.input_name, np.ascontiguousarray(blob))
+        b.bind_cpu_input(self.input_name, np.ascontiguousarray(blob, dtype=self.input_dtype))
         for name in self.output_names:  # ORT allocates them on the device, sized for this batch
             b.bind_output(name, self.device, self.options.device_id if self.device == "cuda" else 0)
         self.session.run_with_iobinding(b)
@@ -232,3 +237,14 @@ class OnnxRuntimeBackend:
             **({"provider_options": {p: dict(o) for p, o in self.session.get_provider_options().items() if p in GPU_PROVIDERS}}
                if self.device == "cuda" else {}),
         }
+
+
+_INPUT_TYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+
+
+def _tensor_dtype(path: Path, name: str, onnx_type: str) -> np.dtype:
+    """The NumPy type of the image input: float32, or float16 for half-precision exports."""
+    try:
+        return _INPUT_TYPES[onnx_type]
+    except KeyError:
+        raise ModelError(f"{path}: input {name!r} is {onnx_type}; vidpipe feeds images as float32 or float16") from None

@@ -205,6 +205,8 @@ class TensorRTBackend:
         self.input_shape = list(engine.get_tensor_shape(self.input_name))
         self.output_shapes = [list(self.context.get_tensor_shape(n)) for n in self.output_names]
         dtype = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        self.input_dtype = dtype[self.input_name]
+        self.half_outputs = any(dtype[n] == np.float16 for n in self.output_names)
         self._device = {n: cuda.device_array(tuple(s), dtype[n]) for n, s in
                         [(self.input_name, top), *zip(self.output_names, self.output_shapes)]}
         self._host = {n: cuda.pinned_array(a.shape, a.dtype) for n, a in self._device.items()}
@@ -232,7 +234,10 @@ class TensorRTBackend:
         return b
 
     def run_on_device(self, blob: np.ndarray) -> list[Any]:
-        """Outputs left on the GPU (device array views, valid until the next run)."""
+        """Outputs left on the GPU (device array views, valid until the next run); an engine
+        with half-precision outputs returns them widened on the host (the kernels are float32)."""
+        if self.half_outputs:
+            return self.run(blob)
         with self._cuda.gpus[self.options.device_id]:  # the inference stage's thread, not the loader's
             b = self._execute(blob)
             self.stream.synchronize()
@@ -244,7 +249,7 @@ class TensorRTBackend:
             for n in self.output_names:
                 self._device[n][:b].copy_to_host(self._host[n][:b], stream=self.stream)
             self.stream.synchronize()
-            return [self._host[n][:b].copy() for n in self.output_names]
+            return [self._host[n][:b].astype(np.float32) for n in self.output_names]
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "engine": str(self.engine_path), "precision": self.precision,
