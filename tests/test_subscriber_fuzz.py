@@ -7,6 +7,10 @@ point: the subscriber must still deliver it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import zmq
@@ -17,10 +21,15 @@ from pipeline.wire import SCHEMA
 from sinks.subscriber import Subscriber
 from tests.conftest import free_port
 
+REPO = Path(__file__).resolve().parents[1]
+CLI_SENTINEL_STREAM = "sentinel-9"  # longer than any random text drawn below
+
 GOOD = {"schema": SCHEMA, "stream": "c", "frame": 1, "width": 64, "height": 48, "detections": [
     {"bounding-box": {"left": 2.0, "top": 3.0, "width": 10.0, "height": 8.0}, "category": "circle", "class_id": 0,
      "score": 0.9, "track_id": -1, "rle": {"size": [48, 64], "counts": "S38X100000000000000000m]2"}}]}
 SENTINEL = [b"c", json.dumps({**GOOD, "frame": 987654, "detections": []}).encode()]
+CLI_SENTINEL = [CLI_SENTINEL_STREAM.encode(),
+                json.dumps({**GOOD, "stream": CLI_SENTINEL_STREAM, "frame": 987654, "detections": []}).encode()]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
@@ -106,3 +115,45 @@ def test_the_messages_that_crashed_it_are_counted_malformed(channel, parts):
     before = sub.stats.malformed
     _deliver(push, sub, parts)
     assert sub.stats.malformed == before + 1
+
+
+def _cli_subscribe(messages: list[list[bytes]]) -> subprocess.CompletedProcess:
+    """``vidpipe subscribe --pull --bind`` fed ``messages`` then a sentinel on a stream of its
+    own, the only stream it prints (a random message may be a valid record of stream c)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", f"tcp://127.0.0.1:{port}", "--pull", "--bind",
+                             "--stream", CLI_SENTINEL_STREAM, "--count", "1", "--timeout", "30"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 5000)
+    push.connect(f"tcp://127.0.0.1:{port}")  # queued until the CLI has bound: no race
+    try:
+        for parts in [*messages, CLI_SENTINEL]:
+            push.send_multipart(parts)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        push.close()
+        ctx.term()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@settings(max_examples=4, deadline=None)
+@given(messages=st.lists(wrong_types() | raw_messages, min_size=10, max_size=30))
+def test_vidpipe_subscribe_never_crashes(messages):
+    proc = _cli_subscribe(messages)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "frame  987654" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+def test_vidpipe_subscribe_counts_the_messages_that_crashed_it():
+    crashers = [[b"c", json.dumps({**GOOD, "detections": "nope"}).encode()],
+                [b"c", json.dumps({**GOOD, "detections": [{"foo": 1}]}).encode()],
+                [b"c", json.dumps({**GOOD, "latency_ms": "slow"}).encode()],
+                [b"c", json.dumps({**GOOD, "detections": [{**GOOD["detections"][0], "rle": {"size": [48, 64],
+                                                                                            "counts": "!!!!"}}]}).encode()]]
+    proc = _cli_subscribe(crashers)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "frame  987654" in proc.stdout and "malformed 4" in proc.stderr, (proc.stdout, proc.stderr)
