@@ -58,6 +58,10 @@ class Sink:
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""
 
+    def begin_run(self) -> None:
+        """Called on the sink's thread once every sink has opened and results may come
+        (files are made here, not in ``open``: a run that fails to start leaves none)."""
+
     def write(self, result: Result) -> None:
         raise NotImplementedError
 
@@ -88,6 +92,7 @@ class SinkStage(Stage):
             sink.stop_event = self._stop  # lets a sink blocked on back-pressure notice a stop
 
     def run(self) -> None:
+        self.sink.begin_run()
         open_streams = set(self.streams)
         while open_streams:
             try:

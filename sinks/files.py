@@ -71,6 +71,13 @@ class OutputFile:
         self.overwrite, self.sink, self.append = overwrite, sink, append
         self.writing: Path | None = None
 
+    def check(self) -> None:
+        """At start, before anything is written: refused if it exists (and may not be
+        replaced), its folder made."""
+        make_folder(self.path, self.sink)
+        if not self.append:
+            refuse_existing(self.path, self.overwrite, self.sink)
+
     def begin(self) -> Path:
         """The path to write now: the target (new file, or append) or its ``.partial``."""
         make_folder(self.path, self.sink)

@@ -7,7 +7,7 @@ renamed over it on close: see sinks/files.py) or ``mode: append`` (lines are add
 
 Example:
     >>> sink = JsonlSink(JsonlSinkConfig(path="out/results.jsonl", mask_format="polygon"))
-    >>> sink.name, sink.path   # the file is created by open()
+    >>> sink.name, sink.path   # the file is made when the run starts (begin_run)
     ('jsonl:results.jsonl', PosixPath('out/results.jsonl'))
 """
 
@@ -42,22 +42,31 @@ class JsonlSink(Sink):
         self.lines = 0
 
     def open(self) -> None:
-        path = self._output.begin()
-        try:
-            self._file = path.open("a" if self._output.append else "w", encoding="utf-8")
-            if self._output.append and self._file.tell() > 0 and not _ends_with_newline(path):
-                self._file.write("\n")  # a killed run's last line stays its own (broken) line
-        except OSError as exc:
-            raise VidpipeError(f"cannot write results to {self.path}: {exc.strerror}") from exc
+        self._output.check()  # the file itself is made when the run starts (``begin_run``):
+        # a run that fails to start leaves no empty file behind to refuse the next run
+
+    def begin_run(self) -> None:
+        self._ensure_file()
+
+    def _ensure_file(self) -> IO[str]:
+        if self._file is None:
+            path = self._output.begin()
+            try:
+                self._file = path.open("a" if self._output.append else "w", encoding="utf-8")
+                if self._output.append and self._file.tell() > 0 and not _ends_with_newline(path):
+                    self._file.write("\n")  # a killed run's last line stays its own (broken) line
+            except OSError as exc:
+                raise VidpipeError(f"cannot write results to {self.path}: {exc.strerror}") from exc
+        return self._file
 
     def write(self, result: Result) -> None:
-        assert self._file is not None, "sink not opened"
+        file = self._ensure_file()
         cfg = self.config
         record = to_record(result, cfg.mask_format, cfg.polygon_precision, format=cfg.format)
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.lines += 1
         if self.lines % cfg.flush_every == 0:
-            self._file.flush()
+            file.flush()
 
     def close(self) -> None:
         if self._file is not None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import av
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = {"type": "synthetic", "seed": 3, "frames": 20, "width": 320, "height": 180, "fps": 10}
@@ -123,3 +124,33 @@ def test_a_sink_failing_results_makes_the_run_exit_1_with_its_error(tmp_path):
     assert f"vidpipe: error: {problem}" in proc.stderr.splitlines()
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["errors"] == [problem]
     assert _lines(tmp_path / "out" / "r.jsonl") == 20  # the healthy sink delivered everything
+
+
+def test_the_python_api_refuses_the_same_way(model, small_clip, tmp_path):
+    from pipeline import Pipeline
+    from sinks.config import JsonlSinkConfig, VideoSinkConfig
+    from sinks.files import OutputExists
+    from sinks.jsonl import JsonlSink
+    from sinks.video import AnnotatedVideoSink
+    from sources.config import FileSourceConfig
+    from sources.file import VideoFileSource
+
+    def pipeline(**options) -> Pipeline:
+        source = VideoFileSource("cam0", FileSourceConfig(path=small_clip))
+        sinks = [JsonlSink(JsonlSinkConfig(path=tmp_path / "r.jsonl", **options)),
+                 AnnotatedVideoSink(VideoSinkConfig(path=str(tmp_path / "{stream}.mp4"), **options))]
+        return Pipeline([source], model, sinks)
+
+    pipeline().run(handle_signals=False)
+    first = {p: _sha(tmp_path / p) for p in ("r.jsonl", "cam0.mp4")}
+    for name in first:  # either existing file alone is refused when the pipeline starts
+        other = tmp_path / ("cam0.mp4" if name == "r.jsonl" else "r.jsonl")
+        other.rename(tmp_path / "aside")
+        with pytest.raises(OutputExists, match=name):
+            pipeline().run(handle_signals=False)
+        assert not other.exists(), "a run refused at start leaves no empty file to refuse the next one"
+        (tmp_path / "aside").rename(other)
+    assert {p: _sha(tmp_path / p) for p in first} == first
+    pipeline(overwrite=True).run(handle_signals=False)
+    assert _lines(tmp_path / "r.jsonl") == 40 and _playable(tmp_path / "cam0.mp4") == 40
+    assert not list(tmp_path.glob("*.partial"))
