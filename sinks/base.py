@@ -51,8 +51,16 @@ class Sink:
         every sink type."""
         return bool(getattr(self.config, "fail_fast", False))
 
+    def bind_streams(self, streams: list[str]) -> None:
+        """The ids of the streams this sink will get, told before ``open`` (a sink writing a
+        file per stream checks those files at start)."""
+
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""
+
+    def begin_run(self) -> None:
+        """Called on the sink's thread once every sink has opened and results may come
+        (files are made here, not in ``open``: a run that fails to start leaves none)."""
 
     def write(self, result: Result) -> None:
         raise NotImplementedError
@@ -78,10 +86,13 @@ class SinkStage(Stage):
         self.streams = streams
         self.fail_fast = sink.fail_fast
         self.errors = 0
+        self.first_error: str | None = None  # for the run's summary: what went wrong, not only how often
+        sink.bind_streams(list(streams))
         if hasattr(sink, "stop_event"):
             sink.stop_event = self._stop  # lets a sink blocked on back-pressure notice a stop
 
     def run(self) -> None:
+        self.sink.begin_run()
         open_streams = set(self.streams)
         while open_streams:
             try:
@@ -106,6 +117,7 @@ class SinkStage(Stage):
                     raise
                 self.errors += 1
                 if self.errors == 1:
+                    self.first_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
                     # The owner decides: other sinks still work, or none is left delivering.
                     self.bus.post(BusMessage("sink_failed", self.name, item.stream_id,
                                              StageError(self.name, item.stream_id, exc)))
@@ -119,6 +131,12 @@ class SinkStage(Stage):
         out = super().stats()
         out["errors"] = self.errors
         return out
+
+    def problem(self) -> str | None:
+        """One line for the run's summary if this sink failed results (else None)."""
+        if not self.errors:
+            return None
+        return f"sink {self.sink.name} failed {self.errors} of {self.items} results: {self.first_error}"
 
     def cleanup(self) -> None:
         self.sink.close()

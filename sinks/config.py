@@ -7,10 +7,11 @@ Example:
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeline.core.options import Options
 from pipeline.wire.records import MaskFormat, OutputFormat
@@ -20,9 +21,39 @@ class _SinkBase(Options):
     fail_fast: bool = Field(False, description="a failure of this sink stops the pipeline (else: logged, counted)")
 
 
-class JsonlSinkConfig(_SinkBase):
+class _FileSinkBase(_SinkBase):
+    overwrite: bool = Field(False, description="replace an existing output (else the run is refused at start); "
+                                               "the new file is written as <name>.partial and renamed when complete")
+
+
+def check_template(path: str, fields: dict[str, object]) -> str:
+    """``path`` if it is a template of only ``fields`` (``{stream}``, ``{frame:06d}``);
+    else a ValueError naming the unknown field and the known ones.
+
+    >>> check_template("out/{date}.mp4", {"stream": "cam0"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown field {date} in the path template; the known fields: {stream}
+    """
+    known = ", ".join(f"{{{name}}}" for name in fields)
+    try:
+        for _text, name, _spec, _conv in string.Formatter().parse(path):
+            if name is not None and name not in fields:
+                raise ValueError(f"unknown field {{{name}}} in the path template; the known fields: {known}")
+        path.format(**fields)
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ValueError(f"cannot fill the path template ({exc}); the known fields: {known}") from None
+    except ValueError as exc:
+        if str(exc).startswith("unknown field"):
+            raise
+        raise ValueError(f"not a valid path template ({exc}); the known fields: {known}") from None
+    return path
+
+
+class JsonlSinkConfig(_FileSinkBase):
     type: Literal["jsonl"] = "jsonl"
     path: Path
+    mode: Literal["write", "append"] = Field("write", description="append: add lines to an existing file (never refused)")
     format: OutputFormat = "vidpipe"
     mask_format: MaskFormat = "rle"
     polygon_precision: float = Field(1.0, ge=0)
@@ -50,10 +81,11 @@ class ZmqSinkConfig(_SinkBase):
     curve: CurveServerConfig | None = None
 
 
-class VideoSinkConfig(_SinkBase):
+class VideoSinkConfig(_FileSinkBase):
     type: Literal["video"] = "video"
     path: str = Field(description="mp4 path; '{stream}' is replaced by the stream id (needed for several streams)")
-    fps: float = Field(30.0, gt=0)
+    fps: float | None = Field(None, gt=0, description="frame rate for frames without timestamps (default 30); "
+                                                       "frames keep the source's own timing where they have it")
     crf: int = Field(23, ge=0, le=51)
     masks: bool = True
     boxes: bool = True
@@ -61,10 +93,22 @@ class VideoSinkConfig(_SinkBase):
     traces: bool = True
     lossless: bool = True
 
+    @field_validator("path")
+    @classmethod
+    def _template(cls, path: str) -> str:
+        return check_template(path, {"stream": "cam0"})
 
-class MasksSinkConfig(_SinkBase):
+
+class MasksSinkConfig(_FileSinkBase):
     type: Literal["masks"] = "masks"
     path: str = "out/masks/{stream}/{frame:06d}.png"
+
+    @field_validator("path")
+    @classmethod
+    def _template(cls, path: str) -> str:
+        if "{frame" not in path:
+            raise ValueError("the path needs a '{frame}' field (one image per frame), e.g. out/masks/{stream}/{frame:06d}.png")
+        return check_template(path, {"stream": "cam0", "frame": 0})
 
 
 class CallbackSinkConfig(_SinkBase):

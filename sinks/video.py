@@ -2,8 +2,18 @@
 with supervision's annotators (masks blended per box, in the same palette, so no
 full-frame masks are made), encoded H.264 with PyAV into mp4, one file per stream.
 
-The mp4 is written fragmented (``frag_keyframe+empty_moov``): what was written so far is
-a playable file even if the process dies, and end of stream or a stop finalises it.
+Timing: each frame keeps its source timestamp (``Result.pts``, relative to the stream's
+first frame, in a 1/90000 s time base), so a 10 fps or variable-rate source plays at its
+own speed; frames without timestamps are spaced at ``fps`` (default 30).
+
+Durability: the mp4 is fragmented (``empty_moov``) with a fragment at least every second
+and a keyframe every second of video; x264 runs with ``tune=zerolatency`` (no lookahead,
+no B-frames) so frames reach the muxer as they come, and the file is flushed after every
+packet. A process killed even with SIGKILL leaves a file that plays up to its last
+complete fragment (about the last second is lost); end of stream or a stop finalises it.
+When the file replaces an older one (``overwrite``), it is written as
+``<name>.partial`` and renamed over the old one when finalised: a killed run leaves the
+old video whole and the new, playable-so-far one under the ``.partial`` name.
 
 Example:
     >>> sink = AnnotatedVideoSink(VideoSinkConfig(path="out/{stream}.mp4", fps=30))
@@ -19,6 +29,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from pipeline.core.errors import VidpipeError
 from pipeline.core.items import EndOfStream
@@ -26,31 +37,71 @@ from pipeline.core.paths import safe_filename
 from pipeline.vision.result import Result
 from sinks.base import Sink, check_config
 from sinks.config import VideoSinkConfig
+from sinks.files import OutputFile, make_folder, refuse_existing
 
 log = logging.getLogger("vidpipe.sink.video")
 
 
+TIME_BASE = Fraction(1, 90000)  # MPEG ticks: fine enough for any source's timestamps
+KEYFRAME_EVERY_S = 1.0  # with the fragment length, what a SIGKILL can cost
+MUXER_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                 "frag_duration": str(int(KEYFRAME_EVERY_S * 1_000_000)), "flush_packets": "1"}
+DEFAULT_FPS = 30.0
+
+
 class _StreamWriter:
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    """One stream's mp4: H.264 frames at their own timestamps, fragment by fragment."""
+
+    def __init__(self, output: OutputFile, width: int, height: int, fps: float, crf: int) -> None:
+        self.output = output
+        self.path = output.begin()
         self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
-        self.container = av.open(str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self.container = av.open(str(self.path), "w", format="mp4", options=MUXER_OPTIONS)
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
-        self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.stream.codec_context.time_base = self.stream.time_base = TIME_BASE
+        self.stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
+                               "g": str(max(1, round(fps * 10)))}  # keyframes are forced by time; this is a cap
+        self.fps = fps
         self.frames = 0
+        self._offset: float | None = None  # seconds added to a source pts: first frame at 0, restarts rebased
+        self._last_t = -1.0
+        self._last_key = -KEYFRAME_EVERY_S
 
-    def write(self, image: np.ndarray) -> None:
+    def _time(self, pts: float | None) -> float:
+        """The frame's time in the video: its pts, made to start at 0 and to increase
+        (a stream whose pts restart, e.g. after a reconnect, continues 1/fps later)."""
+        step = 1.0 / self.fps
+        if pts is None:
+            return self._last_t + step if self.frames else 0.0
+        if self._offset is None:
+            self._offset = -pts
+        t = pts + self._offset
+        if t <= self._last_t:
+            self._offset = self._last_t + step - pts
+            t = self._last_t + step
+        return t
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="bgr24")
+        t = self._time(pts)
+        ticks = max(round(t / TIME_BASE), round(self._last_t / TIME_BASE) + 1 if self.frames else 0)
+        frame.pts, frame.time_base = ticks, TIME_BASE
+        if t - self._last_key >= KEYFRAME_EVERY_S - 1e-6:
+            frame.pict_type = PictureType.I  # x264 makes it an IDR: a new fragment can start here
+            self._last_key = t
+        self._last_t = ticks * float(TIME_BASE)
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
 
     def close(self) -> None:
-        for packet in self.stream.encode(None):
-            self.container.mux(packet)
-        self.container.close()
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+        self.output.commit()
 
 
 class AnnotatedVideoSink(Sink):
@@ -65,6 +116,20 @@ class AnnotatedVideoSink(Sink):
         self.name = name or f"video:{Path(self.template).name}"
         self.writers: dict[str, _StreamWriter] = {}
         self._annotators: dict[str, dict] = {}
+        self.streams: list[str] = []
+
+    def bind_streams(self, streams: list[str]) -> None:
+        self.streams = list(streams)
+
+    def open(self) -> None:
+        """At start, not at each stream's first frame: one line if a stream's file exists
+        (and may not be replaced), several streams share a file, or a folder cannot be made."""
+        if len(self.streams) > 1 and "{stream}" not in self.template:
+            raise VidpipeError(f"sink {self.name}: {len(self.streams)} streams need a '{{stream}}' in the path {self.template}")
+        for stream in self.streams:
+            path = self._path(stream)
+            refuse_existing(path, self.config.overwrite, self.name)
+            make_folder(path, self.name)
 
     def _path(self, stream: str) -> Path:
         if "{stream}" in self.template:
@@ -129,17 +194,21 @@ class AnnotatedVideoSink(Sink):
             raise VidpipeError("video sink: the result carries no frame")
         writer = self.writers.get(result.stream_id)
         if writer is None:
-            writer = self.writers[result.stream_id] = _StreamWriter(self._path(result.stream_id), result.width,
-                                                                    result.height, self.config.fps, self.config.crf)
-        writer.write(self.annotate(result))
+            output = OutputFile(self._path(result.stream_id), self.config.overwrite, self.name)
+            writer = self.writers[result.stream_id] = _StreamWriter(output, result.width, result.height,
+                                                                    self.config.fps or DEFAULT_FPS, self.config.crf)
+        writer.write(self.annotate(result), result.pts)
 
     def end_stream(self, eos: EndOfStream) -> None:
         writer = self.writers.pop(eos.stream_id, None)
         if writer is not None:
             writer.close()
-            log.info("wrote %s (%d frames)", writer.path, writer.frames)
+            log.info("wrote %s (%d frames)", writer.output.path, writer.frames)
 
     def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
+        writers, self.writers = list(self.writers.values()), {}
+        for writer in writers:
+            try:
+                writer.close()
+            except Exception as exc:  # noqa: BLE001 - the other streams' files are still finalised
+                log.error("sink %s: could not finalise %s: %s", self.name, writer.path, exc)

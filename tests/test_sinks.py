@@ -139,6 +139,8 @@ def test_a_failing_sink_does_not_stop_the_others(small_clip, tmp_path, monkeypat
     assert len(good.read_text().splitlines()) == 40
     assert len(bad.read_text().splitlines()) == 5
     assert summary["stages"][f"sink:jsonl:{bad.name}"]["errors"] == 35
+    assert summary["errors"] == [f"sink jsonl:{bad.name} failed 35 of 40 results: disk full"]
+    cfg["sinks"] = [{**sink, "overwrite": True} for sink in cfg["sinks"]]  # the second run replaces the first's files
     cfg["sinks"][1]["fail_fast"] = True
     import pytest
 

@@ -137,10 +137,13 @@ def _writable(name: str, option: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.app.config import load_config
+    from pipeline.app.outputs import overwrite_all
     from pipeline.app.pipeline import Pipeline
 
     summary_path = _writable(args.summary, "--summary") if args.summary else None  # fail now, not after the run
-    pipeline = Pipeline.from_config(args.config, args.set)
+    config = load_config(args.config, args.set)
+    pipeline = Pipeline.from_config(overwrite_all(config) if args.overwrite else config)
     code = 0
     with Progress(pipeline, _total_frames(pipeline), not args.quiet):
         try:
@@ -246,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                      help="override a config field, e.g. --set model.postprocess.confidence=0.5")
     run.add_argument("--summary", help="write the run summary as JSON here")
+    run.add_argument("--overwrite", action="store_true",
+                     help="let every sink replace its existing output files (else an existing output is refused)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     run.set_defaults(func=cmd_run)
 

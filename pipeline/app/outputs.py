@@ -1,6 +1,9 @@
-"""Outputs never touch inputs and never collide: every file a sink will write (templates
-expanded for each stream, paths resolved) is checked against every input and every other
-output before anything opens, with one clear line naming both config fields.
+"""Outputs never touch inputs, never collide and never replace an earlier run's results
+unless told: every file a sink will write (templates expanded for each stream, paths
+resolved) is checked against every input, every other output and what already exists
+before anything opens, with one clear line naming the config fields (and its folder is
+made). ``overwrite: true`` on a sink, or ``vidpipe run --overwrite`` (:func:`overwrite_all`),
+lets it replace its files; a JSONL sink with ``mode: append`` adds to its file.
 
 Example:
     >>> from pipeline.app.config import load_config_dict
@@ -20,6 +23,8 @@ from pipeline.app.config import PipelineConfig
 from pipeline.core.errors import ConfigError
 from pipeline.core.paths import safe_filename
 from sinks.config import JsonlSinkConfig, MasksSinkConfig, VideoSinkConfig
+from sinks.files import make_folder, refuse_existing
+from sinks.masks import refuse_earlier_images
 from sources.config import FileSourceConfig, ImagesSourceConfig
 
 
@@ -43,7 +48,7 @@ def _outputs(cfg: PipelineConfig) -> list[tuple[str, str, Path]]:
         if isinstance(sink, JsonlSinkConfig):
             found.append((field, str(sink.path), Path(sink.path).resolve()))
         elif isinstance(sink, VideoSinkConfig):
-            names = {sink.path.replace("{stream}", sid) for sid in ids} if "{stream}" in sink.path else {sink.path}
+            names = {sink.path.format(stream=sid) for sid in ids} if "{stream}" in sink.path else {sink.path}
             found.extend((field, name, Path(name).resolve()) for name in sorted(names))
         elif isinstance(sink, MasksSinkConfig):
             for sid in ids:  # the images go into the template's folder for each stream
@@ -52,9 +57,37 @@ def _outputs(cfg: PipelineConfig) -> list[tuple[str, str, Path]]:
     return found
 
 
+def overwrite_all(cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` with every file sink allowed to replace its files (``vidpipe run --overwrite``)."""
+    sinks = [s.model_copy(update={"overwrite": True}) if hasattr(s, "overwrite") else s for s in cfg.sinks]
+    return cfg.model_copy(update={"sinks": sinks})
+
+
+def check_existing(cfg: PipelineConfig) -> None:
+    """Refuse an output that exists (one line naming the sink and the file) unless its sink
+    may overwrite it or appends; make the folder of every output (or say why it cannot be)."""
+    ids = [s.id for s in cfg.streams]
+    for i, sink in enumerate(cfg.sinks):
+        name = f"sinks.{i} ({sink.type})"
+        if isinstance(sink, JsonlSinkConfig):
+            if sink.mode != "append":
+                refuse_existing(Path(sink.path), sink.overwrite, name)
+            make_folder(Path(sink.path), name)
+        elif isinstance(sink, VideoSinkConfig):
+            for sid in ids if "{stream}" in sink.path else ids[:1]:
+                path = Path(sink.path.format(stream=safe_filename(sid)))
+                refuse_existing(path, sink.overwrite, name)
+                make_folder(path, name)
+        elif isinstance(sink, MasksSinkConfig):
+            for sid in ids:
+                refuse_earlier_images(sink.path, sid, sink.overwrite, name)
+                make_folder(Path(sink.path.format(stream=safe_filename(sid), frame=0)), name)
+
+
 def check_outputs(cfg: PipelineConfig) -> None:
     """Raise ConfigError if an output is an input, lies in an input folder, or is also
-    written by another sink (however the two paths are spelled)."""
+    written by another sink (however the two paths are spelled); then
+    :func:`check_existing`."""
     inputs = _inputs(cfg)
     outputs = _outputs(cfg)
     for field, shown, out in outputs:
@@ -67,6 +100,7 @@ def check_outputs(cfg: PipelineConfig) -> None:
         if out in seen and seen[out][0] != field:
             raise ConfigError(f"{seen[out][0]} and {field} both write {shown}: give each sink its own file")
         seen.setdefault(out, (field, shown))
+    check_existing(cfg)
 
 
 def _show(path: Path) -> str:

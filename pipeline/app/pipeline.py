@@ -238,6 +238,7 @@ class Pipeline:
             if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
                 self.errors.append(msg.error)
         self._t_end = time.perf_counter()
+        self.problems.extend(p for p in (st.problem() for st in self.sink_stages) if p)  # sinks that failed results
         if stuck:
             log.error("threads still running after stop: %s", stuck)
         log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
