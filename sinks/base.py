@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipeline.core.errors import StageError
@@ -86,6 +87,7 @@ class SinkStage(Stage):
         self.streams = streams
         self.fail_fast = sink.fail_fast
         self.errors = 0
+        self.unfinished = 0  # streams whose end the sink could not finish (a video not finalised)
         self.first_error: str | None = None  # for the run's summary: what went wrong, not only how often
         sink.bind_streams(list(streams))
         if hasattr(sink, "stop_event"):
@@ -106,26 +108,33 @@ class SinkStage(Stage):
                 raise StopStage() from None
             if isinstance(item, EndOfStream):
                 open_streams.discard(item.stream_id)
-                self.sink.end_stream(item)
+                self.unfinished += not self._guarded(self.sink.end_stream, item, item.stream_id, "end of stream")
                 continue
             t0 = time.perf_counter()
             self.current_stream = item.stream_id
-            try:
-                self.sink.write(item)
-            except Exception as exc:  # noqa: BLE001 - isolated unless fail_fast
-                if self.fail_fast:
-                    raise
-                self.errors += 1
-                if self.errors == 1:
-                    self.first_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-                    # The owner decides: other sinks still work, or none is left delivering.
-                    self.bus.post(BusMessage("sink_failed", self.name, item.stream_id,
-                                             StageError(self.name, item.stream_id, exc)))
-                if self.errors <= FAILURES_LOGGED or self.errors % FAILURES_LOG_EVERY == 0:
-                    log.error("sink %s failed on stream %s frame %d (%d failures so far): %s",
-                              self.sink.name, item.stream_id, item.frame_index, self.errors, exc)
+            self._guarded(self.sink.write, item, item.stream_id, f"frame {item.frame_index}")
             self.items += 1
             self.busy_s += time.perf_counter() - t0
+
+    def _guarded(self, call: Callable[[Any], None], item: Any, stream_id: str, what: str) -> bool:
+        """``call(item)``; a failure is counted and reported, isolated unless fail_fast (a
+        video that cannot be finalised fails this sink, never the pipeline)."""
+        try:
+            call(item)
+            return True
+        except Exception as exc:  # noqa: BLE001 - isolated unless fail_fast
+            if self.fail_fast:
+                raise
+            failures = self.errors + self.unfinished
+            self.errors += isinstance(item, Result)
+            if failures == 0:
+                self.first_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                # The owner decides: other sinks still work, or none is left delivering.
+                self.bus.post(BusMessage("sink_failed", self.name, stream_id, StageError(self.name, stream_id, exc)))
+            if failures < FAILURES_LOGGED or (failures + 1) % FAILURES_LOG_EVERY == 0:
+                log.error("sink %s failed on stream %s %s (%d failures so far): %s",
+                          self.sink.name, stream_id, what, failures + 1, exc)
+            return False
 
     def stats(self) -> dict:
         out = super().stats()
@@ -134,9 +143,10 @@ class SinkStage(Stage):
 
     def problem(self) -> str | None:
         """One line for the run's summary if this sink failed results (else None)."""
-        if not self.errors:
+        if not self.errors and not self.unfinished:
             return None
-        return f"sink {self.sink.name} failed {self.errors} of {self.items} results: {self.first_error}"
+        failed = f"failed {self.errors} of {self.items} results" if self.errors else f"failed {self.unfinished} end(s) of stream"
+        return f"sink {self.sink.name} {failed}: {self.first_error}"
 
     def cleanup(self) -> None:
         self.sink.close()

@@ -148,3 +148,21 @@ def test_a_failing_sink_does_not_stop_the_others(small_clip, tmp_path, monkeypat
 
     with pytest.raises(StageError, match="disk full"):
         Pipeline.from_config(cfg).run(handle_signals=False)
+
+
+def test_a_sink_that_cannot_finish_its_stream_fails_alone(small_clip, tmp_path, monkeypatch):
+    """A video that cannot be finalised (disk full at the end) is that sink's failure: the
+    others' results are whole, the run ends, the summary says what was not finished."""
+    from sinks.video import AnnotatedVideoSink
+
+    def end_stream(self, eos):
+        raise OSError("no space left to finalise")
+
+    monkeypatch.setattr(AnnotatedVideoSink, "end_stream", end_stream)
+    good = tmp_path / "good.jsonl"
+    cfg = {"streams": [{"id": "cam0", "source": {"type": "file", "path": str(small_clip)}}],
+           "model": {"intra_op_threads": 2},
+           "sinks": [{"type": "jsonl", "path": str(good)}, {"type": "video", "path": str(tmp_path / "{stream}.mp4")}]}
+    summary = Pipeline.from_config(cfg).run(handle_signals=False)
+    assert len(good.read_text().splitlines()) == 40
+    assert summary["errors"] == ["sink video:{stream}.mp4 failed 1 end(s) of stream: no space left to finalise"]
