@@ -183,8 +183,7 @@ class Decoder(Stage):
             keep = self._keep(pts)
             if keep or self._positions.mode != "count":  # live: only kept frames are numbered
                 index, missing = self._positions.place(f.pts, pts)
-                if missing:
-                    self.stream_stats.drop("decode_error", missing)
+                self._lost(missing, f"before frame {index}")
             if keep:
                 self._emit(f.to_ndarray(format="bgr24"), index, pts, captured_at, False, t0)
             t0 = time.perf_counter()
@@ -202,9 +201,16 @@ class Decoder(Stage):
             log.warning("stream %s: flushing the decoder failed: %s", self.stream_id, exc)
             frames = []
         self._emit_av(frames, t0)
-        missing = self._positions.finish()
-        if missing:
-            self.stream_stats.drop("decode_error", missing)
+        self._lost(self._positions.finish(), "at the end")
+
+    def _lost(self, missing: int, where: str) -> None:
+        """Frames whose packets went in but never came out: counted where they were."""
+        if not missing:
+            return
+        self.stream_stats.drop("decode_error", missing)
+        if self._errors_logged < ERRORS_LOGGED:
+            log.warning("stream %s: %d frame(s) %s not decoded (corrupt data)", self.stream_id, missing, where)
+        self._errors_logged += 1
 
     def _check_complete(self) -> None:
         """A file that ended clearly short of the frames its container announced."""

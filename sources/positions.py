@@ -87,8 +87,9 @@ class FramePositions:
 
     def place(self, raw_pts: int | None, pts: float | None) -> tuple[int, int]:
         """(index, missing) of a frame that came out: its position (never below the last
-        one's + 1) and how many frames before it never came out (decode errors, or
-        positions its pts skipped)."""
+        one's + 1) and how many packets fed before it never became frames (decode errors).
+        Positions its pts skips without a packet (frames a source skipped, a recording's
+        own holes) are not counted here: whoever skipped them counts them."""
         missing = 0
         while raw_pts is not None and self._pending and self._pending[0][0] < raw_pts:
             _, lost_pts = heapq.heappop(self._pending)
@@ -100,8 +101,6 @@ class FramePositions:
             return position, 0  # before start_seconds: decoded only to reach it, never emitted
         if self.last is not None:
             position = max(position, self.last + 1)
-            if self.mode == "pts":  # positions its pts skipped: frames the file lacks
-                missing = max(missing, position - self.last - 1)
         self.last = position
         self.end = max(self.end, position + 1)
         return position, missing
