@@ -79,3 +79,20 @@ def test_start_past_the_end_is_one_line_and_exit_2(faststart_clip, tmp_path):
     assert len(lines) == 1 and summary == {}, proc.stderr
     assert lines[0].startswith("vidpipe: error: stream cam0: start_seconds 9 is past the end of ")
     assert "(4.00 s long, last frame at 3.97 s)" in lines[0]
+
+
+def test_a_run_stopped_early_is_not_a_truncated_file(faststart_clip, model):
+    """A paced file (a camera stand-in) stopped after a few results: the source ends on the
+    stop, and that is not an input that ended early."""
+    from pipeline import Pipeline
+    from sources.config import FileSourceConfig
+    from sources.file import VideoFileSource
+
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=faststart_clip, realtime=True))], model)
+    with pipeline:
+        for n, _ in enumerate(pipeline, 1):
+            if n == 5:
+                pipeline.stop()
+    stream = pipeline.summary()["streams"]["cam0"]
+    assert stream["results"] < FRAMES and "truncated" not in stream, "not judged: the run was stopped"
+    assert pipeline.problems == []
