@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from pipeline import Pipeline
@@ -31,13 +32,35 @@ def bframe_clip(tmp_path_factory) -> Path:
     return out
 
 
-def corrupt_packet(src: Path, dst: Path, target: int) -> int:
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory) -> Path:
+    """24 frames, every third one shown twice as long (variable rate: positions cannot
+    come from the pts), H.264 with B-frames."""
+    out = tmp_path_factory.mktemp("positions") / "vfr.mp4"
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, FPS)
+        stream.options = {"bf": "2", "g": "15"}
+        t = 0
+        for i in range(24):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), i * 10, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = t, Fraction(1, FPS)
+            t += 2 if i % 3 == 0 else 1
+            for pkt in stream.encode(frame):
+                container.mux(pkt)
+        for pkt in stream.encode(None):
+            container.mux(pkt)
+    return out
+
+
+def corrupt_packet(src: Path, dst: Path, target: int) -> float:
     """Copy ``src`` with the bytes of its ``target``-th packet (decode order) replaced by
-    garbage; returns that packet's frame position (its pts × rate)."""
+    garbage; returns that packet's pts (s)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         stream = inp.streams.video[0]
         ostream = out.add_stream_from_template(stream)
-        n, position = 0, -1
+        n, pts = 0, -1.0
         for pkt in inp.demux(stream):
             if pkt.dts is None:
                 continue
@@ -45,12 +68,16 @@ def corrupt_packet(src: Path, dst: Path, target: int) -> int:
                 assert not pkt.is_keyframe, "a frame in the middle of a GOP"
                 bad = av.Packet(b"\xab" * pkt.size)
                 bad.pts, bad.dts, bad.time_base = pkt.pts, pkt.dts, pkt.time_base
-                position = round(float(pkt.pts * pkt.time_base) * FPS)
+                pts = float(pkt.pts * pkt.time_base)
                 pkt = bad
             pkt.stream = ostream
             out.mux(pkt)
             n += 1
-    return position
+    return pts
+
+
+def index_at(results: dict[int, float], pts: float) -> int:
+    return next(i for i, t in results.items() if t == pytest.approx(pts))
 
 
 def run_file(model, path: Path, **options) -> tuple[dict[int, float], dict]:
@@ -63,11 +90,17 @@ def run_file(model, path: Path, **options) -> tuple[dict[int, float], dict]:
     return dict(got), pipeline.summary()
 
 
-def test_a_corrupt_packet_is_a_drop_at_its_own_index(model, bframe_clip, tmp_path):
-    clean, clean_summary = run_file(model, bframe_clip)
-    assert sorted(clean) == list(range(FRAMES)) and clean_summary["drops"] == {}
+@pytest.fixture(scope="module")
+def clean(model, bframe_clip) -> dict[int, float]:
+    """The clean clip's results: index -> pts."""
+    results, summary = run_file(model, bframe_clip)
+    assert sorted(results) == list(range(FRAMES)) and summary["drops"] == {}
+    return results
+
+
+def test_a_corrupt_packet_is_a_drop_at_its_own_index(model, bframe_clip, clean, tmp_path):
     bad = tmp_path / "bad.mp4"
-    position = corrupt_packet(bframe_clip, bad, 20)
+    position = index_at(clean, corrupt_packet(bframe_clip, bad, 20))
     got, summary = run_file(model, bad)
     missing = set(clean) - set(got)
     assert position in missing, f"frame {position} (the corrupt packet's) is the one lost"
@@ -79,18 +112,29 @@ def test_a_corrupt_packet_is_a_drop_at_its_own_index(model, bframe_clip, tmp_pat
     assert summary["errors"] == []
 
 
-def test_seeking_keeps_absolute_indices(model, bframe_clip, tmp_path):
-    clean, _ = run_file(model, bframe_clip)
+def test_seeking_keeps_absolute_indices(model, bframe_clip, clean, tmp_path):
     got, summary = run_file(model, bframe_clip, start_seconds=1.0)
     assert sorted(got) == list(range(FPS, FRAMES)), "from the frame at 1.0 s to the last"
     assert all(got[i] == pytest.approx(clean[i]) for i in got)
     assert summary["streams"]["s"]["frames_expected"] == FRAMES - FPS and summary["errors"] == []
     bad = tmp_path / "bad.mp4"
-    position = corrupt_packet(bframe_clip, bad, 37)
+    position = index_at(clean, corrupt_packet(bframe_clip, bad, 37))
     assert position >= FPS
     got, summary = run_file(model, bad, start_seconds=1.0)
     assert position not in got and all(got[i] == pytest.approx(clean[i]) for i in got)
     assert summary["drops"].get("decode_error") == FRAMES - FPS - len(got)
+
+
+def test_variable_rate_positions_follow_presentation_order(model, vfr_clip, tmp_path):
+    clean, _ = run_file(model, vfr_clip)
+    assert sorted(clean) == list(range(24)), "positions, not pts × rate (which would skip)"
+    bad = tmp_path / "bad.mp4"
+    position = index_at(clean, corrupt_packet(vfr_clip, bad, 13))
+    got, summary = run_file(model, bad)
+    missing = set(clean) - set(got)
+    assert position in missing and all(got[i] == pytest.approx(clean[i]) for i in got)
+    assert summary["drops"].get("decode_error") == len(missing)
+    assert summary["streams"]["s"]["truncated"] is False and summary["errors"] == []
 
 
 def _info(mode: str, start: float | None = None) -> StreamInfo:
