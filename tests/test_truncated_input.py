@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.options import StreamOptions
+
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 120
 
@@ -96,3 +98,26 @@ def test_a_run_stopped_early_is_not_a_truncated_file(faststart_clip, model):
     stream = pipeline.summary()["streams"]["cam0"]
     assert stream["results"] < FRAMES and "truncated" not in stream, "not judged: the run was stopped"
     assert pipeline.problems == []
+
+
+@pytest.mark.parametrize("fmt", ["matroska", "mpegts"])
+def test_containers_without_a_frame_count_are_not_flagged(faststart_clip, model, tmp_path, fmt):
+    """Matroska and MPEG-TS give no frame count: the expectation is duration × rate."""
+    import av
+
+    from pipeline import Pipeline
+    from sources.config import FileSourceConfig
+    from sources.file import VideoFileSource
+    from tests.test_file_pacing import remux
+
+    out = tmp_path / f"clip.{fmt}"
+    remux(faststart_clip, out, fmt)
+    with av.open(str(out)) as container:
+        assert not container.streams.video[0].frames, "no count in the container"
+    pipeline = Pipeline([VideoFileSource("cam0", FileSourceConfig(path=out))], model,
+                        streams={"cam0": StreamOptions(max_fps=5)})
+    with pipeline:
+        results = list(pipeline)
+    stream = pipeline.summary()["streams"]["cam0"]
+    assert len(results) == 20 and stream["drops"] == {"max_fps": FRAMES - 20}
+    assert stream["frames_expected"] == FRAMES and stream["truncated"] is False and pipeline.problems == []
