@@ -100,7 +100,7 @@ class Message:
         h, w = r.require_image_hw()
         return Result(self.stream, r.frame, r.pts, r.captured_at, w, h, r.model, self.detections, timings=dict(r.timings),
                       latency_ms=r.latency_ms, drops=dict(r.drops), inferred=r.inferred, gap=r.gap,
-                      stream_state=r.stream_state, image=self.image)
+                      stream_state=r.stream_state, image=self.image, source_path=r.source_path)
 
 
 def detections_from_record(rec: dict[str, Any] | ResultRecord) -> Detections:

@@ -69,8 +69,11 @@ class Source:
         """Frames the input holds, where it says (files, folders); None for live inputs."""
         return None
 
-    def make_packet(self, data: Any, pts: float | None, keyframe: bool = True, gap: bool = False) -> Packet:
-        """The next packet of this stream (indices count up from 0)."""
-        packet = Packet(self.stream_id, self._index, pts, time.time(), data, keyframe, gap)
-        self._index += 1
+    def make_packet(self, data: Any, pts: float | None, keyframe: bool = True, gap: bool = False,
+                    index: int | None = None, source_path: str | None = None) -> Packet:
+        """The next packet of this stream: indices count up from 0, or from ``index`` (a
+        position in the source, for sources that skip one they could not read)."""
+        index = self._index if index is None else index
+        packet = Packet(self.stream_id, index, pts, time.time(), data, keyframe, gap, source_path)
+        self._index = index + 1
         return packet

@@ -4,7 +4,12 @@ Video packets are decoded by a PyAV codec context opened from the source's
 :class:`StreamInfo` with ``thread_type = "AUTO"`` (frame threading: about 1.7× faster on
 two cores, and older PyAV deadlocks on HEVC with the default slice threading). Image
 packets are decoded with OpenCV; raw packets (the synthetic world) pass through. A corrupt
-packet or image is counted as a ``decode_error`` drop, logged, and skipped.
+packet or image is counted as a ``decode_error`` drop, logged, and skipped; it never
+shifts the indices of the frames after it. A frame's index is its position in the
+source: the packet's for images and raw frames, and for video what
+:class:`~sources.positions.FramePositions` finds (from the pts in constant-rate files).
+A file whose frames end clearly short of what its container announced (a truncated
+download) is reported: a warning, the stream's ``truncated`` summary field and a problem.
 
 Hardware decoding (``hwaccel: cuda`` on a stream: NVDEC) is asked of FFmpeg through PyAV;
 frames come back in host memory. Where the device cannot be opened (no GPU, no driver,
@@ -29,6 +34,7 @@ from pipeline.core.options import StreamOptions
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
+from sources.positions import FramePositions
 
 log = logging.getLogger("vidpipe.decoder")
 
@@ -50,7 +56,7 @@ class Decoder(Stage):
         self.sid = stream_id  # the Stage's stream_id is optional; a decoder's never is
         self._codec: Any = None  # av's VideoCodecContext (its typing stubs lack decode())
         self._info: StreamInfo | None = None
-        self._index = 0
+        self._positions = FramePositions()
         self._arrivals: dict[int, tuple[float, float | None]] = {}  # raw packet pts -> (captured_at, pts in s)
         self._gap_pending = False  # a packet marked gap came: the next frame out carries it
         self._next_keep: float | None = None  # max_fps: pts (or index) of the next frame to keep
@@ -78,6 +84,7 @@ class Decoder(Stage):
         self._info = info
         self._codec = None
         self._arrivals.clear()  # pts restart with a new session
+        self._positions.reset(info)
         if info.codec in (None, "image"):
             self.stream_stats.decoder = "raw" if info.codec is None else "image (OpenCV)"
             return
@@ -98,6 +105,8 @@ class Decoder(Stage):
                 self._codec = None  # the next session brings its own StreamInfo
             elif isinstance(item, EndOfStream):
                 self._flush()
+                if item.reason == "eos":
+                    self._check_complete()
                 self.put(self.out, item)
                 return
             else:
@@ -121,13 +130,13 @@ class Decoder(Stage):
         self.stream_stats.drop("max_fps")
         return False
 
-    def _emit(self, image: np.ndarray, pts: float | None, captured_at: float, gap: bool, t0: float) -> None:
+    def _emit(self, image: np.ndarray, index: int, pts: float | None, captured_at: float, gap: bool, t0: float,
+              source_path: str | None = None) -> None:
         gap = gap or self._gap_pending
         self._gap_pending = False
         now = time.perf_counter()
-        frame = Frame(self.sid, self._index, pts, captured_at, image, decoded_at=now,
-                      timings={"decode": (now - t0) * 1e3}, gap=gap)
-        self._index += 1
+        frame = Frame(self.sid, index, pts, captured_at, image, decoded_at=now,
+                      timings={"decode": (now - t0) * 1e3}, gap=gap, source_path=source_path)
         self.items += 1
         self.stream_stats.frames += 1
         self.put(self.out, frame)  # a frame the ring drops is counted by the ring's on_drop, once
@@ -139,7 +148,7 @@ class Decoder(Stage):
             self._gap_pending = True
         if isinstance(data, np.ndarray):
             if self._keep(packet.pts):
-                self._emit(data, packet.pts, packet.captured_at, packet.gap, t0)
+                self._emit(data, packet.index, packet.pts, packet.captured_at, packet.gap, t0, packet.source_path)
             return
         if isinstance(data, (bytes, bytearray, memoryview)):
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -147,17 +156,19 @@ class Decoder(Stage):
                 self._decode_error(packet, "not a decodable image")
                 return
             if self._keep(packet.pts):
-                self._emit(image, packet.pts, packet.captured_at, packet.gap, t0)
+                self._emit(image, packet.index, packet.pts, packet.captured_at, packet.gap, t0, packet.source_path)
             return
         if self._codec is None:
             self._decode_error(packet, "no codec opened (no StreamInfo before the first packet)")
             return
         if data.pts is not None:
             self._arrivals[data.pts] = (packet.captured_at, packet.pts)
+        self._positions.fed(data.pts, packet.pts)
         try:
             frames = self._codec.decode(data)
         except av.error.FFmpegError as exc:
-            self._decode_error(packet, str(exc))
+            # Where positions are tracked, the frame that never comes is counted at its position.
+            self._decode_error(packet, str(exc), counted=self._positions.mode == "count" or data.pts is None)
             return
         self._emit_av(frames, t0)
 
@@ -169,8 +180,12 @@ class Decoder(Stage):
                 captured_at, pts = arrival
             else:
                 captured_at, pts = time.time(), (float(f.pts * tb) if (f.pts is not None and tb is not None) else None)
-            if self._keep(pts):
-                self._emit(f.to_ndarray(format="bgr24"), pts, captured_at, False, t0)
+            keep = self._keep(pts)
+            if keep or self._positions.mode != "count":  # live: only kept frames are numbered
+                index, missing = self._positions.place(f.pts, pts)
+                self._lost(missing, f"before frame {index}")
+            if keep:
+                self._emit(f.to_ndarray(format="bgr24"), index, pts, captured_at, False, t0)
             t0 = time.perf_counter()
         if len(self._arrivals) > ARRIVALS_MAX:
             for k in sorted(self._arrivals)[:-ARRIVALS_KEPT]:
@@ -184,11 +199,35 @@ class Decoder(Stage):
             frames = self._codec.decode(None)
         except av.error.FFmpegError as exc:
             log.warning("stream %s: flushing the decoder failed: %s", self.stream_id, exc)
-            return
+            frames = []
         self._emit_av(frames, t0)
+        self._lost(self._positions.finish(), "at the end")
 
-    def _decode_error(self, packet: Packet, why: str) -> None:
-        self.stream_stats.drop("decode_error")
+    def _lost(self, missing: int, where: str) -> None:
+        """Frames whose packets went in but never came out: counted where they were."""
+        if not missing:
+            return
+        self.stream_stats.drop("decode_error", missing)
+        if self._errors_logged < ERRORS_LOGGED:
+            log.warning("stream %s: %d frame(s) %s not decoded (corrupt data)", self.stream_id, missing, where)
+        self._errors_logged += 1
+
+    def _check_complete(self) -> None:
+        """A file that ended clearly short of the frames its container announced."""
+        expected = self._info.frames if self._info is not None else None
+        self.stream_stats.frames_expected = self._positions.expected_in_range(expected)
+        short = self._positions.shortfall(expected)
+        if short is None:
+            return
+        read, want = short
+        self.stream_stats.truncated = True
+        problem = f"stream {self.stream_id}: input ended early: {read} of {want} frames (truncated file?)"
+        self.stream_stats.problems.append(problem)
+        log.warning("%s", problem)
+
+    def _decode_error(self, packet: Packet, why: str, counted: bool = True) -> None:
+        if counted:
+            self.stream_stats.drop("decode_error")
         if self._errors_logged < ERRORS_LOGGED:
             log.warning("stream %s: packet %d not decoded: %s", self.stream_id, packet.index, why)
         self._errors_logged += 1

@@ -56,6 +56,31 @@ def stream_info(stream_id: str, stream, live: bool = False) -> StreamInfo:
     )
 
 
+def _constant_rate(stream) -> bool:
+    """Whether the container says the stream has a constant frame rate (its average rate
+    is its base rate), so a frame's position follows from its pts."""
+    avg, base = stream.average_rate, stream.base_rate
+    return bool(avg and base) and abs(float(avg) - float(base)) <= 1e-3 * float(base)
+
+
+def _duration_s(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration and container.duration > 0 else None
+
+
+def _positions(stream, container, info: StreamInfo) -> StreamInfo:
+    """``info`` with how frames are numbered (positions from the pts where the rate is
+    constant) and the frames the file holds (its count, else duration × rate)."""
+    first = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else None
+    cfr = _constant_rate(stream) and first is not None and bool(info.fps)
+    frames: int | None = int(stream.frames) if stream.frames else None
+    duration = _duration_s(container, stream)
+    if frames is None and duration and info.fps:
+        frames = round(duration * info.fps)
+    return replace(info, frame_positions="pts" if cfr else "order", first_pts=first or 0.0, frames=frames)
+
+
 class VideoFileSource(Source):
     """Reads packets of a video file: as fast as the pipeline takes them, or with
     ``realtime`` at the file's own frame rate (a stand-in for a camera: live rings and
@@ -75,18 +100,32 @@ class VideoFileSource(Source):
         return f"file {self.path}"
 
     def expected_frames(self) -> int | None:
-        if self.config.loop or self._stream is None or not self._stream.frames:
+        if self.config.loop or self.info is None:
             return None
-        return int(self._stream.frames)
+        return self.info.frames
 
     def open(self) -> None:
         if self._container is None:
             container, stream = open_video(self.path)
             self._container, self._stream = container, stream
-            self.info = stream_info(self.stream_id, stream)
+            self.info = _positions(stream, container, stream_info(self.stream_id, stream))
+            if self.config.loop:
+                self.info = replace(self.info, frames=None)  # no end to fall short of
             if stream.frames == 0 and (container.duration or 0) <= 0 and not self.info.width:
                 raise SourceError(f"video {self.path} holds no frames")
+            self._check_start(container, stream)
         super().open()
+
+    def _check_start(self, container, stream) -> None:
+        """A start past the last frame would read nothing: say so now."""
+        start, duration = self.config.start_seconds, _duration_s(container, stream)
+        if not start or duration is None or self.info is None:
+            return
+        last = self.info.first_pts + duration - (1 / self.info.fps if self.info.fps else 0.0)
+        if start > last + 1e-3:  # no frame at or after the start
+            self.close()
+            raise SourceError(f"stream {self.stream_id}: start_seconds {start:g} is past the end of {self.path} "
+                              f"({duration:.2f} s long, last frame at {last:.2f} s)")
 
     def packets(self) -> Iterator[Packet | StreamInfo | Discontinuity]:
         assert self._container is not None and self.info is not None
@@ -117,7 +156,8 @@ class VideoFileSource(Source):
             if not self.config.loop or self.stopping:
                 return
             frame_s = 1 / self.info.fps if self.info.fps else 0.0
-            offset = last_pts + frame_s - (self.config.start_seconds or 0.0)
+            # The next loop's first frame follows this one's last (its positions too).
+            offset = last_pts + frame_s - (self.config.start_seconds or self.info.first_pts)
             # A new StreamInfo object: the decoder may still hold the previous one.
             info = replace(self.info, start_pts=(self.config.start_seconds + offset) if self.config.start_seconds else None)
             yield Discontinuity(self.stream_id, "loop")

@@ -1,7 +1,9 @@
 """Image folder source: every image file of a folder, in sorted order, as a stream.
 
 The source only reads file bytes; the Decoder stage decodes them (OpenCV, GIL released),
-so reading and decoding overlap as for video.
+so reading and decoding overlap as for video. Each packet's index is the file's position
+in the sorted list and carries its path (``source_path`` on every result), so a file that
+cannot be read or decoded is a counted drop at its own index, never a shift.
 
 Example:
     >>> source = ImageFolderSource("shelf", ImagesSourceConfig(path="photos/"))   # doctest: +SKIP
@@ -56,4 +58,4 @@ class ImageFolderSource(Source):
                 self.stats.drop("unreadable")
                 continue
             pts = i / self.config.fps if self.config.fps else None
-            yield self.make_packet(data, pts)
+            yield self.make_packet(data, pts, index=i, source_path=str(f))

@@ -54,6 +54,8 @@ class SourceStage(Stage):
                     self._put_live(item)
                     continue
             self.put(self.out, item)
+        if self.stopping:  # also when the source ended its own iteration on the stop (a paced file)
+            reason = "stopped"
         if stats.state != "failed":
             stats.set_state("ended")
         self.put(self.out, EndOfStream(src.stream_id, reason))

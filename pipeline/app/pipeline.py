@@ -234,6 +234,7 @@ class Pipeline:
         self.abort()  # everything downstream is done; release any producer still blocked
         stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
         self.metrics.close()
+        self.problems.extend(p for st in self.streams.values() for p in st.problems)  # e.g. a truncated input
         while (msg := self.bus.poll(0)) is not None:
             if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
                 self.errors.append(msg.error)

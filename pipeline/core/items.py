@@ -15,18 +15,20 @@ class Packet:
     sources that produce pixels (image folders, the synthetic world)."""
 
     stream_id: str
-    index: int  # per stream, monotonic
+    index: int  # per stream, monotonic; for image and raw packets the frame's position in the source
     pts: float | None  # seconds
     captured_at: float  # wall clock (time.time()) when it arrived
     data: Any  # av.Packet, or np.ndarray (H, W, 3) uint8 BGR for raw sources
     keyframe: bool = True
     gap: bool = False  # first packet after a reconnect or a skipped stretch
+    source_path: str | None = None  # the file it came from (image folders)
     is_control = False
 
 
 @dataclass
 class Frame:
-    """A decoded frame: ``image`` is H×W×3 uint8 BGR."""
+    """A decoded frame: ``image`` is H×W×3 uint8 BGR. ``index`` is the frame's position in
+    its source (a frame lost before it never shifts it; see :mod:`sources.positions`)."""
 
     stream_id: str
     index: int
@@ -36,6 +38,7 @@ class Frame:
     decoded_at: float = 0.0  # time.perf_counter() when decoding finished
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage so far
     gap: bool = False
+    source_path: str | None = None  # the file it came from (image folders)
     is_control = False
 
     @property
@@ -72,6 +75,12 @@ class StreamInfo:
     extradata: bytes | None = None
     live: bool = False
     start_pts: float | None = None  # frames before this (after a seek) are decoded, not emitted
+    # How the decoder numbers frames (sources.positions): "pts" (constant-rate files: the
+    # position from the pts, first_pts being frame 0's), "order" (other files: presentation
+    # order of the packets) or "count" (live: frames as they come).
+    frame_positions: str = "count"
+    first_pts: float = 0.0
+    frames: int | None = None  # frames the input holds (files), to tell a truncated one
     is_control = True
 
 

@@ -21,6 +21,9 @@ class StreamStats:
     error: str | None = None
     decoder: str | None = None  # what decodes the stream, e.g. "h264 (software)", "hevc (cuda)"
     drops: Counter[str] = field(default_factory=Counter)
+    frames_expected: int | None = None  # frames the input held in the range read (files)
+    truncated: bool = False  # the input ended clearly short of frames_expected
+    problems: list[str] = field(default_factory=list)  # one line each: what left the stream incomplete
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def drop(self, reason: str, n: int = 1) -> None:
@@ -43,6 +46,9 @@ class StreamStats:
             "detections": self.detections,
             "drops": self.drops_snapshot(),
         }
+        if self.frames_expected is not None:
+            out["frames_expected"] = self.frames_expected
+            out["truncated"] = self.truncated
         if self.decoder:
             out["decoder"] = self.decoder
         if self.reconnects:

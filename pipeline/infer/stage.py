@@ -117,7 +117,7 @@ class InferenceStage(Stage):
         timings["queue"] = (time.perf_counter() - f.decoded_at) * 1e3
         return Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, self.model.name,
                       Detections.empty((f.height, f.width), class_names=self.model.class_names), timings,
-                      inferred=False, gap=f.gap, image=f.image)
+                      inferred=False, gap=f.gap, image=f.image, source_path=f.source_path)
 
     def _infer(self, frames: list[Frame], t0: float) -> dict[int, Result]:
         model = self.model
@@ -136,6 +136,6 @@ class InferenceStage(Stage):
             timings["inference"] = (t2 - t1) * 1e3
             timings["postprocess"] = (time.perf_counter() - tp) * 1e3
             results[id(f)] = Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, model.name,
-                                    dets, timings, gap=f.gap, image=f.image)
+                                    dets, timings, gap=f.gap, image=f.image, source_path=f.source_path)
             self.items += 1
         return results

@@ -34,6 +34,7 @@ class Result:
     gap: bool = False  # first result after a reconnect or skipped stretch
     stream_state: str = "streaming"  # the source's state when the result left the pipeline
     image: np.ndarray | None = None  # the frame (BGR), for annotating sinks
+    source_path: str | None = None  # the file the frame came from (image folders)
     is_control = False
 
     def to_supervision(self, masks: bool = True):

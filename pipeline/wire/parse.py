@@ -116,6 +116,7 @@ class ResultRecord:
     seq: int | None = None
     stream_seq: int | None = None
     publisher: str | None = None
+    source_path: str | None = None  # optional (images): records without it still parse
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -400,6 +401,7 @@ def parse_record(obj: object) -> ResultRecord:
         seq=_nullable(rec, "seq", "", _integer),
         stream_seq=_nullable(rec, "stream_seq", "", _integer),
         publisher=_nullable(rec, "publisher", "", _string),
+        source_path=_nullable(rec, "source_path", "", _string),
         raw=rec,
     )
 

@@ -105,3 +105,8 @@ class ResultView(Protocol):
 
     @property
     def stream_state(self) -> str: ...
+
+    @property
+    def source_path(self) -> str | None:
+        """The file the frame came from (image folders); None for video."""
+        ...

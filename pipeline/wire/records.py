@@ -61,7 +61,7 @@ def _envelope(result: ResultView) -> dict[str, Any]:
 def to_record(result: ResultView, mask_format: str = "rle", polygon_precision: float = 1.0, seq: int | None = None,
               format: str = "vidpipe") -> dict[str, Any]:
     """The JSON object of a result. Every format keeps the ``vidpipe.result/1`` envelope
-    (stream, frame, timings, ...); ``format`` picks the detections' layout: ``vidpipe``
+    (stream, frame, timings, ..., ``source_path`` for images); ``format`` picks the detections' layout: ``vidpipe``
     (``detections``), ``roboflow`` (``image`` + ``predictions``) or ``instill``
     (``objects``). ``seq`` is added on the wire."""
     if format not in FORMATS:
@@ -84,6 +84,8 @@ def to_record(result: ResultView, mask_format: str = "rle", polygon_precision: f
     rec["stream_state"] = result.stream_state
     if result.gap:
         rec["gap"] = True
+    if result.source_path is not None:  # optional: older readers ignore it
+        rec["source_path"] = result.source_path
     if seq is not None:
         rec["seq"] = seq
     return rec
