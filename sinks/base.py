@@ -44,6 +44,8 @@ class Sink:
     name = "sink"
     lossless = True
     config: Any = None  # the sink's validated options (a ``SinkConfig`` member), when built from them
+    dropped = 0  # results given up without a failure (e.g. a PUSH send no consumer took in time)
+    drop_reason = ""  # why, for the run's problems line
 
     @property
     def fail_fast(self) -> bool:
@@ -84,6 +86,8 @@ class SinkStage(Stage):
     def run(self) -> None:
         open_streams = set(self.streams)
         while open_streams:
+            if self.stopping:  # an abort: what is left in the ring is counted by the owner, not written
+                raise StopStage()
             try:
                 item = self.inp.get(timeout=POLL_S)
             except RingEmpty:
@@ -118,6 +122,7 @@ class SinkStage(Stage):
     def stats(self) -> dict:
         out = super().stats()
         out["errors"] = self.errors
+        out["dropped"] = self.sink.dropped
         return out
 
     def cleanup(self) -> None:
