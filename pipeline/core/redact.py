@@ -94,12 +94,13 @@ def known_secrets() -> list[str]:
 def redact_text(text: str, *urls: str | None) -> str:
     """``text`` with every URL's user info, secret query values, the secrets of ``urls``
     and every registered secret replaced by ``***``."""
-    out = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    out = _QUERY.sub(lambda m: m.group("key") + MASK, out)
+    # Known secrets first: a pattern could cut one in two (a password with "@" and a space)
+    # and leave a piece no exact match finds any more.
     extra = [s for url in urls if url for s in secrets_of(url)]
     for secret in sorted(extra, key=len, reverse=True) + known_secrets():
-        out = out.replace(secret, MASK)
-    return out
+        text = text.replace(secret, MASK)
+    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
+    return _QUERY.sub(lambda m: m.group("key") + MASK, text)
 
 
 def redact_obj(obj: object) -> object:
