@@ -42,6 +42,7 @@ from pipeline.vision.result import Result
 from pipeline.wire.records import HEARTBEAT_TOPIC, heartbeat_record, to_record
 from sinks.base import Sink, check_config
 from sinks.config import CurveServerConfig, ZmqSinkConfig
+from sinks.curve import check_allowed_clients, load_key
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -119,13 +120,10 @@ class ZmqSink(Sink):
     def _setup_curve(self, sock: zmq.Socket, curve: CurveServerConfig) -> None:
         from zmq.auth.thread import ThreadAuthenticator
 
-        if not curve.server_secret_key.is_file():
-            raise VidpipeError(f"CURVE server secret key not found: {curve.server_secret_key}")
-        if not curve.allowed_clients.is_dir():
-            raise VidpipeError(f"CURVE needs a folder of allowed client public keys, got {curve.allowed_clients}")
-        public, secret = zmq.auth.load_certificate(str(curve.server_secret_key))
-        if secret is None:
-            raise VidpipeError(f"{curve.server_secret_key} holds no secret key")
+        public, secret = load_key(curve.server_secret_key, "CURVE server secret key", need_secret=True)
+        if check_allowed_clients(curve.allowed_clients) == 0:
+            log.warning("zmq sink %s: no client public keys (*.key) in %s: no subscriber can connect",
+                        self.endpoint, curve.allowed_clients)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(curve.allowed_clients))

@@ -194,8 +194,10 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     n = 0
     t0 = time.perf_counter()
     try:
+        # A failed handshake (wrong CURVE key, CURVE on one side only) ends it: one line, exit 2.
         with Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
-                        curve_client_secret=args.client_key, curve_server_public=args.server_key) as sub:
+                        curve_client_secret=args.client_key, curve_server_public=args.server_key,
+                        fail_on_handshake=True) as sub:
             for msg in sub.iter(args.timeout):
                 n += 1
                 cats: dict[str, int] = {}
@@ -213,7 +215,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             print(f"received {st.received} in {time.perf_counter() - t0:.1f} s; gaps {st.gaps} ({st.missed} missed), "
                   f"heartbeats {st.heartbeats}, malformed {st.malformed}, foreign {st.foreign}", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        return 130  # the shell's convention for SIGINT
     finally:
         if save:
             save.close()
