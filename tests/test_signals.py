@@ -123,3 +123,37 @@ def test_push_sink_without_consumer_stalls_nothing_and_sigterm_drains(tmp_path):
     assert s["frames"] == s["results"] + sum(s["drops"].values()), s
     assert len(run.jsonl_lines()) == s["results"]
     assert s["streams"]["cam"]["state"] == "stopped"
+
+
+def test_a_drain_that_cannot_finish_aborts_after_drain_timeout(model, caplog):
+    """A sink stuck in a write that never returns: stop() still ends run(), by an abort
+    after ``drain_timeout_s``, and what the stuck sink never wrote is counted."""
+    from pipeline import Pipeline
+    from sinks.callback import CallbackSink
+    from sources.config import SyntheticSourceConfig
+    from sources.synthetic import SyntheticSource
+
+    writing, release = threading.Event(), threading.Event()
+
+    def stuck(_result) -> None:
+        writing.set()
+        release.wait(120)
+
+    source = SyntheticSource("cam", SyntheticSourceConfig(frames=None, width=160, height=96))
+    pipeline = Pipeline([source], model, [CallbackSink(stuck)])
+    pipeline.drain_timeout_s = 0.5
+    box: dict = {}
+    runner = threading.Thread(target=lambda: box.update(summary=pipeline.run(handle_signals=False)))
+    runner.start()
+    try:
+        assert writing.wait(120), "the sink got a result"
+        pipeline.stop()
+        runner.join(120)
+        assert not runner.is_alive(), "run() returned although the sink never did"
+    finally:
+        release.set()
+        runner.join(30)
+    s = box["summary"]
+    assert any("graceful stop took over" in r.getMessage() for r in caplog.records)
+    assert s["streams"]["cam"]["state"] == "stopped"
+    assert any(re.fullmatch(r"sink callback:stuck: [1-9]\d* results not written \(aborted\)", e) for e in s["errors"]), s

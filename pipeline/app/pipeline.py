@@ -113,6 +113,7 @@ class Pipeline:
         self._drain_deadline: float | None = None
         self._ended_before_stop: set[str] = set()
         self._aborted = False
+        self._abort_deadline: float | None = None
         self._t_start = 0.0
         self._t_end = 0.0
 
@@ -211,6 +212,8 @@ class Pipeline:
         if not self._stop_requested:
             self._ended_before_stop = {sid for sid, st in self.streams.items() if st.state in ("ended", "failed")}
         self._aborted = True
+        if self._abort_deadline is None:
+            self._abort_deadline = time.monotonic() + JOIN_TIMEOUT_S
         self._close_all()
 
     def _close_all(self) -> None:
@@ -266,9 +269,14 @@ class Pipeline:
         log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
 
     def _supervise_until_done(self) -> None:
-        """Read the bus until the last stage has finished."""
+        """Read the bus until the last stage has finished. A stop is bounded by
+        ``drain_timeout_s`` (then it aborts), an abort by JOIN_TIMEOUT_S (a stage stuck in a
+        call that never returns is left behind, and named by ``_finish``)."""
         while not self._done():
-            if self._drain_deadline is not None and not self._aborted and time.monotonic() > self._drain_deadline:
+            now = time.monotonic()
+            if self._abort_deadline is not None and now > self._abort_deadline:
+                return
+            if self._drain_deadline is not None and not self._aborted and now > self._drain_deadline:
                 log.error("the graceful stop took over %.0f s: aborting", self.drain_timeout_s)
                 self.abort()
             msg = self.bus.poll(0.05)
