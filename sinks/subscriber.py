@@ -194,7 +194,8 @@ class Subscriber:
                  curve_server_public: str | Path | None = None, rcvbuf: int | None = None,
                  fail_on_handshake: bool | None = None) -> None:
         """``fail_on_handshake``: raise :class:`HandshakeError` when the handshake fails
-        (default: when CURVE keys are given); else count it and log it once."""
+        (default: with CURVE keys, when connecting: a bound subscriber has other peers);
+        else count it and log it once."""
         if mode not in ("sub", "pull"):
             raise ValueError(f"subscriber mode must be sub or pull, got {mode!r}")
         self.url, self.mode, self.strict = url, mode, strict
@@ -209,7 +210,8 @@ class Subscriber:
         self._configure(self._sock, hwm, rcvbuf)
         if keys is not None:
             self._sock.curve_publickey, self._sock.curve_secretkey, self._sock.curve_serverkey = keys
-        self.handshake = HandshakeMonitor(self._sock, url, curve, curve if fail_on_handshake is None else fail_on_handshake)
+        fail = curve and not bind if fail_on_handshake is None else fail_on_handshake
+        self.handshake = HandshakeMonitor(self._sock, url, curve, fail)
         self._poller = zmq.Poller()
         for sock in (self._sock, self.handshake.socket):
             self._poller.register(sock, zmq.POLLIN)

@@ -24,7 +24,6 @@ counts what it lost (see :mod:`pipeline.app.shutdown`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -35,7 +34,7 @@ from typing import Any
 from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
 from pipeline.app.outputs import check_outputs
-from pipeline.app.shutdown import DRAIN_TIMEOUT_S, count_aborted, mark_stopped, signal_handlers, sink_drop_problems
+from pipeline.app.shutdown import DRAIN_TIMEOUT_S, count_aborted, ended_streams, mark_stopped, signal_handlers, sink_drop_problems
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import StreamOptions
@@ -111,7 +110,7 @@ class Pipeline:
         self.stopped_by: int | None = None  # the signal that stopped run() (vidpipe exits 128 + it)
         self.drain_timeout_s = DRAIN_TIMEOUT_S
         self._drain_deadline: float | None = None
-        self._ended_before_stop: set[str] = set()
+        self._ended_before_stop: set[str] | None = None  # set by the first stop() or abort()
         self._aborted = False
         self._abort_deadline: float | None = None
         self._t_start = 0.0
@@ -199,8 +198,9 @@ class Pipeline:
     def stop(self) -> None:
         """Graceful: sources stop reading; what is in flight finishes; sinks flush. Streams
         not ended by then end ``stopped``; ``run()`` aborts if this takes ``drain_timeout_s``."""
+        if self._ended_before_stop is None:
+            self._ended_before_stop = ended_streams(self)
         if self._stop_requested == 0:
-            self._ended_before_stop = {sid for sid, st in self.streams.items() if st.state in ("ended", "failed")}
             self._drain_deadline = time.monotonic() + self.drain_timeout_s
         self._stop_requested += 1
         for src in self.sources:
@@ -209,8 +209,8 @@ class Pipeline:
     def abort(self) -> None:
         """Stop every stage now and wake every waiter; what was in flight is counted as
         dropped (``aborted``) and reported in ``problems`` when the run finishes."""
-        if not self._stop_requested:
-            self._ended_before_stop = {sid for sid, st in self.streams.items() if st.state in ("ended", "failed")}
+        if self._ended_before_stop is None:
+            self._ended_before_stop = ended_streams(self)
         self._aborted = True
         if self._abort_deadline is None:
             self._abort_deadline = time.monotonic() + JOIN_TIMEOUT_S
@@ -256,7 +256,7 @@ class Pipeline:
         stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
         if self._aborted:
             count_aborted(self)
-        if self._aborted or self._stop_requested:
+        if self._ended_before_stop is not None:
             mark_stopped(self, self._ended_before_stop)
         self.problems.extend(sink_drop_problems(self))
         self.metrics.close()
@@ -277,7 +277,7 @@ class Pipeline:
             if self._abort_deadline is not None and now > self._abort_deadline:
                 return
             if self._drain_deadline is not None and not self._aborted and now > self._drain_deadline:
-                log.error("the graceful stop took over %.0f s: aborting", self.drain_timeout_s)
+                log.error("the graceful stop took over %g s: aborting", self.drain_timeout_s)
                 self.abort()
             msg = self.bus.poll(0.05)
             if msg is not None:
@@ -285,7 +285,7 @@ class Pipeline:
 
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end of every stream; returns the summary, raises the first error."""
-        with self._signal_handlers(handle_signals):
+        with signal_handlers(self, handle_signals):
             if not self._started:
                 self.start()
             try:
@@ -331,9 +331,6 @@ class Pipeline:
         if self._started and not self._finished:
             self.stop()
             self._finish()
-
-    def _signal_handlers(self, enabled: bool) -> contextlib.AbstractContextManager[None]:
-        return signal_handlers(self, enabled)
 
     # -- reporting ------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

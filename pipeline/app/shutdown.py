@@ -101,6 +101,11 @@ def sink_drop_problems(pipeline: Pipeline) -> list[str]:
             for st in pipeline.sink_stages if st.sink.dropped]
 
 
+def ended_streams(pipeline: Pipeline) -> set[str]:
+    """Streams that have ended by themselves (or failed) so far: a stop does not rename them."""
+    return {sid for sid, stats in pipeline.streams.items() if stats.state in END_STATES}
+
+
 def mark_stopped(pipeline: Pipeline, ended_before: set[str]) -> None:
     """Streams that a stop or an abort ended (not their own end, not a failure): ``stopped``."""
     for sid, stats in pipeline.streams.items():
