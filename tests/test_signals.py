@@ -15,12 +15,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-# An endless synthetic camera (not paced: the rings stay full) and small rings, so a sink
-# that stalls would stall everything within a few results.
+# An endless synthetic camera (not paced: the rings stay full). Small rings after the
+# decoder, so a sink that stalls would stall everything within a few results; a long
+# packet ring, so a drain takes seconds and the second signal comes well before its end.
 CONFIG = """streams: [{{id: cam, source: {{type: synthetic, frames: null, width: 320, height: 180, seed: 3}}}}]
 model: {{intra_op_threads: 1}}
-rings: {{packets: 16, frames: 2, results: 4, sink: 4}}
+rings: {{packets: 64, frames: 2, results: 4, sink: 4}}
 sinks:
   - {{type: jsonl, path: r.jsonl}}
 {extra}"""
@@ -107,13 +110,14 @@ def test_double_sigint_aborts_counts_what_it_lost_and_exits_130(tmp_path):
         json.loads(line)  # every line whole
 
 
-def test_push_sink_without_consumer_stalls_nothing_and_sigterm_drains(tmp_path):
+@pytest.mark.parametrize("sig,exit_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_push_sink_without_consumer_stalls_nothing_and_one_signal_drains(tmp_path, sig, exit_code):
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     run = Run(tmp_path, f"  - {{type: zmq, endpoint: '{endpoint}', mode: push, send_timeout_s: 0.5}}\n")
     run.wait_for_results(40)  # ten times what the rings hold: the PUSH sink stalls nothing
-    run.proc.send_signal(signal.SIGTERM)
+    run.proc.send_signal(sig)
     code, s, err = run.finish()
-    assert code == 143, err
+    assert code == exit_code, err
     assert err.count("no consumer took a result within 0.5 s") == 1, err  # logged once
     zmq_stage = s["stages"][f"sink:zmq:{endpoint}"]
     assert zmq_stage["dropped"] == s["results"] > 40, zmq_stage
