@@ -91,12 +91,15 @@ def test_the_issue_examples():
 def test_config_errors_and_set_values_never_quote_the_secret(secret):
     def errors(password: str) -> list[str]:
         url = f"rtsp://admin:{password}@cam/x"
-        with mock.patch.object(redact, "_known", set()):
-            with pytest.raises(ConfigError) as bad_field:
-                load_config_dict({"streams": [{"id": "c", "source": {"type": "rtsp", "url": url, "max_attempts": url}}]})
-            with pytest.raises(ConfigError) as bad_set:
-                apply_overrides({}, [f"streams.0.source={{type: rtsp, url: {json.dumps(url)}"])
-        return [str(bad_field.value), str(bad_set.value)]
+        out = []
+        for source in ({"type": "rtsp", "url": url, "max_attempts": url},  # a URL echoed as a bad value
+                       {"type": "rtsp", "url": "rtsp://cam/x", "options": {"password": [password]}}):  # an option
+            with mock.patch.object(redact, "_known", set()), pytest.raises(ConfigError) as bad_field:
+                load_config_dict({"streams": [{"id": "c", "source": source}]})
+            out.append(str(bad_field.value))
+        with mock.patch.object(redact, "_known", set()), pytest.raises(ConfigError) as bad_set:
+            apply_overrides({}, [f"streams.0.source={{type: rtsp, url: {json.dumps(url)}"])
+        return [*out, str(bad_set.value)]
 
     for shown, clean in zip(errors(secret), errors("PASSWORD")):
         assert not _shown(secret, shown, clean), shown

@@ -114,15 +114,22 @@ def redact_obj(obj: object) -> object:
     return obj
 
 
-def urls_in(data: object) -> list[str]:
-    """Every string of a config (nested dicts and lists) that is a URL, to register."""
-    if isinstance(data, str):
-        return [data] if re.match(_SCHEME, data) else []
+def register_config(data: object, secret: bool = False) -> None:
+    """Register the secrets of a config (nested dicts and lists): those of every URL in it,
+    and every value under a secret key (``password: ...``, ``token: ...``, e.g. in FFmpeg
+    options), so that no error or log line echoing the config shows them."""
     if isinstance(data, dict):
-        return [u for v in data.values() for u in urls_in(v)]
-    if isinstance(data, (list, tuple)):
-        return [u for v in data for u in urls_in(v)]
-    return []
+        for key, value in data.items():
+            name = key.lower() if isinstance(key, str) else ""
+            register_config(value, secret or (name in SECRET_KEYS and name not in NAME_KEYS))
+    elif isinstance(data, (list, tuple)):
+        for value in data:
+            register_config(value, secret)
+    elif isinstance(data, str) and re.match(_SCHEME, data):
+        register_secrets([data])
+    elif secret and isinstance(data, (str, int, float)) and not isinstance(data, bool):
+        with _known_lock:
+            _known.update(s for s in (str(data), repr(data)) if len(s) >= MIN_SECRET_LEN)
 
 
 class RedactingFilter(logging.Filter):
