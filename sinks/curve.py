@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import zmq.auth
@@ -23,7 +24,7 @@ KEY_LEN = 40  # a Z85-encoded 32-byte CURVE key
 def _check(key: bytes, what: str, path: Path, part: str) -> bytes:
     try:
         ok = len(key) == KEY_LEN and len(z85.decode(key)) == 32
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, LookupError, TypeError, struct.error):  # what z85.decode raises on garbage
         ok = False
     if not ok:
         raise VidpipeError(f"{what} {path}: its {part} is not a CURVE key (40 Z85 characters)")
