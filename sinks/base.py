@@ -86,8 +86,6 @@ class SinkStage(Stage):
     def run(self) -> None:
         open_streams = set(self.streams)
         while open_streams:
-            if self.stopping:  # an abort: what is left in the ring is counted by the owner, not written
-                raise StopStage()
             try:
                 item = self.inp.get(timeout=POLL_S)
             except RingEmpty:

@@ -31,10 +31,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.app import shutdown
 from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
 from pipeline.app.outputs import check_outputs
-from pipeline.app.shutdown import DRAIN_TIMEOUT_S, count_aborted, ended_streams, mark_stopped, signal_handlers, sink_drop_problems
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import StreamOptions
@@ -108,7 +108,7 @@ class Pipeline:
         self._finished = False
         self._stop_requested = 0
         self.stopped_by: int | None = None  # the signal that stopped run() (vidpipe exits 128 + it)
-        self.drain_timeout_s = DRAIN_TIMEOUT_S
+        self.drain_timeout_s = shutdown.DRAIN_TIMEOUT_S
         self._drain_deadline: float | None = None
         self._ended_before_stop: set[str] | None = None  # set by the first stop() or abort()
         self._aborted = False
@@ -199,7 +199,7 @@ class Pipeline:
         """Graceful: sources stop reading; what is in flight finishes; sinks flush. Streams
         not ended by then end ``stopped``; ``run()`` aborts if this takes ``drain_timeout_s``."""
         if self._ended_before_stop is None:
-            self._ended_before_stop = ended_streams(self)
+            self._ended_before_stop = shutdown.ended_streams(self)
         if self._stop_requested == 0:
             self._drain_deadline = time.monotonic() + self.drain_timeout_s
         self._stop_requested += 1
@@ -210,11 +210,12 @@ class Pipeline:
         """Stop every stage now and wake every waiter; what was in flight is counted as
         dropped (``aborted``) and reported in ``problems`` when the run finishes."""
         if self._ended_before_stop is None:
-            self._ended_before_stop = ended_streams(self)
+            self._ended_before_stop = shutdown.ended_streams(self)
         self._aborted = True
         if self._abort_deadline is None:
             self._abort_deadline = time.monotonic() + JOIN_TIMEOUT_S
         self._close_all()
+        shutdown.discard_sink_rings(self)
 
     def _close_all(self) -> None:
         for stage in self.stages:
@@ -255,10 +256,10 @@ class Pipeline:
         self._close_all()  # everything downstream is done; release any producer still blocked
         stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
         if self._aborted:
-            count_aborted(self)
+            shutdown.count_aborted(self)
         if self._ended_before_stop is not None:
-            mark_stopped(self, self._ended_before_stop)
-        self.problems.extend(sink_drop_problems(self))
+            shutdown.mark_stopped(self, self._ended_before_stop)
+        self.problems.extend(shutdown.sink_drop_problems(self))
         self.metrics.close()
         while (msg := self.bus.poll(0)) is not None:
             if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
@@ -285,7 +286,7 @@ class Pipeline:
 
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end of every stream; returns the summary, raises the first error."""
-        with signal_handlers(self, handle_signals):
+        with shutdown.signal_handlers(self, handle_signals):
             if not self._started:
                 self.start()
             try:

@@ -72,6 +72,13 @@ def _drain(ring: RingBuffer) -> list[object]:
     return items
 
 
+def discard_sink_rings(pipeline: Pipeline) -> None:
+    """An abort: the sinks write nothing more (a closed ring still hands out what it holds,
+    which a graceful end wants and an abort does not); ``count_aborted`` counts it."""
+    for stage in pipeline.sink_stages:
+        _drain(stage.inp)
+
+
 def count_aborted(pipeline: Pipeline) -> None:
     """After an abort (every thread joined): count what was lost, per stream and per sink,
     into the stream counters and ``pipeline.problems``."""
