@@ -45,6 +45,8 @@ class Sink:
     name = "sink"
     lossless = True
     config: Any = None  # the sink's validated options (a ``SinkConfig`` member), when built from them
+    dropped = 0  # results given up without a failure (e.g. a PUSH send no consumer took in time)
+    drop_reason = ""  # why, for the run's problems line
 
     @property
     def fail_fast(self) -> bool:
@@ -139,6 +141,7 @@ class SinkStage(Stage):
     def stats(self) -> dict:
         out = super().stats()
         out["errors"] = self.errors
+        out["dropped"] = self.sink.dropped
         return out
 
     def problem(self) -> str | None:

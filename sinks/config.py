@@ -78,6 +78,8 @@ class ZmqSinkConfig(_SinkBase):
     hwm: int = Field(1000, ge=1, description="high-water mark (messages queued per subscriber)")
     sndbuf_bytes: int | None = Field(None, ge=1024, description="kernel send buffer; small: slow subscribers lose sooner")
     heartbeat_s: float = Field(1.0, ge=0)
+    send_timeout_s: float = Field(5.0, gt=0, description="push: a result no consumer takes within this long is "
+                                  "dropped and counted, and so is each next one until a consumer takes one again")
     curve: CurveServerConfig | None = None
 
 

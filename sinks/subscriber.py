@@ -1,6 +1,10 @@
 """A client for vidpipe's ZeroMQ results: connect, pick streams, iterate results.
 
-Gaps are found from each publisher's per-stream sequence numbers and counted. Malformed
+Gaps are found from each publisher's per-stream sequence numbers and counted. A failed
+handshake (a wrong CURVE server key, a client key the publisher does not allow, CURVE on
+one side only) is seen within a second or so (:mod:`sinks.handshake`): ``receive()``
+raises :class:`HandshakeError` when the subscriber uses CURVE (or is asked to), else it is
+counted and logged once. Malformed
 or foreign messages are counted, logged (rate-limited) and skipped, or raise
 :class:`MessageError` in strict mode; they never crash the client. Headers are checked
 by the wire layer (:func:`pipeline.wire.parse.parse_record`): one that fails is malformed.
@@ -31,7 +35,6 @@ from typing import Any
 import cv2
 import numpy as np
 import zmq
-import zmq.auth
 
 from pipeline.core.errors import VidpipeError
 from pipeline.vision import rle
@@ -40,6 +43,9 @@ from pipeline.vision.geometry import mask_boxes
 from pipeline.vision.result import Result
 from pipeline.wire.parse import Bitmask, Polygon, ResultRecord, WireError, parse_record
 from pipeline.wire.records import HEARTBEAT_TOPIC, SCHEMA, is_heartbeat
+from sinks.curve import client_keys
+from sinks.handshake import HandshakeError as HandshakeError  # raised by receive(): part of this API
+from sinks.handshake import HandshakeMonitor
 
 log = logging.getLogger("vidpipe.subscriber")
 
@@ -60,6 +66,7 @@ class SubscriberStats:
     missed: int = 0  # messages missing in those gaps
     malformed: int = 0
     foreign: int = 0
+    handshake_failures: int = 0
 
 
 @dataclass
@@ -184,7 +191,11 @@ class Subscriber:
 
     def __init__(self, url: str, streams: Sequence[str] | None = None, mode: str = "sub", bind: bool = False,
                  strict: bool = False, hwm: int = 1000, curve_client_secret: str | Path | None = None,
-                 curve_server_public: str | Path | None = None, rcvbuf: int | None = None) -> None:
+                 curve_server_public: str | Path | None = None, rcvbuf: int | None = None,
+                 fail_on_handshake: bool | None = None) -> None:
+        """``fail_on_handshake``: raise :class:`HandshakeError` when the handshake fails
+        (default: with CURVE keys, when connecting: a bound subscriber has other peers);
+        else count it and log it once."""
         if mode not in ("sub", "pull"):
             raise ValueError(f"subscriber mode must be sub or pull, got {mode!r}")
         self.url, self.mode, self.strict = url, mode, strict
@@ -192,11 +203,18 @@ class Subscriber:
         self.stats = SubscriberStats()
         self._last_seq: dict[tuple[str, str], int] = {}  # (publisher, stream) -> stream_seq
         self._logged = 0
+        curve = bool(curve_client_secret or curve_server_public)
+        keys = client_keys(curve_client_secret, curve_server_public) if curve else None  # before any socket
         self._ctx: zmq.Context | None = zmq.Context()
         self._sock: zmq.Socket | None = self._ctx.socket(zmq.SUB if mode == "sub" else zmq.PULL)
         self._configure(self._sock, hwm, rcvbuf)
-        if curve_client_secret or curve_server_public:
-            self._setup_curve(self._sock, curve_client_secret, curve_server_public)
+        if keys is not None:
+            self._sock.curve_publickey, self._sock.curve_secretkey, self._sock.curve_serverkey = keys
+        fail = curve and not bind if fail_on_handshake is None else fail_on_handshake
+        self.handshake = HandshakeMonitor(self._sock, url, curve, fail)
+        self._poller = zmq.Poller()
+        for sock in (self._sock, self.handshake.socket):
+            self._poller.register(sock, zmq.POLLIN)
         if mode == "sub":
             self._subscribe(self._sock)
         try:
@@ -212,15 +230,6 @@ class Subscriber:
             sock.setsockopt(zmq.RCVBUF, rcvbuf)
         sock.setsockopt(zmq.LINGER, 0)
 
-    @staticmethod
-    def _setup_curve(sock: zmq.Socket, client_secret: str | Path | None, server_public: str | Path | None) -> None:
-        if not (client_secret and server_public):
-            raise VidpipeError("CURVE needs both the client secret key and the server public key")
-        public, secret = zmq.auth.load_certificate(str(client_secret))
-        server_key, _ = zmq.auth.load_certificate(str(server_public))
-        sock.curve_secretkey, sock.curve_publickey = secret, public
-        sock.curve_serverkey = server_key
-
     def _subscribe(self, sock: zmq.Socket) -> None:
         for topic in (self.streams or [""]):
             sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
@@ -233,6 +242,7 @@ class Subscriber:
         self.close()
 
     def close(self) -> None:
+        self.handshake.close()
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
@@ -318,19 +328,28 @@ class Subscriber:
         self.stats.received += 1
         return Message(record.stream, header, image, gap, _record=record)
 
+    def _check_handshake(self) -> None:
+        try:
+            self.handshake.check()
+        finally:
+            self.stats.handshake_failures = self.handshake.failures
+
     def receive(self, timeout_s: float | None = None) -> Message | None:
-        """The next result, or None when ``timeout_s`` passes without one."""
+        """The next result, or None when ``timeout_s`` passes without one. Raises
+        :class:`HandshakeError` when the handshake failed (see ``fail_on_handshake``)."""
         if self._sock is None:
             raise VidpipeError(f"subscriber of {self.url} is closed")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            self._check_handshake()
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if self._sock.poll(None if remaining is None else int(remaining * 1000), zmq.POLLIN) == 0:
-                return None
-            msg = self._parse(self._sock.recv_multipart())
-            if msg is not None:
-                return msg
+            ready = dict(self._poller.poll(None if remaining is None else int(remaining * 1000)))
+            if self._sock in ready:
+                msg = self._parse(self._sock.recv_multipart())
+                if msg is not None:
+                    return msg
             if deadline is not None and time.monotonic() >= deadline:
+                self._check_handshake()
                 return None
 
     def iter(self, timeout_s: float | None = None) -> Iterator[Message]:

@@ -8,7 +8,11 @@ sequences apart). When no result comes for ``heartbeat_s`` a heartbeat
 :mod:`pipeline.wire.records`).
 
 ``pub`` (default): a slow subscriber loses messages at the high-water mark and never slows
-the pipeline. ``push``: lossless, back-pressure into the pipeline. Optional CURVE
+the pipeline. ``push``: lossless while a consumer takes the results, back-pressure into the
+pipeline; but a result no consumer takes within ``send_timeout_s`` (none connected, or one
+stuck) is dropped, counted (``dropped`` in the sink's stats, a line in the run's problems)
+and logged once, and so is each next result, at once, until a consumer takes one again:
+a PUSH sink without a consumer never stalls the other sinks or a stop. Optional CURVE
 encryption and authentication (``vidpipe keys generate DIR`` makes the certificates).
 
 Example:
@@ -38,6 +42,7 @@ from pipeline.vision.result import Result
 from pipeline.wire.records import HEARTBEAT_TOPIC, heartbeat_record, to_record
 from sinks.base import Sink, check_config
 from sinks.config import CurveServerConfig, ZmqSinkConfig
+from sinks.curve import check_allowed_clients, load_key
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -85,6 +90,8 @@ class ZmqSink(Sink):
         self._sock: zmq.Socket | None = None
         self._auth: ThreadAuthenticator | None = None
         self._last_send = time.monotonic()
+        self._no_consumer = False  # a PUSH send timed out: send without waiting until one is taken
+        self.drop_reason = f"no consumer took them within {config.send_timeout_s:g} s"
 
     def open(self) -> None:
         cfg = self.config
@@ -113,13 +120,10 @@ class ZmqSink(Sink):
     def _setup_curve(self, sock: zmq.Socket, curve: CurveServerConfig) -> None:
         from zmq.auth.thread import ThreadAuthenticator
 
-        if not curve.server_secret_key.is_file():
-            raise VidpipeError(f"CURVE server secret key not found: {curve.server_secret_key}")
-        if not curve.allowed_clients.is_dir():
-            raise VidpipeError(f"CURVE needs a folder of allowed client public keys, got {curve.allowed_clients}")
-        public, secret = zmq.auth.load_certificate(str(curve.server_secret_key))
-        if secret is None:
-            raise VidpipeError(f"{curve.server_secret_key} holds no secret key")
+        public, secret = load_key(curve.server_secret_key, "CURVE server secret key", need_secret=True)
+        if check_allowed_clients(curve.allowed_clients) == 0:
+            log.warning("zmq sink %s: no client public keys (*.key) in %s: no subscriber can connect",
+                        self.endpoint, curve.allowed_clients)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(curve.allowed_clients))
@@ -127,23 +131,42 @@ class ZmqSink(Sink):
         sock.curve_publickey = public
         sock.curve_server = True
 
-    def _send(self, parts: list[bytes]) -> None:
+    def _send(self, parts: list[bytes]) -> bool:
+        """Send one message; False when a PUSH send found no consumer in time (dropped)."""
         assert self._sock is not None
         if not self.lossless:
             self._sock.send_multipart(parts)  # PUB never blocks: at the high-water mark it drops
-        else:
-            # PUSH blocks at the high-water mark (back-pressure); wait in steps to notice a stop.
-            while True:
-                try:
-                    self._sock.send_multipart(parts, flags=zmq.NOBLOCK)
-                    break
-                except zmq.Again:
-                    if self.stop_event.is_set():
-                        raise StopStage() from None
-                    self._sock.poll(50, zmq.POLLOUT)
+        elif not self._push(parts):
+            return False
         self.sent += 1
         self.bytes_sent += sum(len(p) for p in parts)
         self._last_send = time.monotonic()
+        return True
+
+    def _push(self, parts: list[bytes]) -> bool:
+        """PUSH blocks at the high-water mark or with no peer (back-pressure): wait in steps
+        to notice an abort, at most ``send_timeout_s`` (not at all once that has run out)."""
+        assert self._sock is not None
+        deadline = time.monotonic() + (0.0 if self._no_consumer else self.config.send_timeout_s)
+        while True:
+            try:
+                self._sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                if self.stop_event.is_set():
+                    raise StopStage() from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if not self._no_consumer:
+                        log.warning("zmq sink %s: no consumer took a result within %g s: dropping results "
+                                    "(counted) until one does", self.endpoint, self.config.send_timeout_s)
+                    self._no_consumer = True
+                    return False
+                self._sock.poll(max(1, min(50, int(remaining * 1000))), zmq.POLLOUT)
+        if self._no_consumer:
+            log.warning("zmq sink %s: a consumer takes results again (%d dropped so far)", self.endpoint, self.dropped)
+            self._no_consumer = False
+        return True
 
     def write(self, result: Result) -> None:
         cfg = self.config
@@ -158,7 +181,8 @@ class ZmqSink(Sink):
             ok, jpeg = cv2.imencode(".jpg", result.image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             if ok:
                 parts.append(jpeg.tobytes())
-        self._send(parts)
+        if not self._send(parts):
+            self.dropped += 1
 
     def idle(self) -> None:
         heartbeat_s = self.config.heartbeat_s
@@ -174,7 +198,8 @@ class ZmqSink(Sink):
 
     def close(self) -> None:
         if self._sock is not None:
-            self._sock.close()
+            # After an abort (or with no consumer) queued messages are not waited for.
+            self._sock.close(0 if self.stop_event.is_set() or self._no_consumer else None)
             self._sock = None
         self._stop_auth()
         if self._ctx is not None:

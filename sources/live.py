@@ -27,7 +27,7 @@ import av
 
 from pipeline.core.errors import SourceError
 from pipeline.core.items import Discontinuity
-from pipeline.core.redact import redact_text, redact_url
+from pipeline.core.redact import redact_text, redact_url, register_secrets
 from sources.base import Source, SourceItem
 from sources.config import RtspSourceConfig, UrlSourceConfig, WebcamSourceConfig
 from sources.file import stream_info
@@ -47,6 +47,7 @@ class LiveVideoSource(Source):
         self.config = config
         self.kind = config.type
         self.url = config.device if isinstance(config, WebcamSourceConfig) else config.url
+        register_secrets([self.url])  # scrubbed from every later log line and error, in any form
         self.attempts = 0  # failed attempts in a row; a working session resets it
         self._rng = random.Random()
 

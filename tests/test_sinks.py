@@ -74,7 +74,7 @@ sinks: [{{type: video, path: "{out}"}}, {{type: jsonl, path: "{tmp_path / 'r.jso
         proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 143  # 128 + SIGTERM: the drain finished, the exit code says why it stopped
     written = len(jsonl.read_text().splitlines())
     with av.open(str(out)) as c:
         n = sum(1 for _ in c.decode(video=0))

@@ -3,7 +3,8 @@
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
 exits with code 2; a stage failure during a run, or a run that finished incomplete (the
 summary's ``errors``: a truncated input, a sink that failed frames), exits with 1 after the
-results already produced were flushed.
+results already produced were flushed. A run stopped by SIGINT or SIGTERM exits with 128 +
+the signal (130, 143), after its problems lines (what an abort lost).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from pipeline.core.errors import StageError, VidpipeError
+from pipeline.core.redact import install_filter, redact_text
 
 log = logging.getLogger("vidpipe.cli")
 
@@ -26,6 +28,13 @@ log = logging.getLogger("vidpipe.cli")
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_filter(logging.getLogger().handlers)  # no record reaches stderr with a credential in it
+    logging.getLogger("numba").setLevel(max(level, logging.INFO))  # -vv: our debug lines, not the JIT's IR dumps
+
+
+def _error(message: object) -> None:
+    """The one line a failure prints (redacted: errors may quote a URL or a config value)."""
+    print(f"vidpipe: error: {redact_text(str(message))}", file=sys.stderr)
 
 
 def status_table(pipeline, rates: dict[str, float] | None = None):
@@ -150,12 +159,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = pipeline.run()
         except StageError as exc:
             summary = pipeline.summary()
-            print(f"vidpipe: error: {exc}", file=sys.stderr)
+            _error(exc)
             code = 1
         else:
             for problem in pipeline.problems:  # the run finished, but not everything made it
-                print(f"vidpipe: error: {problem}", file=sys.stderr)
+                _error(problem)
             code = 1 if pipeline.problems else 0
+            if pipeline.stopped_by is not None:  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+                code = 128 + pipeline.stopped_by
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary, indent=2))
     if not args.quiet:
@@ -186,8 +197,11 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     n = 0
     t0 = time.perf_counter()
     try:
+        # A failed handshake with the publisher (wrong CURVE key, CURVE on one side only) ends
+        # it: one line, exit 2. Bound, it serves several peers: one bad peer is only logged.
         with Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
-                        curve_client_secret=args.client_key, curve_server_public=args.server_key) as sub:
+                        curve_client_secret=args.client_key, curve_server_public=args.server_key,
+                        fail_on_handshake=not args.bind) as sub:
             for msg in sub.iter(args.timeout):
                 n += 1
                 cats: dict[str, int] = {}
@@ -205,7 +219,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             print(f"received {st.received} in {time.perf_counter() - t0:.1f} s; gaps {st.gaps} ({st.missed} missed), "
                   f"heartbeats {st.heartbeats}, malformed {st.malformed}, foreign {st.foreign}", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        return 130  # the shell's convention for SIGINT
     finally:
         if save:
             save.close()
@@ -304,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except VidpipeError as exc:
-        print(f"vidpipe: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except KeyboardInterrupt:
         return 130

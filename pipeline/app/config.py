@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.options import Options, StreamOptions
-from pipeline.core.redact import redact_text
+from pipeline.core.redact import redact_text, register_config
 from pipeline.infer.config import BatchingConfig, ModelConfig
 from pipeline.track.config import TrackerConfig
 from sinks.config import SinkConfig
@@ -108,6 +108,7 @@ def _format_error(exc: ValidationError, origin: str) -> str:
 def load_config_dict(data: Any, origin: str = "<dict>") -> PipelineConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"config error in {origin}: expected a mapping at the top, got {type(data).__name__}")
+    register_config(data)  # before validation: its errors quote values too
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -37,7 +37,7 @@ log = logging.getLogger("vidpipe.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-STATES = ("created", "connecting", "streaming", "reconnecting", "ended", "failed")
+STATES = ("created", "connecting", "streaming", "reconnecting", "ended", "stopped", "failed")
 
 
 class LatencyWindow:

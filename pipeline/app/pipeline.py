@@ -18,26 +18,27 @@ others run on; ``run()`` raises it (a :class:`StageError` naming stage and strea
 the rest has finished. An error in a shared stage (inference, tracker, sink) stops
 everything at once and is raised. Either way every thread is stopped and joined.
 SIGINT/SIGTERM during ``run()``: the sources stop, frames in flight finish, sinks flush
-and close (a graceful drain); a second signal aborts.
+and close (a graceful drain, bounded by ``drain_timeout_s``); a second signal aborts and
+counts what it lost (see :mod:`pipeline.app.shutdown`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.app import shutdown
 from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
 from pipeline.app.outputs import check_outputs
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import StreamOptions
+from pipeline.core.redact import redact_obj
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty, RingPolicy
 from pipeline.core.stage import Bus, BusMessage, Stage
 from pipeline.core.stats import StreamStats
@@ -106,6 +107,12 @@ class Pipeline:
         self._started = False
         self._finished = False
         self._stop_requested = 0
+        self.stopped_by: int | None = None  # the signal that stopped run() (vidpipe exits 128 + it)
+        self.drain_timeout_s = shutdown.DRAIN_TIMEOUT_S
+        self._drain_deadline: float | None = None
+        self._ended_before_stop: set[str] | None = None  # set by the first stop() or abort()
+        self._aborted = False
+        self._abort_deadline: float | None = None
         self._t_start = 0.0
         self._t_end = 0.0
 
@@ -189,13 +196,28 @@ class Pipeline:
         log.info("pipeline %s started: %d stream(s), model %s", self.name, len(self.sources), self.model.name)
 
     def stop(self) -> None:
-        """Graceful: sources stop reading; what is in flight finishes; sinks flush."""
+        """Graceful: sources stop reading; what is in flight finishes; sinks flush. Streams
+        not ended by then end ``stopped``; ``run()`` aborts if this takes ``drain_timeout_s``."""
+        if self._ended_before_stop is None:
+            self._ended_before_stop = shutdown.ended_streams(self)
+        if self._stop_requested == 0:
+            self._drain_deadline = time.monotonic() + self.drain_timeout_s
         self._stop_requested += 1
         for src in self.sources:
             src.stop()
 
     def abort(self) -> None:
-        """Stop every stage now and wake every waiter."""
+        """Stop every stage now and wake every waiter; what was in flight is counted as
+        dropped (``aborted``) and reported in ``problems`` when the run finishes."""
+        if self._ended_before_stop is None:
+            self._ended_before_stop = shutdown.ended_streams(self)
+        self._aborted = True
+        if self._abort_deadline is None:
+            self._abort_deadline = time.monotonic() + JOIN_TIMEOUT_S
+        self._close_all()
+        shutdown.discard_sink_rings(self)
+
+    def _close_all(self) -> None:
         for stage in self.stages:
             stage.stop()
         for ring in self.rings:
@@ -231,8 +253,13 @@ class Pipeline:
         if self._finished:
             return
         self._finished = True
-        self.abort()  # everything downstream is done; release any producer still blocked
+        self._close_all()  # everything downstream is done; release any producer still blocked
         stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
+        if self._aborted:
+            shutdown.count_aborted(self)
+        if self._ended_before_stop is not None:
+            shutdown.mark_stopped(self, self._ended_before_stop)
+        self.problems.extend(shutdown.sink_drop_problems(self))
         self.metrics.close()
         self.problems.extend(p for st in self.streams.values() for p in st.problems)  # e.g. a truncated input
         while (msg := self.bus.poll(0)) is not None:
@@ -245,15 +272,23 @@ class Pipeline:
         log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
 
     def _supervise_until_done(self) -> None:
-        """Read the bus until the last stage has finished."""
+        """Read the bus until the last stage has finished. A stop is bounded by
+        ``drain_timeout_s`` (then it aborts), an abort by JOIN_TIMEOUT_S (a stage stuck in a
+        call that never returns is left behind, and named by ``_finish``)."""
         while not self._done():
+            now = time.monotonic()
+            if self._abort_deadline is not None and now > self._abort_deadline:
+                return
+            if self._drain_deadline is not None and not self._aborted and now > self._drain_deadline:
+                log.error("the graceful stop took over %g s: aborting", self.drain_timeout_s)
+                self.abort()
             msg = self.bus.poll(0.05)
             if msg is not None:
                 self._handle(msg)
 
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end of every stream; returns the summary, raises the first error."""
-        with self._signal_handlers(handle_signals):
+        with shutdown.signal_handlers(self, handle_signals):
             if not self._started:
                 self.start()
             try:
@@ -300,28 +335,6 @@ class Pipeline:
             self.stop()
             self._finish()
 
-    @contextlib.contextmanager
-    def _signal_handlers(self, enabled: bool):
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, _frame: object) -> None:
-            if self._stop_requested == 0:
-                log.warning("%s: stopping: sources stop, frames in flight finish (again to abort)",
-                            signal.Signals(signum).name)
-                self.stop()
-            else:
-                log.warning("%s again: aborting", signal.Signals(signum).name)
-                self.abort()
-
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
     # -- reporting ------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         end = self._t_end or time.perf_counter()
@@ -331,7 +344,7 @@ class Pipeline:
         for s in self.streams.values():
             for k, v in s.drops_snapshot().items():
                 drops[k] = drops.get(k, 0) + v
-        return {
+        return redact_obj({  # type: ignore[return-value]  # errors may quote a URL
             "pipeline": self.name,
             "model": self.model.name,
             "providers": self.model.backend.active_providers,
@@ -351,4 +364,4 @@ class Pipeline:
             "rings": {r.name: {"capacity": r.capacity, "policy": r.policy, "puts": r.stats.puts, "dropped": r.stats.dropped,
                                "max_depth": r.stats.max_depth} for r in self.rings},
             "errors": [str(e) for e in self.errors] + self.problems,
-        }
+        })

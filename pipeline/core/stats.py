@@ -16,7 +16,7 @@ class StreamStats:
     frames: int = 0
     results: int = 0
     detections: int = 0
-    state: str = "created"  # created | connecting | streaming | reconnecting | ended | failed
+    state: str = "created"  # created | connecting | streaming | reconnecting | ended | stopped | failed
     reconnects: int = 0
     error: str | None = None
     decoder: str | None = None  # what decodes the stream, e.g. "h264 (software)", "hevc (cuda)"
