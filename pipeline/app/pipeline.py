@@ -259,14 +259,15 @@ class Pipeline:
             shutdown.count_aborted(self)
         if self._ended_before_stop is not None:
             shutdown.mark_stopped(self, self._ended_before_stop)
-        self.problems.extend(shutdown.sink_drop_problems(self))
         self.metrics.close()
-        self.problems.extend(p for st in self.streams.values() for p in st.problems)  # e.g. a truncated input
         while (msg := self.bus.poll(0)) is not None:
             if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
                 self.errors.append(msg.error)
         self._t_end = time.perf_counter()
-        self.problems.extend(p for p in (st.problem() for st in self.sink_stages) if p)  # sinks that failed results
+        # What the run did not deliver: truncated inputs, results sinks failed or dropped.
+        self.problems.extend(p for st in self.streams.values() for p in st.problems)
+        self.problems.extend(shutdown.sink_drop_problems(self))
+        self.problems.extend(p for p in (st.problem() for st in self.sink_stages) if p)
         if stuck:
             log.error("threads still running after stop: %s", stuck)
         log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
