@@ -8,8 +8,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# In CI the property tests replay the same examples (a new counterexample is found by
+# local runs, then pinned as a plain test), so a red CI always means a change broke it.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -94,13 +94,28 @@ def known_secrets() -> list[str]:
 def redact_text(text: str, *urls: str | None) -> str:
     """``text`` with every URL's user info, secret query values, the secrets of ``urls``
     and every registered secret replaced by ``***``."""
-    # Known secrets first: a pattern could cut one in two (a password with "@" and a space)
-    # and leave a piece no exact match finds any more.
+    # Every net marks spans of the original text, then each run of marked characters becomes
+    # one mask: no net can hide a secret from another by rewriting the text first (a known
+    # secret "password" would otherwise turn "password=x" into "***=x" and free the value).
+    hidden = bytearray(len(text))
     extra = [s for url in urls if url for s in secrets_of(url)]
-    for secret in sorted(extra, key=len, reverse=True) + known_secrets():
-        text = text.replace(secret, MASK)
-    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    return _QUERY.sub(lambda m: m.group("key") + MASK, text)
+    for secret in {*extra, *known_secrets()}:
+        start = text.find(secret)
+        while start >= 0:
+            hidden[start:start + len(secret)] = b"\x01" * len(secret)
+            start = text.find(secret, start + 1)
+    for m in _USERINFO.finditer(text):
+        hidden[m.start("userinfo"):m.end("userinfo")] = b"\x01" * len(m.group("userinfo"))
+    for m in _QUERY.finditer(text):
+        hidden[m.start("value"):m.end("value")] = b"\x01" * len(m.group("value"))
+    if not any(hidden):
+        return text
+    out, i = [], 0
+    for run in re.finditer(b"\x01+", bytes(hidden)):
+        out += [text[i:run.start()], MASK]
+        i = run.end()
+    out.append(text[i:])
+    return "".join(out)
 
 
 def redact_obj(obj: object) -> object:
@@ -125,11 +140,11 @@ def register_config(data: object, secret: bool = False) -> None:
     elif isinstance(data, (list, tuple)):
         for value in data:
             register_config(value, secret)
-    elif isinstance(data, str) and re.match(_SCHEME, data):
-        register_secrets([data])
     elif secret and isinstance(data, (str, int, float)) and not isinstance(data, bool):
         with _known_lock:
             _known.update(s for s in (str(data), repr(data)) if len(s) >= MIN_SECRET_LEN)
+    elif isinstance(data, str) and re.match(_SCHEME, data):
+        register_secrets([data])
 
 
 class RedactingFilter(logging.Filter):
