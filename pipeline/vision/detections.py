@@ -24,14 +24,20 @@ import cv2
 import numpy as np
 
 from pipeline.vision import rle as rle_codec
+from pipeline.vision.classification import Classification
 from pipeline.vision.geometry import mask_boxes
+from pipeline.vision.semantic import SemanticSegments
 
 
 @dataclass
 class Detections:
     """Boxes ``xyxy`` (N, 4) in source-image pixels, ``confidence`` (N,), ``class_id`` (N,),
     ``tracker_id`` (N,) (-1: none) and optional ``masks``: N boolean arrays, each cropped to
-    ``mask_boxes(xyxy, image_hw)`` of its detection."""
+    ``mask_boxes(xyxy, image_hw)`` of its detection; optional ``keypoints`` (N, K, 3): x, y
+    and confidence of each keypoint in source pixels (pose models).
+
+    Frame-level answers ride along: ``classification`` (classification models; no boxes)
+    and ``semantic`` (semantic segmentation models; no boxes)."""
 
     xyxy: np.ndarray
     confidence: np.ndarray
@@ -41,6 +47,10 @@ class Detections:
     tracker_id: np.ndarray = None  # type: ignore[assignment]  # None: -1 (untracked) for every detection
     class_names: Sequence[str] = ()
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    keypoints: np.ndarray | None = None
+    keypoint_names: Sequence[str] = ()
+    classification: Classification | None = None
+    semantic: SemanticSegments | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
@@ -53,6 +63,10 @@ class Detections:
             self.tracker_id = np.asarray(self.tracker_id, np.int64).reshape(n)
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"{len(self.masks)} masks for {n} detections")
+        if self.keypoints is not None:
+            self.keypoints = np.asarray(self.keypoints, np.float32)
+            if self.keypoints.ndim != 3 or self.keypoints.shape[0] != n or self.keypoints.shape[2] != 3:
+                raise ValueError(f"keypoints of shape {self.keypoints.shape} for {n} detections: expected (N, K, 3)")
         self.image_hw = (int(self.image_hw[0]), int(self.image_hw[1]))
 
     @classmethod
@@ -71,6 +85,8 @@ class Detections:
         return Detections(
             self.xyxy[idx], self.confidence[idx], self.class_id[idx], self.image_hw, masks,
             self.tracker_id[idx], self.class_names, {k: v[idx] for k, v in self.data.items()},
+            None if self.keypoints is None else self.keypoints[idx], self.keypoint_names,
+            self.classification, self.semantic,
         )
 
     @property
