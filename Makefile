@@ -57,7 +57,7 @@ $(ORT_GPU)/.installed: | $(STAMP)
 	touch $@
 
 test: $(STAMP) system-deps $(ORT_GPU)/.installed
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=20
 
 # The benchmark suite (under 10 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.
 bench: $(STAMP) system-deps
