@@ -23,6 +23,7 @@ from pipeline.wire.parse import (
     parse_record,
     read_records,
 )
+from pipeline.wire.parse_tasks import WireClassification, WireSegment, WireSemantic
 from pipeline.wire.protocols import DetectionsView, ResultView
 from pipeline.wire.records import (
     FORMATS,
@@ -40,6 +41,7 @@ from pipeline.wire.records import (
 __all__ = [
     "DETECTIONS_KEY", "FORMATS", "HEARTBEAT_SCHEMA", "HEARTBEAT_TOPIC", "MASK_FORMATS", "SCHEMA", "Bitmask", "CocoRle",
     "DetectionsView", "MaskFormat", "MaskPayload", "OutputFormat", "Polygon", "ResultRecord", "ResultView",
-    "WireDetections", "WireError", "box_from_wire", "decode_bitmask", "encode_bitmask", "heartbeat_record",
+    "WireClassification", "WireDetections", "WireError", "WireSegment", "WireSemantic",
+    "box_from_wire", "decode_bitmask", "encode_bitmask", "heartbeat_record",
     "is_heartbeat", "parse_record", "read_records", "to_record", "wire_box",
 ]
