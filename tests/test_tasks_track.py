@@ -40,7 +40,8 @@ def test_update_returns_each_detection_with_its_own_keypoints():
     two = Detections(np.array([[10, 10, 50, 50], [200, 100, 240, 160]], np.float32), [0.9, 0.8], [0, 0], HW,
                      keypoints=np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3))
     for _ in range(3):
-        out = tracker.update(two[np.array([1, 0])])  # order changes: keypoints stay with their box
+        tracker.update(two)
+    out = tracker.update(two[np.array([1, 0])])  # the order changes: keypoints stay with their box
     assert out.tracker_id.tolist() == [2, 1]
     assert np.array_equal(out.keypoints, two.keypoints[[1, 0]])
 

@@ -62,8 +62,8 @@ def _check_pose(dets: Detections, fmt: str) -> None:
     assert dets.keypoints is not None and dets.keypoints.shape == (2, 3, 3)
     np.testing.assert_allclose(dets.keypoints, sent.keypoints, atol=0.01)
     assert tuple(dets.keypoint_names) == KP_NAMES
-    assert dets.category == ["triangle", "triangle"]
-    if fmt != "instill":
+    if fmt != "instill":  # Instill objects carry no class id nor track
+        assert dets.category == ["triangle", "triangle"]
         assert dets.tracker_id.tolist() == [3, -1]
 
 
@@ -85,7 +85,6 @@ def _check_semantic(dets: Detections, fmt: str) -> None:
     assert got.category == sent.category == ["circle", "rectangle", "triangle"]
     np.testing.assert_allclose(got.share, sent.share, atol=1e-6)
     if fmt == "instill":  # stuffs carry names, not ids: numbered in order
-        assert (got.class_map == [sent.category.index(n) for n in got.category][0]).sum() == (sent.class_map == 0).sum()
         for i, name in enumerate(got.category):
             assert np.array_equal(got.mask(int(got.class_ids[i])), sent.mask(NAMES.index(name)))
     else:
@@ -185,7 +184,8 @@ def test_roboflow_keypoints_below_a_threshold_may_be_left_out():
     rec = _wire(pose_result(), "roboflow")
     rec["predictions"][0]["keypoints"] = [k for k in rec["predictions"][0]["keypoints"] if k["confidence"] >= 0.5]
     dets = detections_from_record(rec)
-    assert dets.keypoints[0, 2].tolist() == [0.0, 0.0, 0.0] and dets.keypoints[0, 1].tolist() == [6.0, 18.0, 0.8]
+    assert dets.keypoints[0, 2].tolist() == [0.0, 0.0, 0.0]
+    assert dets.keypoints[0, 1].tolist() == pytest.approx([6.0, 18.0, 0.8])
 
 
 @pytest.mark.parametrize(("make", "fmt", "change", "field"), [

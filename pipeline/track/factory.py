@@ -1,8 +1,7 @@
 """One tracker per stream, made from the validated ``tracker`` options.
 
 Example:
-    >>> from pipeline.core.errors import ConfigError
-from pipeline.core.items import StreamInfo
+    >>> from pipeline.core.items import StreamInfo
     >>> make_tracker(TrackerConfig(), StreamInfo("cam", "h264", fps=25.0)).fps
     25.0
     >>> make_tracker(TrackerConfig(type="none"), StreamInfo("cam", "h264")) is None

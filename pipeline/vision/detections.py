@@ -159,7 +159,7 @@ class Detections:
             data=data,
         )
 
-    def to_supervision_keypoints(self, min_confidence: float = 0.0):
+    def to_supervision_keypoints(self, min_confidence: float = 0.0) -> Any:
         """``supervision.KeyPoints`` of a pose model's detections: ``xy`` (N, K, 2),
         ``keypoint_confidence`` (N, K), ``class_id`` and ``detection_confidence`` (N,);
         ``visible`` marks keypoints whose confidence is above ``min_confidence``.
@@ -174,7 +174,7 @@ class Detections:
                             detection_confidence=self.confidence.astype(np.float32), visible=kp[..., 2] > min_confidence,
                             data={"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {})
 
-    def to_supervision_classifications(self):
+    def to_supervision_classifications(self) -> Any:
         """``supervision.Classifications`` of a classification model's answer (top-k class
         ids and confidences, best first); None when the detections carry none."""
         import supervision as sv
