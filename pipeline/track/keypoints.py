@@ -4,7 +4,7 @@ frame they move with the track's predicted box (translated and scaled with it).
 
 Example:
     >>> kp = np.array([[[10, 10, 0.9], [20, 30, 0.5]]], np.float32)
-    >>> move_keypoints(kp, np.array([[10, 10, 20, 30]]), np.array([[15, 10, 35, 50]]))[0].round(2).tolist()
+    >>> move_keypoints(kp, np.array([[10, 10, 20, 30]]), np.array([[15, 10, 35, 50]]))[0].astype(float).round(2).tolist()
     [[15.0, 10.0, 0.9], [35.0, 50.0, 0.5]]
 """
 
