@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.errors import VidpipeError
+from pipeline.wire.checks import WireError as WireError  # re-exported: part of this module's API
 from pipeline.wire.checks import (
-    WireError,
     _at,
     _boolean,
     _fail,
@@ -52,8 +52,9 @@ from pipeline.wire.checks import (
 from pipeline.wire.formats import box_from_wire
 from pipeline.wire.parse_masks import Bitmask as Bitmask  # re-exported: part of this module's API
 from pipeline.wire.parse_masks import CocoRle as CocoRle
-from pipeline.wire.parse_masks import MaskPayload, _bitmask, _points, _polygon, _rle
+from pipeline.wire.parse_masks import MaskPayload as MaskPayload
 from pipeline.wire.parse_masks import Polygon as Polygon
+from pipeline.wire.parse_masks import _bitmask, _points, _polygon, _rle
 from pipeline.wire.parse_tasks import WireClassification, WireSemantic, classification_of, keypoint_array, keypoints_of, semantic_of
 from pipeline.wire.records import FORMATS, SCHEMA
 
@@ -223,8 +224,8 @@ def parse_record(obj: object) -> ResultRecord:
     fmt = _format(rec)
     height, width = _image_hw(rec)
     image_hw = (height, width) if height is not None and width is not None else None
-    keypoint_names = tuple(_string(v, _at("keypoint_names", i))
-                           for i, v in enumerate(_optional(rec, "keypoint_names", "", _list, [])))
+    names: list[Any] = _optional(rec, "keypoint_names", "", _list, [])
+    keypoint_names = tuple(_string(v, _at("keypoint_names", i)) for i, v in enumerate(names))
     return ResultRecord(
         stream=_required(rec, "stream", "", _string),
         frame=_required(rec, "frame", "", _integer),

@@ -211,12 +211,12 @@ def _roboflow_semantic(value: object, image_hw: tuple[int, int] | None) -> WireS
         if not (key.isascii() and key.isdigit() and int(key) <= MAX_CLASS_ID):
             raise _fail(where, f"expected a pixel value (0..{MAX_CLASS_ID}) as key, got {_show(key)}")
         names[int(key)] = _string(name, where)
-    confidence = None
+    confidence: npt.NDArray[np.float32] | None = None
     if obj.get("confidence_mask") is not None:
         conf = _png(obj["confidence_mask"], "predictions.confidence_mask", cv2.IMREAD_GRAYSCALE)
         if conf.shape != class_map.shape:
             raise _fail("predictions.confidence_mask", "not the size of the segmentation mask")
-        confidence = conf.astype(np.float32) / 255
+        confidence = (conf / 255).astype(np.float32)
     return WireSemantic(class_map=class_map, confidence=confidence, names=names)
 
 
