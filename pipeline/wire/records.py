@@ -2,7 +2,11 @@
 publisher's heartbeat (``vidpipe.heartbeat/1``).
 
 :func:`to_record` encodes anything shaped like a result (:class:`ResultView`); the
-decoding side is :mod:`pipeline.wire.parse`.
+decoding side is :mod:`pipeline.wire.parse`. The schema grows only by optional fields, so
+every reader of ``vidpipe.result/1`` reads every record: besides the envelope and the
+detections (:mod:`pipeline.wire.formats`), a pose model's records carry ``keypoints`` per
+detection (and ``keypoint_names`` once), a classification model's a ``classification``, a
+semantic segmentation model's ``semantic`` segments (per format: :mod:`pipeline.wire.tasks`).
 
 Example:
     >>> from pipeline.vision.detections import Detections

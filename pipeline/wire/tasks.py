@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.wire.protocols import DetectionsView
+from pipeline.wire.protocols import ClassificationView, DetectionsView, SemanticView
 
 
 def keypoints_of(dets: DetectionsView) -> npt.NDArray[np.float32] | None:
@@ -82,7 +82,7 @@ def instill_keypoints(kp: npt.NDArray[Any]) -> list[dict[str, float]]:
 
 
 def _classification(dets: DetectionsView, fmt: str) -> dict[str, Any]:
-    cls = getattr(dets, "classification", None)
+    cls: ClassificationView | None = getattr(dets, "classification", None)
     if cls is None:
         return {}
     names = list(cls.category)
@@ -103,7 +103,7 @@ def _png(image: npt.NDArray[Any]) -> str:
     return base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def _roboflow_semantic(sem: Any) -> dict[str, Any]:
+def _roboflow_semantic(sem: SemanticView) -> dict[str, Any]:
     """Roboflow's ``SemanticSegmentationPrediction``: class ids as pixel values (8-bit
     PNG, 16-bit beyond 255 classes), ``class_map`` value → name for every class known."""
     class_map = np.asarray(sem.class_map)
@@ -121,7 +121,7 @@ def _roboflow_semantic(sem: Any) -> dict[str, Any]:
 
 
 def _semantic(dets: DetectionsView, fmt: str) -> dict[str, Any]:
-    sem = getattr(dets, "semantic", None)
+    sem: SemanticView | None = getattr(dets, "semantic", None)
     if sem is None:
         return {}
     if fmt == "roboflow":
