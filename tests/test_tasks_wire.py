@@ -253,3 +253,31 @@ def test_supervision_conversions():
     cls = classify_result().detections.to_supervision_classifications()
     assert isinstance(cls, sv.Classifications) and cls.class_id.tolist() == [1, 2]
     assert Detections.empty((H, W)).to_supervision_classifications() is None
+
+
+def test_vidpipe_subscribe_prints_the_top_class_and_the_class_shares():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", f"tcp://127.0.0.1:{port}", "--pull", "--bind",
+                             "--count", "2", "--timeout", "30"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 5000)
+    push.connect(f"tcp://127.0.0.1:{port}")  # queued until the CLI has bound
+    try:
+        for result in (classify_result(), semantic_result()):
+            push.send_multipart([b"cam0", json.dumps(to_record(result)).encode()])
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        push.close()
+        ctx.term()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert "top rectangle 0.70" in lines[0]
+    assert "circle=53% rectangle=38% triangle=10%" in lines[1]
