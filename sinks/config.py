@@ -89,10 +89,12 @@ class VideoSinkConfig(_FileSinkBase):
     fps: float | None = Field(None, gt=0, description="frame rate for frames without timestamps (default 30); "
                                                        "frames keep the source's own timing where they have it")
     crf: int = Field(23, ge=0, le=51)
-    masks: bool = True
+    masks: bool = Field(True, description="instance masks, and a semantic segmentation model's class overlay")
     boxes: bool = True
-    labels: bool = True
+    labels: bool = Field(True, description="class, track id and score of each box; a classification model's top class")
     traces: bool = True
+    keypoints: bool = Field(True, description="a pose model's keypoints and skeleton (COCO-17 edges for 17 keypoints)")
+    keypoint_confidence: float = Field(0.5, ge=0, le=1, description="keypoints drawn above this confidence")
     lossless: bool = True
 
     @field_validator("path")

@@ -37,13 +37,13 @@ import numpy as np
 import zmq
 
 from pipeline.core.errors import VidpipeError
-from pipeline.vision import rle
 from pipeline.vision.detections import Detections
-from pipeline.vision.geometry import mask_boxes
 from pipeline.vision.result import Result
-from pipeline.wire.parse import Bitmask, Polygon, ResultRecord, WireError, parse_record
+from pipeline.wire.parse import ResultRecord, WireError, parse_record
 from pipeline.wire.records import HEARTBEAT_TOPIC, SCHEMA, is_heartbeat
 from sinks.curve import client_keys
+from sinks.from_record import _check_rles
+from sinks.from_record import detections_from_record as detections_from_record  # part of this module's API
 from sinks.handshake import HandshakeError as HandshakeError  # raised by receive(): part of this API
 from sinks.handshake import HandshakeMonitor
 
@@ -108,81 +108,6 @@ class Message:
         return Result(self.stream, r.frame, r.pts, r.captured_at, w, h, r.model, self.detections, timings=dict(r.timings),
                       latency_ms=r.latency_ms, drops=dict(r.drops), inferred=r.inferred, gap=r.gap,
                       stream_state=r.stream_state, image=self.image, source_path=r.source_path)
-
-
-def detections_from_record(rec: dict[str, Any] | ResultRecord) -> Detections:
-    """Detections (masks cropped to boxes) from a record in any of the three formats: a
-    decoded JSON object (checked by :func:`parse_record`) or a parsed record. A record
-    that is not ``vidpipe.result/1`` raises :class:`WireError` naming the field."""
-    record = rec if isinstance(rec, ResultRecord) else parse_record(rec)
-    h, w = record.require_image_hw()
-    wire = record.detections
-    xyxy = wire.xyxy.copy()
-    masks = None
-    full = _full_masks(record, h, w)
-    if full is not None:
-        _grow_boxes_to_masks(xyxy, full, (h, w))
-        masks = [m[b[1]:b[3], b[0]:b[2]] for m, b in zip(full, mask_boxes(xyxy, (h, w)))]
-    return Detections(xyxy, wire.confidence, wire.class_id, (h, w), masks, wire.tracker_id,
-                      _class_names(wire.class_id, wire.category))
-
-
-def _check_rles(record: ResultRecord) -> None:
-    """Every RLE of the record decodes (cheap: run lengths only), or a WireError naming it,
-    so a message is rejected when it arrives, not when its masks are read."""
-    for i, payload in enumerate(record.detections.masks or ()):
-        if isinstance(payload, dict):
-            try:
-                rle.counts_of(dict(payload))
-            except ValueError as exc:
-                where = f"{record.detections_key}.{i}.rle"
-                raise WireError(f"{where}: {exc}", where) from None
-
-
-def _full_masks(record: ResultRecord, h: int, w: int) -> list[np.ndarray] | None:
-    """Full-frame masks when every detection carries a raster mask (RLE or bitmask)."""
-    payloads = record.detections.masks
-    if not payloads or any(m is None or isinstance(m, Polygon) for m in payloads):
-        return None
-    full = []
-    for i, payload in enumerate(payloads):
-        if isinstance(payload, Bitmask):
-            m = np.zeros((h, w), bool)
-            x0, y0, x1, y1 = payload.box
-            m[y0:y1, x0:x1] = payload.mask
-        elif isinstance(payload, dict):
-            try:
-                m = rle.decode(dict(payload))
-            except ValueError as exc:
-                where = f"{record.detections_key}.{i}.rle"
-                raise WireError(f"{where}: {exc}", where) from None
-        else:  # pragma: no cover - excluded above
-            return None
-        full.append(m)
-    return full
-
-
-def _grow_boxes_to_masks(xyxy: np.ndarray, full: list[np.ndarray], image_hw: tuple[int, int]) -> None:
-    """A box rounded inside its mask's pixel range (centre/size formats) grows just
-    enough for the crop to keep every mask pixel (in place)."""
-    px = mask_boxes(xyxy, image_hw)
-    for i, m in enumerate(full):
-        ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-        if len(ys):
-            if xs[0] < px[i, 0]:
-                xyxy[i, 0] = xs[0]
-            if ys[0] < px[i, 1]:
-                xyxy[i, 1] = ys[0]
-            if xs[-1] + 1 > px[i, 2]:
-                xyxy[i, 2] = xs[-1] + 1
-            if ys[-1] + 1 > px[i, 3]:
-                xyxy[i, 3] = ys[-1] + 1
-
-
-def _class_names(class_id: np.ndarray, category: Sequence[str]) -> list[str]:
-    """Class names by id, as far as the message tells them."""
-    by_id = {int(c): n for c, n in zip(class_id.tolist(), category) if c >= 0}
-    return [by_id.get(i, str(i)) for i in range(max(by_id) + 1)] if by_id else []
 
 
 class Subscriber:

@@ -1,6 +1,8 @@
-"""Annotated video sink: masks, boxes, labels (class, track id, score) and traces drawn
-with supervision's annotators (masks blended per box, in the same palette, so no
-full-frame masks are made), encoded H.264 with PyAV into mp4, one file per stream.
+"""Annotated video sink: masks, boxes, labels (class, track id, score), traces and a pose
+model's skeletons drawn with supervision's annotators (masks blended per box, in the same
+palette, so no full-frame masks are made), a classification model's top class and a
+semantic segmentation model's class overlay (:mod:`sinks.draw`), encoded H.264 with PyAV
+into mp4, one file per stream.
 
 Timing: each frame keeps its source timestamp (``Result.pts``, relative to the stream's
 first frame, in a 1/90000 s time base), so a 10 fps or variable-rate source plays at its
@@ -37,6 +39,7 @@ from pipeline.core.paths import safe_filename
 from pipeline.vision.result import Result
 from sinks.base import Sink, check_config
 from sinks.config import VideoSinkConfig
+from sinks.draw import draw_classification, draw_keypoints, draw_semantic, keypoint_annotators
 from sinks.files import OutputFile, make_folder, refuse_existing
 
 log = logging.getLogger("vidpipe.sink.video")
@@ -145,6 +148,7 @@ class AnnotatedVideoSink(Sink):
             self._annotators[stream] = {
                 "box": sv.BoxAnnotator(thickness=2),
                 "label": sv.LabelAnnotator(text_scale=0.5, text_padding=4), "trace": sv.TraceAnnotator(trace_length=40),
+                **keypoint_annotators(),
             }
         return self._annotators[stream]
 
@@ -170,6 +174,10 @@ class AnnotatedVideoSink(Sink):
         cfg = self.config
         image = result.image.copy()
         dets = result.detections
+        if cfg.masks and dets.semantic is not None:
+            draw_semantic(image, dets.semantic)
+        if cfg.labels and dets.classification is not None:
+            draw_classification(image, dets.classification)
         if len(dets) == 0:
             return image
         if cfg.masks and dets.masks is not None:
@@ -187,6 +195,8 @@ class AnnotatedVideoSink(Sink):
                 for name, t, s in zip(dets.category, tracks, dets.confidence.tolist())
             ]
             image = ann["label"].annotate(image, sv_dets, labels=labels)
+        if cfg.keypoints:
+            image = draw_keypoints(image, dets, ann, cfg.keypoint_confidence)
         return image
 
     def write(self, result: Result) -> None:

@@ -37,8 +37,9 @@ json_values = st.recursive(
     max_leaves=12,
 )
 FIELDS = ["schema", "stream", "frame", "width", "height", "detections", "pts", "captured_at", "timings", "latency_ms",
-          "drops", "stream_seq", "format", "predictions", "objects", "gap", "inferred"]
-DETECTION_FIELDS = ["bounding-box", "category", "class_id", "score", "track_id", "rle", "bitmask", "polygon"]
+          "drops", "stream_seq", "format", "predictions", "objects", "gap", "inferred",
+          "keypoint_names", "classification", "semantic", "top", "stuffs", "category", "score"]  # the task fields (issue 15)
+DETECTION_FIELDS = ["bounding-box", "category", "class_id", "score", "track_id", "rle", "bitmask", "polygon", "keypoints"]
 
 
 @st.composite
@@ -84,7 +85,8 @@ def _deliver(push, sub: Subscriber, parts: list[bytes]) -> None:
     while True:
         msg = sub.receive(timeout_s=10)
         assert msg is not None, "the subscriber still delivers after a bad message"
-        _ = (msg.detections.category, msg.detections.masks, msg.frame)  # what `vidpipe subscribe` reads
+        dets = msg.detections
+        _ = (dets.category, dets.masks, dets.keypoints, dets.classification, dets.semantic, msg.frame)  # what readers read
         if msg.frame == 987654:
             break
     after = sub.stats.malformed + sub.stats.foreign + sub.stats.received + sub.stats.heartbeats

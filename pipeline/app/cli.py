@@ -205,12 +205,17 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             for msg in sub.iter(args.timeout):
                 n += 1
                 cats: dict[str, int] = {}
-                for name in msg.detections.category:
+                dets = msg.detections
+                for name in dets.category:
                     cats[name] = cats.get(name, 0) + 1
+                what = " ".join(f"{k}={v}" for k, v in sorted(cats.items()))
+                if dets.classification is not None and dets.classification.top is not None:  # frame-level answers
+                    what = "top {} {:.2f}".format(*dets.classification.top)
+                elif dets.semantic is not None:
+                    what = " ".join(f"{k}={s:.0%}" for k, s in zip(dets.semantic.category, dets.semantic.share.tolist()))
                 gap = f"  GAP {msg.gap_before}" if msg.gap_before else ""
-                print(f"{msg.stream:<12} frame {msg.frame:>7}  {len(msg.detections):>3} det "
-                      f"{' '.join(f'{k}={v}' for k, v in sorted(cats.items())):<40} latency {msg.record.latency_ms:7.1f} ms{gap}",
-                      flush=True)
+                print(f"{msg.stream:<12} frame {msg.frame:>7}  {len(dets):>3} det "
+                      f"{what:<40} latency {msg.record.latency_ms:7.1f} ms{gap}", flush=True)
                 if save:
                     save.write(json.dumps(msg.header, separators=(",", ":")) + "\n")
                 if args.count and n >= args.count:

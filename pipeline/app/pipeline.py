@@ -46,6 +46,7 @@ from pipeline.infer.config import BatchingConfig
 from pipeline.infer.model import Model
 from pipeline.infer.stage import InferenceStage
 from pipeline.track.config import TrackerConfig
+from pipeline.track.factory import check_task_trackable
 from pipeline.track.stage import TrackerStage
 from pipeline.vision.result import Result
 from sinks.base import Sink, SinkStage
@@ -81,6 +82,9 @@ class Pipeline:
         max_fps, hwaccel); streams without an entry get the defaults."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
+        # Model.task (the decoders' branch); until it lands there, the decoder's own task
+        check_task_trackable(getattr(model, "task", None) or getattr(getattr(model, "decoder", None), "task", None), tracker,
+                             model.name)
         self.name, self.model, self.sinks = name, model, list(sinks)
         self.rings_config = rings or RingsConfig()
         self.metrics_config = metrics

@@ -34,6 +34,7 @@ import numpy as np
 from pipeline.track.association import associate, mask_iou_matrix
 from pipeline.track.config import TrackerConfig
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
+from pipeline.track.keypoints import gather
 from pipeline.vision.detections import Detections
 from pipeline.vision.geometry import box_iou, mask_boxes
 
@@ -92,6 +93,9 @@ class ByteTrack:
         self.score = np.zeros(0, np.float32)
         self.cls = np.zeros(0, np.int64)
         self.masks: list[np.ndarray | None] = []  # last mask crop of each track
+        self.kps: list[np.ndarray | None] = []  # last keypoints (K, 3) of each track (pose models) ...
+        self.kp_boxes: list[np.ndarray | None] = []  # ... and the box they were seen in
+        self.keypoint_names: Sequence[str] = ()
 
     def __len__(self) -> int:
         return len(self.tid)
@@ -182,6 +186,10 @@ class ByteTrack:
         if dets.masks is not None:
             for t, d in zip(t_idx.tolist(), d_idx.tolist()):
                 self.masks[t] = dets.masks[d]
+        if dets.keypoints is not None:
+            self.keypoint_names = dets.keypoint_names
+            for t, d in zip(t_idx.tolist(), d_idx.tolist()):
+                self.kps[t], self.kp_boxes[t] = dets.keypoints[d], dets.xyxy[d]
 
     def _lose_unmatched(self, f: _Frame) -> np.ndarray:
         """Unmatched confirmed tracks become lost, unmatched tentative ones are dropped, as
@@ -204,7 +212,9 @@ class ByteTrack:
     def _keep(self, keep: np.ndarray) -> None:
         self.mean, self.cov, self.tid, self.lost = self.mean[keep], self.cov[keep], self.tid[keep], self.lost[keep]
         self.hits, self.last_seen, self.score, self.cls = self.hits[keep], self.last_seen[keep], self.score[keep], self.cls[keep]
-        self.masks = [self.masks[i] for i in np.flatnonzero(keep)]
+        kept = np.flatnonzero(keep).tolist()
+        self.masks = [self.masks[i] for i in kept]
+        self.kps, self.kp_boxes = [self.kps[i] for i in kept], [self.kp_boxes[i] for i in kept]
 
     def _spawn(self, dets: Detections, rest_high: np.ndarray, out_ids: np.ndarray) -> None:
         """New tentative tracks from the unmatched detections above ``new_track_threshold``;
@@ -228,20 +238,27 @@ class ByteTrack:
         self.score = np.concatenate([self.score, dets.confidence[new]])
         self.cls = np.concatenate([self.cls, dets.class_id[new]])
         self.masks.extend([dets.masks[i] for i in new] if dets.masks is not None else [None] * n)
+        self.kps.extend([dets.keypoints[i] for i in new] if dets.keypoints is not None else [None] * n)
+        self.kp_boxes.extend([dets.xyxy[i] for i in new] if dets.keypoints is not None else [None] * n)
+        if dets.keypoints is not None:
+            self.keypoint_names = dets.keypoint_names
 
     # -- frames without inference -----------------------------------------------------------
     def predict(self, image_hw: tuple[int, int], class_names: Sequence[str] = (), with_masks: bool = True) -> Detections:
         """A frame without inference: advance the motion model one frame and return the
-        confirmed, currently tracked objects at their predicted boxes (masks scaled)."""
+        confirmed, currently tracked objects at their predicted boxes (masks scaled,
+        keypoints moved with their box)."""
         self.frame += 1
         self.mean, self.cov = self.kf.predict(self.mean, self.cov)
         show = np.flatnonzero((self.tid >= 0) & ~self.lost)
         h, w = image_hw
-        xyxy = xyah_to_xyxy(self.mean[show, :4]) if len(show) else np.zeros((0, 4))
-        xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+        pred = xyah_to_xyxy(self.mean[show, :4]) if len(show) else np.zeros((0, 4))
+        keypoints = gather(self.kps, self.kp_boxes, show, pred)  # with the unclipped box: clipping would squash them
+        xyxy = np.clip(pred, 0, [w, h, w, h]).astype(np.float32)
         masks = None
         if with_masks:
             boxes = mask_boxes(xyxy, image_hw)
             masks = [np.zeros((b[3] - b[1], b[2] - b[0]), bool) if (m := self.masks[i]) is None else _scale_mask(m, b)
                      for i, b in zip(show.tolist(), boxes)]
-        return Detections(xyxy, self.score[show], self.cls[show], image_hw, masks, self.tid[show], class_names)
+        return Detections(xyxy, self.score[show], self.cls[show], image_hw, masks, self.tid[show], class_names,
+                          keypoints=keypoints, keypoint_names=self.keypoint_names if keypoints is not None else ())

@@ -141,10 +141,14 @@ class Detections:
         return full
 
     def to_supervision(self, masks: bool = True):
-        """``supervision.Detections`` with full-frame boolean masks (on demand)."""
+        """``supervision.Detections`` with full-frame boolean masks (on demand); ``data``
+        holds ``class_name`` (when names are known) and, for a pose model, ``keypoints``
+        (N, K, 3), so a subset of the detections keeps its keypoints."""
         import supervision as sv
 
         data: dict[str, Any] = {"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {}
+        if self.keypoints is not None:
+            data["keypoints"] = self.keypoints
         data.update(self.data)
         return sv.Detections(
             xyxy=self.xyxy.astype(np.float32),
@@ -154,3 +158,28 @@ class Detections:
             tracker_id=None if (self.tracker_id < 0).all() and len(self) else self.tracker_id.astype(int),
             data=data,
         )
+
+    def to_supervision_keypoints(self, min_confidence: float = 0.0) -> Any:
+        """``supervision.KeyPoints`` of a pose model's detections: ``xy`` (N, K, 2),
+        ``keypoint_confidence`` (N, K), ``class_id`` and ``detection_confidence`` (N,);
+        ``visible`` marks keypoints whose confidence is above ``min_confidence``.
+        ``KeyPoints.empty()`` when the detections carry none."""
+        import supervision as sv
+
+        if self.keypoints is None:
+            return sv.KeyPoints.empty()
+        kp = self.keypoints
+        return sv.KeyPoints(xy=kp[..., :2].astype(np.float32), class_id=self.class_id.astype(int),
+                            keypoint_confidence=kp[..., 2].astype(np.float32),
+                            detection_confidence=self.confidence.astype(np.float32), visible=kp[..., 2] > min_confidence,
+                            data={"class_name": np.array(self.category, dtype=object)} if len(self.class_names) else {})
+
+    def to_supervision_classifications(self) -> Any:
+        """``supervision.Classifications`` of a classification model's answer (top-k class
+        ids and confidences, best first); None when the detections carry none."""
+        import supervision as sv
+
+        if self.classification is None:
+            return None
+        return sv.Classifications(class_id=self.classification.class_id.astype(int),
+                                  confidence=self.classification.confidence.astype(np.float32))

@@ -24,20 +24,27 @@ from pipeline.vision import rle as rle_codec
 @dataclass
 class SemanticSegments:
     """``class_map`` (H, W): the class of each source pixel; ``ignore_index`` (if set) marks
-    pixels of no class (not reported)."""
+    pixels of no class (not reported; it may be negative). ``confidence`` (H, W) floats in
+    [0, 1], optional: the model's confidence in each pixel's class, when it gives one."""
 
     class_map: np.ndarray
     class_names: Sequence[str] = ()
     ignore_index: int | None = None
+    confidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.class_map = np.asarray(self.class_map)
         if self.class_map.ndim != 2:
             raise ValueError(f"a class map is (H, W), got shape {self.class_map.shape}")
-        counts = np.bincount(self.class_map.reshape(-1).astype(np.int64, copy=False).clip(0))
-        present = np.flatnonzero(counts)
+        if self.confidence is not None:
+            self.confidence = np.asarray(self.confidence, np.float32)
+            if self.confidence.shape != self.class_map.shape:
+                raise ValueError(f"a confidence map of shape {self.confidence.shape} for a class map of {self.class_map.shape}")
+        flat = self.class_map.reshape(-1).astype(np.int64, copy=False)
         if self.ignore_index is not None:
-            present = present[present != self.ignore_index]
+            flat = flat[flat != self.ignore_index]  # before counting: a negative index must not count as class 0
+        counts = np.bincount(flat.clip(0))
+        present = np.flatnonzero(counts)
         self.class_ids = present.astype(np.int64)
         self.share = (counts[present] / max(1, self.class_map.size)).astype(np.float32)
 

@@ -23,7 +23,8 @@ from pipeline.wire.parse import (
     parse_record,
     read_records,
 )
-from pipeline.wire.protocols import DetectionsView, ResultView
+from pipeline.wire.parse_tasks import WireClassification, WireSegment, WireSemantic
+from pipeline.wire.protocols import ClassificationView, DetectionsView, ResultView, SemanticView
 from pipeline.wire.records import (
     FORMATS,
     HEARTBEAT_SCHEMA,
@@ -38,8 +39,10 @@ from pipeline.wire.records import (
 )
 
 __all__ = [
-    "DETECTIONS_KEY", "FORMATS", "HEARTBEAT_SCHEMA", "HEARTBEAT_TOPIC", "MASK_FORMATS", "SCHEMA", "Bitmask", "CocoRle",
-    "DetectionsView", "MaskFormat", "MaskPayload", "OutputFormat", "Polygon", "ResultRecord", "ResultView",
-    "WireDetections", "WireError", "box_from_wire", "decode_bitmask", "encode_bitmask", "heartbeat_record",
+    "DETECTIONS_KEY", "FORMATS", "HEARTBEAT_SCHEMA", "HEARTBEAT_TOPIC", "MASK_FORMATS", "SCHEMA", "Bitmask", "ClassificationView",
+    "CocoRle",
+    "DetectionsView", "MaskFormat", "MaskPayload", "OutputFormat", "Polygon", "ResultRecord", "ResultView", "SemanticView",
+    "WireClassification", "WireDetections", "WireError", "WireSegment", "WireSemantic",
+    "box_from_wire", "decode_bitmask", "encode_bitmask", "heartbeat_record",
     "is_heartbeat", "parse_record", "read_records", "to_record", "wire_box",
 ]

@@ -3,11 +3,13 @@ they share.
 
 * ``vidpipe``: ``detections``, each with ``bounding-box`` (left/top/width/height),
   ``category``, ``class_id``, ``score``, ``track_id`` and a mask (``rle``, ``polygon`` or
-  ``bitmask``, per ``mask_format``);
+  ``bitmask``, per ``mask_format``) and, for pose models, ``keypoints``;
 * ``roboflow``: ``predictions`` as Roboflow Inference returns them (centre x/y, size,
-  ``points`` or ``rle``);
+  ``points`` or ``rle``, ``keypoints``);
 * ``instill``: ``objects`` as Instill Model's instance segmentation (``rle`` is the COCO
-  compressed counts string alone).
+  compressed counts string alone) or keypoint objects.
+
+Keypoints, classifications and semantic segments: :mod:`pipeline.wire.tasks`.
 
 Example:
     >>> wire_box(10.004, 5.0, 20.001, 7.5)
@@ -28,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.wire.protocols import DetectionsView
+from pipeline.wire.tasks import instill_keypoints, keypoints_of, roboflow_keypoints, vidpipe_keypoints
 
 
 def wire_box(x0: float, y0: float, x1: float, y1: float) -> dict[str, float]:
@@ -96,6 +99,7 @@ def vidpipe_detections(dets: DetectionsView, mask_format: str = "rle", polygon_p
     tracks = _tracker_ids(dets)
     masks = _masks_as(dets, mask_format, polygon_precision)
     names = dets.category
+    kps = keypoints_of(dets)
     out = []
     for i in range(n):
         rec: dict[str, Any] = {
@@ -107,6 +111,8 @@ def vidpipe_detections(dets: DetectionsView, mask_format: str = "rle", polygon_p
         }
         for key, values in masks.items():
             rec[key] = [ring.tolist() for ring in values[i]] if key == "polygon" else values[i]
+        if kps is not None:
+            rec["keypoints"] = vidpipe_keypoints(kps[i])
         out.append(rec)
     return out
 
@@ -120,6 +126,7 @@ def roboflow_predictions(dets: DetectionsView, mask_format: str = "rle", polygon
     masks = _masks_as(dets, mask_format, polygon_precision) if mask_format in ("rle", "polygon") else {}
     tracks = _tracker_ids(dets)
     names = dets.category
+    kps, kp_names = keypoints_of(dets), list(getattr(dets, "keypoint_names", ()) or ())
     out = []
     for i in range(n):
         x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
@@ -137,20 +144,28 @@ def roboflow_predictions(dets: DetectionsView, mask_format: str = "rle", polygon
         if "rle" in masks:
             p["rle"] = masks["rle"][i]
             p["mask_format"] = "rle"
+        if kps is not None:
+            p["keypoints"] = roboflow_keypoints(kps[i], kp_names)
         out.append(p)
     return out
 
 
 def instill_objects(dets: DetectionsView) -> list[dict[str, Any]]:
-    """Instill Model instance segmentation objects; ``rle`` is the COCO compressed counts."""
+    """Instill Model instance segmentation objects (``rle`` is the COCO compressed counts)
+    or, for a pose model without masks, keypoint objects (``keypoints``, no ``rle``)."""
     rles: Sequence[Mapping[str, Any] | None] = dets.rle() if dets.masks is not None else [None] * len(dets)
     names = dets.category
+    kps = keypoints_of(dets)
     out = []
     for i in range(len(dets)):
         rle = rles[i]
-        out.append({
+        obj: dict[str, Any] = {
             "bounding-box": wire_box(*(float(v) for v in dets.xyxy[i])),
             "category": names[i], "score": round(float(dets.confidence[i]), 4),
-            "rle": rle["counts"] if rle is not None else None,
-        })
+        }
+        if kps is not None:
+            obj["keypoints"] = instill_keypoints(kps[i])
+        if kps is None or rle is not None:
+            obj["rle"] = rle["counts"] if rle is not None else None
+        out.append(obj)
     return out

@@ -23,10 +23,57 @@ import numpy.typing as npt
 
 
 @runtime_checkable
+class ClassificationView(Protocol):
+    """A classification model's answer: ``class_id`` (k,), ``confidence`` (k,) and
+    ``category`` names, best first."""
+
+    @property
+    def class_id(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def confidence(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def category(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class SemanticView(Protocol):
+    """A semantic segmentation model's answer: ``class_map`` (H, W), the classes present
+    (``class_ids``, ``category``, ``share`` of the frame), all ``class_names`` of the
+    model, an optional per-pixel ``confidence`` and one full-frame COCO RLE per class."""
+
+    @property
+    def class_map(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def class_ids(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def share(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def category(self) -> Sequence[str]: ...
+
+    @property
+    def class_names(self) -> Sequence[str]: ...
+
+    @property
+    def confidence(self) -> npt.NDArray[Any] | None: ...
+
+    def rle(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+@runtime_checkable
 class DetectionsView(Protocol):
     """Detections of one frame as arrays: ``xyxy`` (N, 4) source pixels, ``confidence``
     (N,), ``class_id`` (N,), ``tracker_id`` (N,) or None (-1: no track), optional
-    ``masks`` (each cropped to its row of ``mask_boxes``) and per-detection ``category``."""
+    ``masks`` (each cropped to its row of ``mask_boxes``) and per-detection ``category``.
+
+    Optional attributes, read when present (older views need not have them):
+    ``keypoints`` (N, K, 3) x/y/confidence and ``keypoint_names`` (pose models),
+    ``classification`` (a :class:`ClassificationView`) and ``semantic`` (a
+    :class:`SemanticView`), each None when the model does not give one."""
 
     @property
     def xyxy(self) -> npt.NDArray[Any]: ...

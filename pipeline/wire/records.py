@@ -2,7 +2,11 @@
 publisher's heartbeat (``vidpipe.heartbeat/1``).
 
 :func:`to_record` encodes anything shaped like a result (:class:`ResultView`); the
-decoding side is :mod:`pipeline.wire.parse`.
+decoding side is :mod:`pipeline.wire.parse`. The schema grows only by optional fields, so
+every reader of ``vidpipe.result/1`` reads every record: besides the envelope and the
+detections (:mod:`pipeline.wire.formats`), a pose model's records carry ``keypoints`` per
+detection (and ``keypoint_names`` once), a classification model's a ``classification``, a
+semantic segmentation model's ``semantic`` segments (per format: :mod:`pipeline.wire.tasks`).
 
 Example:
     >>> from pipeline.vision.detections import Detections
@@ -28,6 +32,7 @@ from pipeline.wire.formats import (
     wire_box,
 )
 from pipeline.wire.protocols import ResultView
+from pipeline.wire.tasks import task_fields
 
 __all__ = [
     "FORMATS", "HEARTBEAT_SCHEMA", "HEARTBEAT_TOPIC", "MASK_FORMATS", "SCHEMA", "MaskFormat", "OutputFormat",
@@ -63,7 +68,8 @@ def to_record(result: ResultView, mask_format: str = "rle", polygon_precision: f
     """The JSON object of a result. Every format keeps the ``vidpipe.result/1`` envelope
     (stream, frame, timings, ..., ``source_path`` for images); ``format`` picks the detections' layout: ``vidpipe``
     (``detections``), ``roboflow`` (``image`` + ``predictions``) or ``instill``
-    (``objects``). ``seq`` is added on the wire."""
+    (``objects``); a pose model's keypoints, a classification or semantic segments are
+    written as :mod:`pipeline.wire.tasks` describes. ``seq`` is added on the wire."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if mask_format not in MASK_FORMATS:
@@ -78,6 +84,7 @@ def to_record(result: ResultView, mask_format: str = "rle", polygon_precision: f
     else:
         rec["format"] = "instill"
         rec["objects"] = instill_objects(result.detections)
+    rec.update(task_fields(result.detections, format))  # keypoint names, a classification, semantic segments
     rec["timings"] = {k: round(v, 3) for k, v in result.timings.items()}
     rec["latency_ms"] = round(result.latency_ms, 3)
     rec["drops"] = dict(result.drops)
