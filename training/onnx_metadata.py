@@ -1,0 +1,84 @@
+"""Ultralytics-compatible ONNX metadata for vidpipe's exported models (dev tool; needs ``onnx``).
+
+Ultralytics' loader (``AutoBackend``) reads ``batch`` as the export batch size and splits
+batches by it; a dynamic-batch export from Ultralytics writes the batch it was traced with
+(``1``) and marks the dynamic axis in ``args`` (``{'batch': 1, 'dynamic': True, ...}``), never
+``-1`` (which made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``).
+
+Rewrite the metadata of existing files in place (graph and weights untouched)::
+
+    python -m training.onnx_metadata pipeline/zoo/shapes-yolov8seg.onnx pipeline/zoo/shapes-yolov5seg.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from sources.scene import CLASS_NAMES
+
+log = logging.getLogger("vidpipe.train")
+
+IMGSZ = 640
+
+
+def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
+    """The metadata of a bundled model, key for key as Ultralytics writes a dynamic export's
+    (values are ``str()`` of the Python values, as Ultralytics' ONNX exporter stores them)."""
+    return {
+        "description": f"vidpipe synthetic-shapes YOLO-seg ({layout} layout)",
+        "author": "vidpipe",
+        "license": "Apache-2.0",
+        "stride": "32",
+        "task": "segment",
+        "batch": "1",
+        "imgsz": str([imgsz, imgsz]),
+        "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
+        "args": str({"batch": 1, "dynamic": True, "half": False, "int8": False, "nms": False}),
+        "channels": "3",
+        "end2end": "False",
+    }
+
+
+def write_metadata(model: object, meta: dict[str, str]) -> None:
+    """Replace the ``metadata_props`` of a loaded ``onnx.ModelProto`` with ``meta``."""
+    props = model.metadata_props  # type: ignore[attr-defined]
+    del props[:]
+    for k, v in meta.items():
+        entry = props.add()
+        entry.key, entry.value = k, v
+
+
+def layout_of(path: Path) -> str:
+    """The bundled files' layout from their name (``shapes-yolov8seg.onnx`` -> ``yolov8-seg``)."""
+    stem = path.stem.split("-")[-1]
+    if not stem.endswith("seg"):
+        raise ValueError(f"{path}: not a bundled seg model name (shapes-<layout>seg.onnx)")
+    return f"{stem[:-3]}-seg"
+
+
+def rewrite(path: Path) -> None:
+    """Rewrite one file's metadata in place; the graph bytes stay as they were."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph_before = model.graph.SerializeToString()
+    write_metadata(model, ultralytics_metadata(layout_of(path)))
+    assert model.graph.SerializeToString() == graph_before
+    onnx.save(model, str(path))
+    log.info("%s: metadata rewritten", path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for path in args.files:
+        rewrite(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
