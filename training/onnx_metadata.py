@@ -3,7 +3,9 @@
 Ultralytics' loader (``AutoBackend``) reads ``batch`` as the export batch size and splits
 batches by it; a dynamic-batch export from Ultralytics writes the batch it was traced with
 (``1``) and marks the dynamic axis in ``args`` (``{'batch': 1, 'dynamic': True, ...}``), never
-``-1`` (which made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``).
+``-1`` (which made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``). The keys
+below are those of an Ultralytics 8.4.190 ``export(format="onnx", dynamic=True)`` of a
+YOLO11-seg model, less ``date``, ``version`` and ``docs``.
 
 Rewrite the metadata of existing files in place (graph and weights untouched)::
 
@@ -26,6 +28,8 @@ IMGSZ = 640
 def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
     """The metadata of a bundled model, key for key as Ultralytics writes a dynamic export's
     (values are ``str()`` of the Python values, as Ultralytics' ONNX exporter stores them)."""
+    if layout not in ("yolov8-seg", "yolov5-seg"):
+        raise ValueError(f"unknown layout {layout!r}")
     return {
         "description": f"vidpipe synthetic-shapes YOLO-seg ({layout} layout)",
         "author": "vidpipe",
@@ -35,9 +39,11 @@ def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
         "batch": "1",
         "imgsz": str([imgsz, imgsz]),
         "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
-        "args": str({"batch": 1, "dynamic": True, "half": False, "int8": False, "nms": False}),
+        "args": str({"data": None, "batch": 1, "fraction": 1.0, "quantize": None, "nms": None, "dynamic": True,
+                     "simplify": False, "opset": 17}),
         "channels": "3",
         "end2end": "False",
+        **({"head": "Segment"} if layout == "yolov8-seg" else {}),  # the YOLOv5 layout is not an Ultralytics head
     }
 
 
