@@ -1,11 +1,14 @@
 """Ultralytics-compatible ONNX metadata for vidpipe's exported models (dev tool; needs ``onnx``).
 
 Ultralytics' loader (``AutoBackend``) reads ``batch`` as the export batch size and splits
-batches by it; a dynamic-batch export from Ultralytics writes the batch it was traced with
-(``1``) and marks the dynamic axis in ``args`` (``{'batch': 1, 'dynamic': True, ...}``), never
-``-1`` (which made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``). The keys
-below are those of an Ultralytics 8.4.190 ``export(format="onnx", dynamic=True)`` of a
-YOLO11-seg model, less ``date``, ``version`` and ``docs``.
+batches by it: ``-1`` made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``. Its
+own exports write the batch they were traced with (``1``) and the export arguments in
+``args``. The keys below are those of an Ultralytics 8.4.190 ``export(format="onnx")`` of a
+YOLO11-seg model, less ``date``, ``version`` and ``docs``. One value differs from a
+``dynamic=True`` export: ``args['dynamic']`` is False, because to Ultralytics "dynamic" means
+batch, height and width, and it then letterboxes to the smallest rectangle (e.g. 384x640),
+which our fixed 640x640 input refuses. With ``dynamic: False`` Ultralytics feeds 640x640
+frames one at a time (the batch axis stays dynamic for vidpipe).
 
 Rewrite the metadata of existing files in place (graph and weights untouched)::
 
@@ -39,7 +42,7 @@ def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
         "batch": "1",
         "imgsz": str([imgsz, imgsz]),
         "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
-        "args": str({"data": None, "batch": 1, "fraction": 1.0, "quantize": None, "nms": None, "dynamic": True,
+        "args": str({"data": None, "batch": 1, "fraction": 1.0, "quantize": None, "nms": None, "dynamic": False,
                      "simplify": False, "opset": 17}),
         "channels": "3",
         "end2end": "False",
