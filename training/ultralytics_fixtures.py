@@ -207,7 +207,7 @@ def build(out: Path, work: Path, only: set[str], epochs: int, images: int) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/ultralytics"))
-    parser.add_argument("--only", nargs="*", default=[], help="fixture names (default: all)")
+    parser.add_argument("--only", nargs="*", default=[], help="fixture names (default: all; the manifest then lists only these)")
     parser.add_argument("--epochs", type=int, default=0, help="train each model this long first (see above)")
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--keep", type=Path, default=None, help="keep the work folder (datasets, runs) here")
