@@ -20,7 +20,7 @@ from pipeline.infer.kernels import MASK_MODES, Candidates, Kernels
 from pipeline.infer.kernels.cpu import nms
 from pipeline.infer.layouts import ModelLayout
 from pipeline.infer.letterbox import Letterbox
-from pipeline.infer.tasks.base import PostprocessTimings
+from pipeline.infer.tasks.base import PostprocessTimings, StreamState
 from pipeline.vision.detections import Detections
 from pipeline.vision.geometry import mask_boxes
 
@@ -50,20 +50,17 @@ class SegmentationDecoder:
     def __init__(self, layout: ModelLayout, options: PostprocessOptions, class_names: Sequence[str],
                  kernels: Kernels) -> None:
         self.layout, self.options, self.kernels = layout, options, kernels
-        self.task = "instance-segmentation" if layout.num_masks else "object-detection"
+        self.task = layout.task
         self.class_names = tuple(class_names)
         self.allowed = kernels.upload(allowed_classes(options.class_filter, self.class_names, layout.num_classes))
         self.mask_mode = MASK_MODES[options.mask_decode_mode]
 
     def decode(self, outputs: Sequence[Any], index: int, letterbox: Letterbox,
-               timings: PostprocessTimings | None = None) -> Detections:
+               timings: PostprocessTimings | None = None, state: StreamState | None = None) -> Detections:
         lay = self.layout
         protos = outputs[lay.protos_output][index] if lay.protos_output is not None else None
         t0 = time.perf_counter()
-        candidates, boxes = self._candidates(outputs[lay.detections_output][index], letterbox)
-        keep = nms(candidates.boxes, candidates.scores, candidates.classes, np.float32(self.options.iou_threshold),
-                   self.options.class_agnostic_nms, self.options.max_detections)
-        kept, xyxy = candidates.subset(keep), boxes[keep]
+        kept, xyxy = self._kept(outputs[lay.detections_output][index], letterbox)
         t1 = time.perf_counter()
         masks = self._masks(kept, xyxy, protos, letterbox) if protos is not None else None
         if timings is not None:
@@ -72,12 +69,19 @@ class SegmentationDecoder:
         return Detections(xyxy, kept.scores, kept.classes, (letterbox.src_h, letterbox.src_w), masks,
                           class_names=self.class_names)
 
+    def _kept(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
+        """The candidates NMS keeps, best first, and their boxes in source pixels."""
+        candidates, boxes = self._candidates(output0, letterbox)
+        keep = nms(candidates.boxes, candidates.scores, candidates.classes, np.float32(self.options.iou_threshold),
+                   self.options.class_agnostic_nms, self.options.max_detections)
+        return candidates.subset(keep), boxes[keep]
+
     def _candidates(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
         """Candidates above the thresholds, with their boxes in source pixels, filtered by
         area and capped at ``max_candidates`` (the highest scores)."""
         o, lay = self.options, self.layout
         found = self.kernels.candidates(output0, lay.channels_first, lay.has_objectness, lay.num_classes,
-                                        lay.num_masks, o.confidence, self.allowed)
+                                        lay.extra_channels, o.confidence, self.allowed)
         boxes = letterbox.to_source_xyxy(found.boxes)
         if (o.max_area_ratio is not None or o.min_area_ratio is not None) and len(found):
             wh = boxes[:, 2:] - boxes[:, :2]

@@ -1,0 +1,90 @@
+"""End-to-end heads (YOLO26, YOLOv10, exports with ``nms=True``): ``(B, R, 6+extra)``.
+
+Each row is final: xyxy in input pixels, score, class, then mask coefficients (with a
+prototype output) or keypoints. No NMS: rows at or above ``confidence`` and in
+``class_filter`` are kept best first, area-filtered and capped at ``max_detections``; boxes
+map through the letterbox to source pixels; masks decode through the kernels (every
+``mask_decode_mode``), keypoints as for classic pose heads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.infer.config import PostprocessOptions
+from pipeline.infer.kernels import MASK_MODES, Kernels
+from pipeline.infer.layouts import ModelLayout
+from pipeline.infer.letterbox import Letterbox
+from pipeline.infer.tasks.base import PostprocessTimings, StreamState, host
+from pipeline.infer.tasks.keypoints import keypoints_to_source
+from pipeline.infer.tasks.segmentation import allowed_classes
+from pipeline.vision.detections import Detections
+from pipeline.vision.geometry import mask_boxes
+
+
+class EndToEndDecoder:
+    """Final rows → Detections (with masks or keypoints where the head gives them)."""
+
+    def __init__(self, layout: ModelLayout, options: PostprocessOptions, class_names: Sequence[str],
+                 kernels: Kernels, keypoint_names: Sequence[str] = ()) -> None:
+        self.layout, self.options, self.kernels = layout, options, kernels
+        self.task = layout.task
+        self.class_names = tuple(class_names)
+        self.keypoint_names = tuple(keypoint_names)
+        nc = len(self.class_names)
+        # Without names the head does not say how many classes it has: no filter to apply.
+        self.allowed = allowed_classes(options.class_filter, self.class_names, nc) if nc else None
+        self.mask_mode = MASK_MODES[options.mask_decode_mode]
+
+    def decode(self, outputs: Sequence[Any], index: int, letterbox: Letterbox,
+               timings: PostprocessTimings | None = None, state: StreamState | None = None) -> Detections:
+        lay = self.layout
+        t0 = time.perf_counter()
+        rows = host(outputs[lay.detections_output][index])
+        rows, xyxy = self._rows(rows, letterbox)
+        t1 = time.perf_counter()
+        masks = keypoints = None
+        if lay.protos_output is not None:
+            masks = self._masks(rows[:, 6:], xyxy, outputs[lay.protos_output][index], letterbox)
+        elif lay.num_keypoints:
+            raw = rows[:, 6:].reshape(len(rows), lay.num_keypoints, lay.keypoint_dims)
+            keypoints = keypoints_to_source(raw, letterbox, self.options.keypoint_confidence)
+        if timings is not None:
+            timings.nms, timings.masks = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return Detections(xyxy, rows[:, 4], rows[:, 5].astype(np.int64), (letterbox.src_h, letterbox.src_w), masks,
+                          class_names=self.class_names, keypoints=keypoints, keypoint_names=self.keypoint_names)
+
+    def _rows(self, rows: np.ndarray, letterbox: Letterbox) -> tuple[np.ndarray, np.ndarray]:
+        """Rows that pass the filters, best first (stable), and their boxes in source pixels."""
+        o = self.options
+        keep = rows[:, 4] >= o.confidence
+        if self.allowed is not None:
+            cls = rows[:, 5].astype(np.int64)
+            inside = (cls >= 0) & (cls < len(self.allowed))
+            keep &= inside & self.allowed[np.where(inside, cls, 0)]
+        rows = rows[keep]
+        xyxy = letterbox.to_source_xyxy(rows[:, :4])
+        if o.max_area_ratio is not None or o.min_area_ratio is not None:
+            wh = xyxy[:, 2:] - xyxy[:, :2]
+            area, frame = wh[:, 0] * wh[:, 1], letterbox.src_h * letterbox.src_w
+            fits = np.ones(len(rows), np.bool_)
+            if o.max_area_ratio is not None:
+                fits &= area <= o.max_area_ratio * frame
+            if o.min_area_ratio is not None:
+                fits &= area >= o.min_area_ratio * frame
+            rows, xyxy = rows[fits], xyxy[fits]
+        order = np.argsort(-rows[:, 4], kind="stable")[: o.max_detections]
+        return np.ascontiguousarray(rows[order], np.float32), xyxy[order]
+
+    def _masks(self, coefs: np.ndarray, xyxy: np.ndarray, protos: Any, letterbox: Letterbox) -> list[np.ndarray]:
+        """Masks cropped to each integer box, as the classic segmentation decoder gives them."""
+        boxes_px = mask_boxes(xyxy, (letterbox.src_h, letterbox.src_w))
+        flat, offsets = self.kernels.decode_masks(np.ascontiguousarray(coefs, np.float32), protos, boxes_px,
+                                                  letterbox.params(), self.mask_mode, self.options.tradeoff_factor)
+        bits = flat.view(np.bool_)
+        return [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
+                for i, b in enumerate(boxes_px)]
