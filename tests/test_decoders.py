@@ -140,3 +140,16 @@ def test_semantic_class_map_and_logits_cut_padding_and_resize_nearest():
     logits = np.stack([m == c for c in range(3)]).astype(np.float32)
     d2 = _decode([(1, 3, 64, 64)], [logits])
     np.testing.assert_array_equal(d2.semantic.class_map, cmap)
+
+
+def test_classification_input_is_scaled_and_centre_cropped_like_ultralytics():
+    from pipeline.infer.preprocess import Preprocessor
+
+    image = np.zeros((100, 400, 3), np.uint8)  # short side 100 → 50: 200×50, the centre 50 columns kept
+    image[:, 175:225] = 200  # a band at the centre: columns 12.5..37.5 of the crop
+    blob, (g,) = Preprocessor((50, 50), center_crop=True)([image])
+    assert (g.src_h, g.src_w) == (100, 400)
+    assert blob.shape == (1, 3, 50, 50) and np.allclose(blob[0, :, :, 13:37], 200 / 255)
+    assert np.allclose(blob[0, :, :, :10], 0) and np.allclose(blob[0, :, :, 40:], 0)
+    letterboxed, _ = Preprocessor((50, 50))([image])
+    assert np.allclose(letterboxed[0, :, 0], 114 / 255), "other models keep the letterbox"

@@ -1,8 +1,7 @@
 """Letterboxing a batch of frames into the model's input blob, reusing its buffers.
 
 Example:
-    >>> import cv2
-import numpy as np
+    >>> import numpy as np
     >>> pre = Preprocessor((64, 64))
     >>> blob, (g,) = pre([np.zeros((32, 64, 3), np.uint8)])
     >>> blob.shape, (g.pad_y, g.new_h)

@@ -3,9 +3,9 @@
 Example:
     >>> import numpy as np
     >>> g = Letterbox.fit((720, 1280), (640, 640))
-    >>> k = np.array([[[320, 320, 0.9], [0, 140, 0.2]]], np.float32)
+    >>> k = np.array([[[320, 320, 0.75], [0, 140, 0.25]]], np.float32)
     >>> keypoints_to_source(k, g, 0.5).tolist()
-    [[[640.0, 360.0, 0.8999999761581543], [0.0, 0.0, 0.0]]]
+    [[[640.0, 360.0, 0.75], [0.0, 0.0, 0.0]]]
 """
 
 from __future__ import annotations
