@@ -5,6 +5,12 @@ issue 15's table."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -153,3 +159,16 @@ def test_classification_input_is_scaled_and_centre_cropped_like_ultralytics():
     assert np.allclose(blob[0, :, :, :10], 0) and np.allclose(blob[0, :, :, 40:], 0)
     letterboxed, _ = Preprocessor((50, 50))([image])
     assert np.allclose(letterboxed[0, :, 0], 114 / 255), "other models keep the letterbox"
+
+
+def test_gpu_post_processing_of_every_family_matches_the_cpu_in_the_simulator():
+    """Device outputs through the CUDA kernels (Numba's CUDA simulator runs them here)."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "tests/cuda_families.py"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    cases = {c["layout"]: c for c in map(json.loads, proc.stdout.splitlines())}
+    assert set(cases) == {"end2end-seg", "yolov8-pose", "classify", "semantic-logits"}
+    assert all(c["same"] for c in cases.values()), cases
+    assert cases["end2end-seg"]["detections"] == 4 and cases["yolov8-pose"]["detections"] > 0
