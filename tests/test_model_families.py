@@ -163,3 +163,9 @@ def test_pose_without_kpt_shape_and_wrong_keypoint_names_are_one_line(models, tm
     assert Model.load(bare, warm_up=False, kpt_shape=(17, 3)).layout.name == "yolov8-pose"
     with pytest.raises(ModelError, match="3 keypoint names, the model has 17 keypoints"):
         Model.load(models["classic-pose"][0], warm_up=False, keypoint_names=["a", "b", "c"])
+    names_file = tmp_path / "kpts.txt"
+    names_file.write_text("a\nb\n")
+    with pytest.raises(ModelError, match=f"keypoint names file {names_file} gives 2 keypoint names"):
+        Model.load(models["classic-pose"][0], warm_up=False, keypoint_names_file=names_file)
+    names_file.write_text("".join(f"k{i}\n" for i in range(17)))
+    assert Model.load(models["classic-pose"][0], warm_up=False, keypoint_names_file=names_file).keypoint_names[16] == "k16"

@@ -75,6 +75,8 @@ class ModelConfig(BackendOptions):
                           "where the model's metadata has no kpt_shape")
     keypoint_names: list[str] | None = Field(None, description="pose: a name per keypoint (default: the metadata's "
                                                                "kpt_names; COCO's for 17 keypoints)")
+    keypoint_names_file: Path | None = Field(None, description="pose: keypoint names from a file, in the forms of "
+                                                               "names_file")
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 

@@ -123,12 +123,14 @@ def layout_hints(metadata: dict[str, str], config: ModelConfig) -> LayoutHints:
 
 
 def keypoint_names(backend: Backend, config: ModelConfig, k: int) -> tuple[str, ...]:
-    """A name per keypoint: ``model.keypoint_names``, the metadata's ``kpt_names`` (a list,
+    """A name per keypoint: ``model.keypoint_names`` (or ``keypoint_names_file``), the metadata's ``kpt_names`` (a list,
     or Ultralytics' ``{class: [names]}``), or COCO's for 17; none for other counts."""
     if not k:
         return ()
     names = config.keypoint_names
     source = "model.keypoint_names"
+    if names is None and config.keypoint_names_file is not None:
+        names, source = read_names_file(Path(config.keypoint_names_file)), f"keypoint names file {config.keypoint_names_file}"
     if names is None:
         meta = _literal(backend.metadata.get("kpt_names"))
         meta = next(iter(meta.values()), None) if isinstance(meta, dict) else meta
