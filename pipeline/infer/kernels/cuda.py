@@ -173,7 +173,7 @@ def to_device(array: Any):
             return cuda.to_device(array.numpy())
         # Integer outputs: class maps of semantic models (their decoder copies them to the host).
         typestr = {"tensor(float)": "<f4", "tensor(float16)": "<f2", "tensor(int64)": "<i8",
-                   "tensor(int32)": "<i4"}.get(array.data_type())
+                   "tensor(int32)": "<i4", "tensor(uint8)": "|u1"}.get(array.data_type())
         if typestr is None:
             raise TypeError(f"GPU post-processing reads float or integer outputs, got {array.data_type()}")
         desc = {"shape": tuple(array.shape()), "typestr": typestr, "data": (array.data_ptr(), False), "version": 3,
