@@ -161,6 +161,8 @@ def test_pose_without_kpt_shape_and_wrong_keypoint_names_are_one_line(models, tm
     err = capsys.readouterr().err.strip()
     assert err.startswith("vidpipe: error:") and "kpt_shape" in err and "\n" not in err
     assert Model.load(bare, warm_up=False, kpt_shape=(17, 3)).layout.name == "yolov8-pose"
+    with pytest.raises(ModelError, match=r"bare-pose.onnx: kpt_shape must be \[keypoints, 2 or 3\], got \(17, 4\)"):
+        Model.load(bare, warm_up=False, kpt_shape=(17, 4))
     with pytest.raises(ModelError, match="3 keypoint names, the model has 17 keypoints"):
         Model.load(models["classic-pose"][0], warm_up=False, keypoint_names=["a", "b", "c"])
     names_file = tmp_path / "kpts.txt"

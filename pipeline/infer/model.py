@@ -109,7 +109,7 @@ def _literal(value: str | None) -> Any:
         return value
 
 
-def layout_hints(metadata: dict[str, str], config: ModelConfig) -> LayoutHints:
+def layout_hints(metadata: dict[str, str], config: ModelConfig, path: Path | str = "model") -> LayoutHints:
     """Task, end-to-end flag and keypoint shape from the metadata; ``model.kpt_shape`` wins."""
     args = _literal(metadata.get("args"))
     nms = isinstance(args, dict) and args.get("nms") is True  # exported with nms=True: final rows
@@ -117,7 +117,7 @@ def layout_hints(metadata: dict[str, str], config: ModelConfig) -> LayoutHints:
     kpt = tuple(config.kpt_shape) if config.kpt_shape else _literal(metadata.get("kpt_shape"))
     if kpt is not None and not (isinstance(kpt, (list, tuple)) and len(kpt) == 2
                                 and all(isinstance(v, int) for v in kpt) and kpt[0] >= 1 and kpt[1] in (2, 3)):
-        raise ModelError(f"kpt_shape must be [keypoints, 2 or 3], got {kpt!r}")
+        raise ModelError(f"{path}: kpt_shape must be [keypoints, 2 or 3], got {kpt!r}")
     task = metadata.get("task")
     return LayoutHints(task.strip().lower() if task else None, end2end, (int(kpt[0]), int(kpt[1])) if kpt else None)
 
@@ -164,7 +164,7 @@ class Model:
         self.backend, self.config, self.options = backend, config, config.postprocess
         names = list(names) if names else parse_names(backend.metadata.get("names"))
         shapes = output_shapes(backend)
-        hints = layout_hints(backend.metadata, config)
+        hints = layout_hints(backend.metadata, config, backend.path)
         try:
             self.layout: ModelLayout = recognise(shapes, len(names) if names else None, config.layout, hints)
         except LayoutError as exc:
