@@ -87,6 +87,11 @@ def test_end_to_end_seg_masks_decode_through_the_kernels():
         d = _decode([(1, 10, 6 + nm), (1, nm, 160, 160)], [rows, protos], E2E, mask_decode_mode=mode)
         assert d.xyxy.tolist() == [[0, 0, 640, 720]]
         assert d.masks[0].shape == (720, 640) and d.masks[0].all()
+    rows[1, :6] = [320, 140, 640, 500, 0.8, 1]  # coefficients 0: an empty mask
+    shapes = [(1, 10, 6 + nm), (1, nm, 160, 160)]
+    assert [m.any() for m in _decode(shapes, [rows, protos], E2E).masks] == [True, False]
+    dropped = _decode(shapes, [rows, protos], E2E, drop_empty_masks=True)  # as Ultralytics reports them
+    assert dropped.class_id.tolist() == [0] and len(dropped.masks) == 1
 
 
 def test_end_to_end_pose_keypoints_in_source_pixels_with_keypoint_confidence():

@@ -32,6 +32,8 @@ class PostprocessOptions(Options):
     tradeoff_factor: float = Field(0.5, ge=0, le=1)
     max_area_ratio: float | None = Field(None, gt=0, le=1)
     min_area_ratio: float | None = Field(None, ge=0, lt=1, description="drop boxes smaller than this share of the frame")
+    drop_empty_masks: bool = Field(False, description="segmentation: leave out detections whose mask has no pixel, "
+                                                      "as Ultralytics' predictor does")
     keypoint_confidence: float = Field(
         0.0, ge=0, le=1, description="pose: a keypoint below this confidence gets confidence 0, i.e. absent (Roboflow's "
                                      "keypoint_confidence_threshold leaves such keypoints out of its response)")

@@ -21,7 +21,7 @@ from pipeline.infer.layouts import ModelLayout
 from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.tasks.base import PostprocessTimings, StreamState, host
 from pipeline.infer.tasks.keypoints import keypoints_to_source
-from pipeline.infer.tasks.segmentation import allowed_classes
+from pipeline.infer.tasks.segmentation import allowed_classes, with_mask
 from pipeline.vision.detections import Detections
 from pipeline.vision.geometry import mask_boxes
 
@@ -50,6 +50,9 @@ class EndToEndDecoder:
         masks = keypoints = None
         if lay.protos_output is not None:
             masks = self._masks(rows[:, 6:], xyxy, outputs[lay.protos_output][index], letterbox)
+            keep = with_mask(masks) if self.options.drop_empty_masks else None
+            if keep is not None:
+                rows, xyxy, masks = rows[keep], xyxy[keep], [masks[i] for i in keep]
         elif lay.num_keypoints:
             raw = rows[:, 6:].reshape(len(rows), lay.num_keypoints, lay.keypoint_dims)
             keypoints = keypoints_to_source(raw, letterbox, self.options.keypoint_confidence)

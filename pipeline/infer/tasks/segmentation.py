@@ -4,7 +4,8 @@ Steps: candidates above ``confidence`` (YOLOv5: objectness × class score; YOLOv
 score; the best class per anchor) and in ``class_filter`` → boxes mapped through the
 letterbox to source pixels and clipped → ``min_area_ratio``/``max_area_ratio`` filter → the ``max_candidates``
 highest scores → NMS per class (or class-agnostic) → ``max_detections`` → masks decoded
-inside each box (``mask_decode_mode``). The heavy steps are the kernels chosen at load.
+inside each box (``mask_decode_mode``); with ``drop_empty_masks``, detections whose mask
+is empty are left out (as Ultralytics does). The heavy steps are the kernels chosen at load.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def allowed_classes(class_filter: Sequence[str] | None, class_names: Sequence[st
     return allowed
 
 
+def with_mask(masks: list[np.ndarray]) -> np.ndarray | None:
+    """Indices of the detections whose mask has a pixel, or None when all have
+    (``drop_empty_masks``: like Ultralytics, a detection whose mask is empty is not reported).
+
+    >>> with_mask([np.ones((2, 2), bool), np.zeros((2, 2), bool)]).tolist()
+    [0]
+    """
+    has = np.fromiter((m.any() for m in masks), np.bool_, len(masks))
+    return None if has.all() else np.flatnonzero(has)
+
+
 class SegmentationDecoder:
     """Boxes, classes, scores and (with prototypes) masks cropped to their boxes."""
 
@@ -62,11 +74,16 @@ class SegmentationDecoder:
         t0 = time.perf_counter()
         kept, xyxy = self._kept(outputs[lay.detections_output][index], letterbox)
         t1 = time.perf_counter()
-        masks = self._masks(kept, xyxy, protos, letterbox) if protos is not None else None
+        scores, classes, masks = kept.scores, kept.classes, None
+        if protos is not None:
+            masks = self._masks(kept, xyxy, protos, letterbox)
+            keep = with_mask(masks) if self.options.drop_empty_masks else None
+            if keep is not None:
+                xyxy, scores, classes, masks = xyxy[keep], scores[keep], classes[keep], [masks[i] for i in keep]
         if timings is not None:
             timings.nms = (t1 - t0) * 1e3
             timings.masks = (time.perf_counter() - t1) * 1e3
-        return Detections(xyxy, kept.scores, kept.classes, (letterbox.src_h, letterbox.src_w), masks,
+        return Detections(xyxy, scores, classes, (letterbox.src_h, letterbox.src_w), masks,
                           class_names=self.class_names)
 
     def _kept(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
