@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CLIP := out/demo-input.mp4
 
-.PHONY: demo test lint venv clean eval system-deps bench
+.PHONY: demo test lint venv clean eval system-deps bench ultralytics-fixtures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,23 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+# Test fixtures from the real Ultralytics exporter and predictor (dev only; never part of
+# `make test` or CI, which read the committed files without ultralytics). Its own throwaway
+# virtualenv: the CPU build of torch goes in first (here from the local wheel folder) and a
+# torchvision pinned to it, so that ultralytics does not pull a multi-GB CUDA build of torch.
+UL_VENV := .venv-ultralytics
+UL_PY   := $(UL_VENV)/bin/python
+UL_PINS := torch==2.13.0 torchvision==0.28.0 ultralytics==8.4.190 onnx onnxslim onnxruntime
+$(UL_VENV)/.installed:
+	$(PYTHON) -m venv $(UL_VENV)
+	$(UL_PY) -m pip install -q --upgrade pip
+	$(UL_PY) -m pip install -q torch==2.13.0
+	$(UL_PY) -m pip install -q $(UL_PINS)
+	touch $@
+
+ultralytics-fixtures: $(UL_VENV)/.installed
+	YOLO_OFFLINE=1 PYTHONPATH=$(CURDIR) $(UL_PY) -m training.ultralytics_fixtures --out tests/fixtures/ultralytics
 
 clean:
 	rm -rf out .pytest_cache

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
+from training.onnx_metadata import ultralytics_metadata, write_metadata
 
 log = logging.getLogger("vidpipe.train")
 
@@ -220,7 +221,8 @@ def export_onnx(net: YoloSeg, path: Path, layout: str) -> None:
 
 def finalize_onnx(path: Path, layout: str) -> None:
     """Write the real output sizes (the legacy exporter leaves them symbolic; batch stays
-    dynamic) and Ultralytics-style metadata into an exported file."""
+    dynamic) and the metadata Ultralytics writes for a dynamic export (so that Ultralytics'
+    own loader runs the file too) into an exported file."""
     import onnx
     import onnxruntime as ort
 
@@ -233,20 +235,7 @@ def finalize_onnx(path: Path, layout: str) -> None:
             if i > 0:
                 dim.ClearField("dim_param")
                 dim.dim_value = int(shape[i])
-    meta = {
-        "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
-        "imgsz": str([IMGSZ, IMGSZ]),
-        "stride": "32",
-        "task": "segment",
-        "description": f"vidpipe synthetic-shapes YOLO-seg ({layout} layout)",
-        "author": "vidpipe",
-        "license": "Apache-2.0",
-        "batch": "-1",
-    }
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
+    write_metadata(model, ultralytics_metadata(layout, IMGSZ))
     onnx.save(model, str(path))
 
 
