@@ -83,7 +83,7 @@ def test_end_to_end_seg_masks_decode_through_the_kernels():
     rows[0, 6:] = [1, 0, 0, 0]
     protos = np.full((nm, 160, 160), -1.0, np.float32)
     protos[0] = 1.0  # coefficient 1 on an all-positive prototype: a full box
-    for mode in ("accurate", "tradeoff", "fast"):
+    for mode in ("accurate", "tradeoff", "fast", "ultralytics"):
         d = _decode([(1, 10, 6 + nm), (1, nm, 160, 160)], [rows, protos], E2E, mask_decode_mode=mode)
         assert d.xyxy.tolist() == [[0, 0, 640, 720]]
         assert d.masks[0].shape == (720, 640) and d.masks[0].all()
@@ -177,3 +177,18 @@ def test_gpu_post_processing_of_every_family_matches_the_cpu_in_the_simulator():
     assert set(cases) == {"end2end-seg", "yolov8-pose", "classify", "semantic-logits"}
     assert all(c["same"] for c in cases.values()), cases
     assert cases["end2end-seg"]["detections"] == 4 and cases["yolov8-pose"]["detections"] > 0
+
+
+def test_ultralytics_mask_axes_are_pytorch_bilinear_with_its_padding_crop():
+    from pipeline.infer.tasks.masks import ultralytics_axes
+
+    # 320×180 in a 160 input, 40×40 prototypes: 35 px of padding cut whole only after ×4 upsampling.
+    ay, ax = ultralytics_axes((180, 320), (40, 40))
+    assert ay.shape == (180, 40) and ax.shape == (320, 40)
+    np.testing.assert_allclose(ay.sum(1), 1, atol=1e-6)  # interpolation weights
+    np.testing.assert_allclose(ax.sum(1), 1, atol=1e-6)
+    # Upsampled ×4 then cropped from row 35: its row 35 is at prototype row (35 + 0.5) / 4 - 0.5 = 8.375,
+    # row 36 at 8.625. Source row 0 samples the crop at -0.25 (clamped: row 35), row 1 at 0.25.
+    assert np.flatnonzero(ay[0]).tolist() == [8, 9]
+    np.testing.assert_allclose(ay[0, 8:10], [0.625, 0.375], atol=1e-6)
+    np.testing.assert_allclose(ay[1, 8:10], [0.75 * 0.625 + 0.25 * 0.375, 0.75 * 0.375 + 0.25 * 0.625], atol=1e-6)

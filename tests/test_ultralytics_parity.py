@@ -37,7 +37,8 @@ def _load(entry: dict, settings: dict) -> Model:
     """The fixture's model with the predictor's settings (top 5 for classifiers, every class)."""
     options = PostprocessOptions(confidence=settings["conf"], iou_threshold=settings["iou"],
                                  max_detections=settings["max_det"], class_agnostic_nms=bool(settings["agnostic_nms"]),
-                                 top_k=5, drop_empty_masks=True)
+                                 top_k=5, drop_empty_masks=True,
+                                 mask_decode_mode="ultralytics")
     if entry["task"] == "classify":
         options = options.model_copy(update={"confidence": 0.0})  # Ultralytics' top5 has no threshold
     return Model.load(FIXTURES / entry["file"], intra_op_threads=1, postprocess=options)

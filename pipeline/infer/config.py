@@ -14,7 +14,8 @@ from pydantic import Field
 
 from pipeline.core.options import Options
 
-MaskDecodeMode = Literal["accurate", "tradeoff", "fast"]
+# ultralytics: Ultralytics' own interpolation exactly (NumPy, slower: for parity checks)
+MaskDecodeMode = Literal["accurate", "tradeoff", "fast", "ultralytics"]
 LayoutName = Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8", "yolov8-pose", "end2end", "end2end-seg",
                      "end2end-pose", "classify", "semantic", "semantic-logits"]
 

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.infer.config import PostprocessOptions
-from pipeline.infer.kernels import MASK_MODES, Kernels
+from pipeline.infer.kernels import Kernels
 from pipeline.infer.layouts import ModelLayout
 from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.tasks.base import PostprocessTimings, StreamState, host
 from pipeline.infer.tasks.keypoints import keypoints_to_source
+from pipeline.infer.tasks.masks import box_masks
 from pipeline.infer.tasks.segmentation import allowed_classes, with_mask
 from pipeline.vision.detections import Detections
-from pipeline.vision.geometry import mask_boxes
 
 
 class EndToEndDecoder:
@@ -38,7 +38,6 @@ class EndToEndDecoder:
         nc = len(self.class_names)
         # Without names the head does not say how many classes it has: no filter to apply.
         self.allowed = allowed_classes(options.class_filter, self.class_names, nc) if nc else None
-        self.mask_mode = MASK_MODES[options.mask_decode_mode]
 
     def decode(self, outputs: Sequence[Any], index: int, letterbox: Letterbox,
                timings: PostprocessTimings | None = None, state: StreamState | None = None) -> Detections:
@@ -49,7 +48,8 @@ class EndToEndDecoder:
         t1 = time.perf_counter()
         masks = keypoints = None
         if lay.protos_output is not None:
-            masks = self._masks(rows[:, 6:], xyxy, outputs[lay.protos_output][index], letterbox)
+            masks = box_masks(self.kernels, rows[:, 6:], xyxy, outputs[lay.protos_output][index], letterbox,
+                              self.options)
             keep = with_mask(masks) if self.options.drop_empty_masks else None
             if keep is not None:
                 rows, xyxy, masks = rows[keep], xyxy[keep], [masks[i] for i in keep]
@@ -82,12 +82,3 @@ class EndToEndDecoder:
             rows, xyxy = rows[fits], xyxy[fits]
         order = np.argsort(-rows[:, 4], kind="stable")[: o.max_detections]
         return np.ascontiguousarray(rows[order], np.float32), xyxy[order]
-
-    def _masks(self, coefs: np.ndarray, xyxy: np.ndarray, protos: Any, letterbox: Letterbox) -> list[np.ndarray]:
-        """Masks cropped to each integer box, as the classic segmentation decoder gives them."""
-        boxes_px = mask_boxes(xyxy, (letterbox.src_h, letterbox.src_w))
-        flat, offsets = self.kernels.decode_masks(np.ascontiguousarray(coefs, np.float32), protos, boxes_px,
-                                                  letterbox.params(), self.mask_mode, self.options.tradeoff_factor)
-        bits = flat.view(np.bool_)
-        return [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
-                for i, b in enumerate(boxes_px)]

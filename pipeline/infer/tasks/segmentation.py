@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.infer.config import PostprocessOptions
-from pipeline.infer.kernels import MASK_MODES, Candidates, Kernels
+from pipeline.infer.kernels import Candidates, Kernels
 from pipeline.infer.kernels.cpu import nms
 from pipeline.infer.layouts import ModelLayout
 from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.tasks.base import PostprocessTimings, StreamState
+from pipeline.infer.tasks.masks import box_masks
 from pipeline.vision.detections import Detections
-from pipeline.vision.geometry import mask_boxes
 
 
 def allowed_classes(class_filter: Sequence[str] | None, class_names: Sequence[str], num_classes: int) -> np.ndarray:
@@ -65,7 +65,6 @@ class SegmentationDecoder:
         self.task = layout.task
         self.class_names = tuple(class_names)
         self.allowed = kernels.upload(allowed_classes(options.class_filter, self.class_names, layout.num_classes))
-        self.mask_mode = MASK_MODES[options.mask_decode_mode]
 
     def decode(self, outputs: Sequence[Any], index: int, letterbox: Letterbox,
                timings: PostprocessTimings | None = None, state: StreamState | None = None) -> Detections:
@@ -76,7 +75,7 @@ class SegmentationDecoder:
         t1 = time.perf_counter()
         scores, classes, masks = kept.scores, kept.classes, None
         if protos is not None:
-            masks = self._masks(kept, xyxy, protos, letterbox)
+            masks = box_masks(self.kernels, kept.coefficients(), xyxy, protos, letterbox, self.options)
             keep = with_mask(masks) if self.options.drop_empty_masks else None
             if keep is not None:
                 xyxy, scores, classes, masks = xyxy[keep], scores[keep], classes[keep], [masks[i] for i in keep]
@@ -113,13 +112,3 @@ class SegmentationDecoder:
             top = np.argsort(-found.scores, kind="stable")[: o.max_candidates]
             found, boxes = found.subset(top), boxes[top]
         return found, boxes
-
-    def _masks(self, kept: Candidates, xyxy: np.ndarray, protos: Any, letterbox: Letterbox) -> list[np.ndarray]:
-        """Masks of the kept detections, each cropped to its integer box."""
-        boxes_px = mask_boxes(xyxy, (letterbox.src_h, letterbox.src_w))
-        flat, offsets = self.kernels.decode_masks(kept.coefficients(), protos, boxes_px, letterbox.params(),
-                                                  self.mask_mode, self.options.tradeoff_factor)
-        bits = flat.view(np.bool_)
-        # Column-major crops (see kernels.cpu.decode_masks): (h, w) views, Fortran order.
-        return [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
-                for i, b in enumerate(boxes_px)]
