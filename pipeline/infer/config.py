@@ -14,8 +14,10 @@ from pydantic import Field
 
 from pipeline.core.options import Options
 
-MaskDecodeMode = Literal["accurate", "tradeoff", "fast"]
-LayoutName = Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8"]
+# ultralytics: Ultralytics' own interpolation exactly (NumPy, slower: for parity checks)
+MaskDecodeMode = Literal["accurate", "tradeoff", "fast", "ultralytics"]
+LayoutName = Literal["yolov5-seg", "yolov8-seg", "yolov5", "yolov8", "yolov8-pose", "end2end", "end2end-seg",
+                     "end2end-pose", "classify", "semantic", "semantic-logits"]
 
 
 class PostprocessOptions(Options):
@@ -31,6 +33,15 @@ class PostprocessOptions(Options):
     tradeoff_factor: float = Field(0.5, ge=0, le=1)
     max_area_ratio: float | None = Field(None, gt=0, le=1)
     min_area_ratio: float | None = Field(None, ge=0, lt=1, description="drop boxes smaller than this share of the frame")
+    drop_empty_masks: bool = Field(False, description="segmentation: leave out detections whose mask has no pixel, "
+                                                      "as Ultralytics' predictor does")
+    keypoint_confidence: float = Field(
+        0.0, ge=0, le=1, description="pose: a keypoint below this confidence gets confidence 0, i.e. absent (Roboflow's "
+                                     "keypoint_confidence_threshold leaves such keypoints out of its response)")
+    top_k: int = Field(5, ge=1, description="classification: the best k classes per frame (at or above `confidence`)")
+    classification_window: int = Field(
+        1, ge=1, description="classification: top-k of the mean probabilities over the last N inferred frames of "
+                             "each stream (temporal smoothing; 1: off)")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: candidate selection and mask decoding on the GPU "
                                            "(falls back to the CPU with a warning where there is none)")
 
@@ -62,6 +73,13 @@ class ModelConfig(BackendOptions):
     backend: Literal["onnxruntime", "tensorrt"] = Field("onnxruntime", description="tensorrt: native TensorRT (extra [trt])")
     names_file: Path | None = None
     layout: LayoutName | None = Field(None, description="force an output layout (default: recognised from the outputs)")
+    kpt_shape: tuple[int, int] | None = Field(
+        None, description="pose: keypoints per detection and values per keypoint (2: x, y; 3: x, y, confidence), "
+                          "where the model's metadata has no kpt_shape")
+    keypoint_names: list[str] | None = Field(None, description="pose: a name per keypoint (default: the metadata's "
+                                                               "kpt_names; COCO's for 17 keypoints)")
+    keypoint_names_file: Path | None = Field(None, description="pose: keypoint names from a file, in the forms of "
+                                                               "names_file")
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 

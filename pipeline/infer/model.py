@@ -31,10 +31,11 @@ from pipeline.core.errors import ModelError
 from pipeline.infer.backends.base import Backend, open_backend
 from pipeline.infer.config import ModelConfig
 from pipeline.infer.kernels import select_kernels
-from pipeline.infer.layouts import LayoutError, ModelLayout, recognise
+from pipeline.infer.layouts import LayoutError, LayoutHints, ModelLayout, recognise
 from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.preprocess import Preprocessor
-from pipeline.infer.tasks import OutputDecoder, decoder_for
+from pipeline.infer.tasks import OutputDecoder, StreamState, decoder_for
+from pipeline.infer.tasks.keypoints import default_keypoint_names
 from pipeline.vision import rle
 from pipeline.vision.detections import Detections
 from pipeline.zoo import resolve_model
@@ -100,6 +101,48 @@ def parse_names(value: str | None) -> list[str] | None:
     return None
 
 
+def _literal(value: str | None) -> Any:
+    """A metadata value (Ultralytics writes Python literals as text: ``True``, ``[17, 3]``)."""
+    try:
+        return ast.literal_eval(value) if value else None
+    except (ValueError, SyntaxError):
+        return value
+
+
+def layout_hints(metadata: dict[str, str], config: ModelConfig, path: Path | str = "model") -> LayoutHints:
+    """Task, end-to-end flag and keypoint shape from the metadata; ``model.kpt_shape`` wins."""
+    args = _literal(metadata.get("args"))
+    nms = isinstance(args, dict) and args.get("nms") is True  # exported with nms=True: final rows
+    end2end = _literal(metadata.get("end2end")) is True or nms
+    kpt = tuple(config.kpt_shape) if config.kpt_shape else _literal(metadata.get("kpt_shape"))
+    if kpt is not None and not (isinstance(kpt, (list, tuple)) and len(kpt) == 2
+                                and all(isinstance(v, int) for v in kpt) and kpt[0] >= 1 and kpt[1] in (2, 3)):
+        raise ModelError(f"{path}: kpt_shape must be [keypoints, 2 or 3], got {kpt!r}")
+    task = metadata.get("task")
+    return LayoutHints(task.strip().lower() if task else None, end2end, (int(kpt[0]), int(kpt[1])) if kpt else None)
+
+
+def keypoint_names(backend: Backend, config: ModelConfig, k: int) -> tuple[str, ...]:
+    """A name per keypoint: ``model.keypoint_names`` (or ``keypoint_names_file``), the metadata's ``kpt_names`` (a list,
+    or Ultralytics' ``{class: [names]}``), or COCO's for 17; none for other counts."""
+    if not k:
+        return ()
+    names = config.keypoint_names
+    source = "model.keypoint_names"
+    if names is None and config.keypoint_names_file is not None:
+        names, source = read_names_file(Path(config.keypoint_names_file)), f"keypoint names file {config.keypoint_names_file}"
+    if names is None:
+        meta = _literal(backend.metadata.get("kpt_names"))
+        meta = next(iter(meta.values()), None) if isinstance(meta, dict) else meta
+        names = [str(n) for n in meta] if isinstance(meta, (list, tuple)) else None
+        source = "the model's kpt_names metadata"
+    if names is None:
+        return default_keypoint_names(k)
+    if len(names) != k:
+        raise ModelError(f"{backend.path}: {source} gives {len(names)} keypoint names, the model has {k} keypoints")
+    return tuple(names)
+
+
 def output_shapes(backend: Backend) -> list[list[Any]]:
     """Declared output shapes; where an exporter left non-batch axes symbolic, the shapes
     of one dummy inference instead."""
@@ -121,29 +164,40 @@ class Model:
         self.backend, self.config, self.options = backend, config, config.postprocess
         names = list(names) if names else parse_names(backend.metadata.get("names"))
         shapes = output_shapes(backend)
+        hints = layout_hints(backend.metadata, config, backend.path)
         try:
-            self.layout: ModelLayout = recognise(shapes, len(names) if names else None, config.layout)
+            self.layout: ModelLayout = recognise(shapes, len(names) if names else None, config.layout, hints)
         except LayoutError as exc:
-            raise ModelError(f"{backend.path}: {self._names_mismatch(shapes, names, config) or exc}") from exc
-        if names and len(names) != self.layout.num_classes:
+            raise ModelError(f"{backend.path}: {self._names_mismatch(shapes, names, config, hints) or exc}") from exc
+        if names and self.layout.num_classes and len(names) != self.layout.num_classes:
             raise ModelError(f"{backend.path}: {len(names)} class names for {self.layout.num_classes} classes")
         self.class_names: tuple[str, ...] = tuple(names) if names else tuple(str(i) for i in range(self.layout.num_classes))
+        self.keypoint_names = keypoint_names(backend, config, self.layout.num_keypoints)
         self.input_hw = backend.input_hw
         self.name = config.name or backend.path.stem
         self.kernels, self.postprocess_fallback = select_kernels(self.options.device, config.device_id)
         try:
-            self.decoder: OutputDecoder = decoder_for(self.layout, self.options, self.class_names, self.kernels)
+            self.decoder: OutputDecoder = decoder_for(self.layout, self.options, self.class_names, self.kernels,
+                                                      self.keypoint_names)
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
-        self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch, backend.input_dtype)
+        # Classification models see the frame's centre, scaled: as Ultralytics feeds them.
+        self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch, backend.input_dtype,
+                                       center_crop=self.task == "classify")
+
+    @property
+    def task(self) -> str:
+        """``detect``, ``segment``, ``pose``, ``classify`` or ``semantic`` (Ultralytics' names)."""
+        return self.layout.task
 
     @staticmethod
-    def _names_mismatch(shapes: list[list[Any]], names: list[str] | None, config: ModelConfig) -> str | None:
+    def _names_mismatch(shapes: list[list[Any]], names: list[str] | None, config: ModelConfig,
+                        hints: LayoutHints) -> str | None:
         """Where the outputs fit a layout once the class names are left out: the names are wrong."""
         if not names:
             return None
         try:
-            fitted = recognise(shapes, None, config.layout)
+            fitted = recognise(shapes, None, config.layout, hints)
         except LayoutError:
             return None
         source = f"names file {config.names_file}" if config.names_file else "the model's names metadata"
@@ -194,8 +248,11 @@ class Model:
         post-processing runs on the GPU."""
         return self.kernels.outputs(self.backend, blob)
 
-    def postprocess(self, outputs: Sequence[Any], i: int, letterbox: Letterbox) -> Detections:
-        return self.decoder.decode(outputs, i, letterbox)
+    def postprocess(self, outputs: Sequence[Any], i: int, letterbox: Letterbox,
+                    state: StreamState | None = None) -> Detections:
+        """Image ``i``'s detections; ``state``: its stream's memory across frames (see
+        :class:`~pipeline.infer.tasks.StreamState`), None for none."""
+        return self.decoder.decode(outputs, i, letterbox, None, state)
 
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections for each BGR image (any sizes), in order."""
@@ -212,6 +269,8 @@ class Model:
             "batch": self.batch_limit or "dynamic",
             "classes": list(self.class_names),
             "num_masks": self.layout.num_masks,
+            **({"kpt_shape": [self.layout.num_keypoints, self.layout.keypoint_dims],
+                "keypoint_names": list(self.keypoint_names)} if self.layout.num_keypoints else {}),
             "metadata": self.backend.metadata,
             **self.backend.info(),
             "postprocess_device": self.postprocess_device,

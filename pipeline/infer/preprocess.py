@@ -12,18 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from pipeline.infer.letterbox import PAD_VALUE, Letterbox, letterbox_into, to_blob
 
 
+def center_crop_into(image: np.ndarray, out: np.ndarray) -> None:
+    """Ultralytics' classification input (``classify_transforms``): the short side scaled
+    to the input's, then the centre cut out (torchvision ``Resize`` + ``CenterCrop``).
+    Area interpolation when shrinking stands in for PIL's antialiased bilinear."""
+    h, w = image.shape[:2]
+    oh, ow = out.shape[:2]
+    size = min(oh, ow)
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_LINEAR)
+    top, left = int(round((nh - oh) / 2.0)), int(round((nw - ow) / 2.0))
+    out[...] = resized[max(0, top) : max(0, top) + oh, max(0, left) : max(0, left) + ow]
+
+
 class Preprocessor:
     """One canvas and one blob, grown to the largest batch seen; one letterbox geometry
-    per source size (streams rarely change size)."""
+    per source size (streams rarely change size). ``center_crop``: classification models'
+    input (scale and crop, no padding); the geometry then only carries the source size."""
 
     def __init__(self, input_hw: tuple[int, int], fixed_batch: int | None = None,
-                 dtype: np.dtype | type = np.float32) -> None:
+                 dtype: np.dtype | type = np.float32, center_crop: bool = False) -> None:
         self.input_hw = input_hw
+        self.center_crop = center_crop
         self.dtype = np.dtype(dtype)  # the model input's: float16 for half-precision exports
         self.fixed_batch = fixed_batch
         self._geometry: dict[tuple[int, int], Letterbox] = {}
@@ -49,6 +65,9 @@ class Preprocessor:
         geoms = []
         for i, img in enumerate(images):
             g = self.geometry((img.shape[0], img.shape[1]))
-            letterbox_into(img, self._canvas[i], g)
+            if self.center_crop:
+                center_crop_into(img, self._canvas[i])
+            else:
+                letterbox_into(img, self._canvas[i], g)
             geoms.append(g)
         return to_blob(self._canvas[:batch], self._blob[:batch]), geoms

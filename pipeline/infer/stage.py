@@ -19,6 +19,7 @@ from pipeline.core.ring import RingBuffer, RingClosed
 from pipeline.core.stage import POLL_S, Bus, Stage, StopStage
 from pipeline.infer.config import BatchingConfig
 from pipeline.infer.model import Model
+from pipeline.infer.tasks import StreamState
 from pipeline.vision.detections import Detections
 from pipeline.vision.result import Result
 
@@ -42,6 +43,9 @@ class InferenceStage(Stage):
         self._rr = 0
         # infer_interval: inference on every N-th frame of a stream; the tracker carries the rest.
         self.intervals = dict(infer_intervals or {})
+        # Each stream's decoding memory (the classification window): the decoder is shared by
+        # every stream of the model, so the state is kept here, per stream, until its end.
+        self.stream_states: dict[str, StreamState] = {}
 
     def needs_inference(self, frame: Frame) -> bool:
         n = self.intervals.get(frame.stream_id, 1)
@@ -110,6 +114,7 @@ class InferenceStage(Stage):
                     self.put(self.out, it)
                     if isinstance(it, EndOfStream):
                         open_streams.remove(it.stream_id)
+                        self.stream_states.pop(it.stream_id, None)
 
     def _carried(self, f: Frame) -> Result:
         """A frame skipped by infer_interval: the tracker fills in its detections."""
@@ -129,7 +134,7 @@ class InferenceStage(Stage):
         for i, (f, g) in enumerate(zip(frames, geoms)):
             self.current_stream = f.stream_id
             tp = time.perf_counter()
-            dets = model.postprocess(outputs, i, g)
+            dets = model.postprocess(outputs, i, g, self.stream_states.setdefault(f.stream_id, StreamState()))
             timings = dict(f.timings)
             timings["queue"] = (t0 - f.decoded_at) * 1e3
             timings["preprocess"] = (t1 - t0) * 1e3 / len(frames)

@@ -10,8 +10,9 @@ import numpy as np
 from pipeline.infer.config import MaskDecodeMode
 
 MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST = 0, 1, 2
-# The kernels' number for each PostprocessOptions.mask_decode_mode, in the Literal's order.
-MASK_MODES: dict[str, int] = dict(zip(get_args(MaskDecodeMode), (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST), strict=True))
+# The kernels' number for each PostprocessOptions.mask_decode_mode they run, in the Literal's
+# order (``ultralytics`` is NumPy, in pipeline.infer.tasks.masks).
+MASK_MODES: dict[str, int] = dict(zip(get_args(MaskDecodeMode)[:3], (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST), strict=True))
 
 
 @dataclass

@@ -171,9 +171,11 @@ def to_device(array: Any):
     if hasattr(array, "data_ptr") and hasattr(array, "device_name"):  # onnxruntime.OrtValue
         if array.device_name().lower() != "cuda":
             return cuda.to_device(array.numpy())
-        typestr = {"tensor(float)": "<f4", "tensor(float16)": "<f2"}.get(array.data_type())
+        # Integer outputs: class maps of semantic models (their decoder copies them to the host).
+        typestr = {"tensor(float)": "<f4", "tensor(float16)": "<f2", "tensor(int64)": "<i8",
+                   "tensor(int32)": "<i4", "tensor(uint8)": "|u1"}.get(array.data_type())
         if typestr is None:
-            raise TypeError(f"GPU post-processing reads float outputs, got {array.data_type()}")
+            raise TypeError(f"GPU post-processing reads float or integer outputs, got {array.data_type()}")
         desc = {"shape": tuple(array.shape()), "typestr": typestr, "data": (array.data_ptr(), False), "version": 3,
                 "strides": None, "stream": None}
         return cuda.from_cuda_array_interface(desc, owner=array, sync=False)

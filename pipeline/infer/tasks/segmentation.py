@@ -4,7 +4,8 @@ Steps: candidates above ``confidence`` (YOLOv5: objectness × class score; YOLOv
 score; the best class per anchor) and in ``class_filter`` → boxes mapped through the
 letterbox to source pixels and clipped → ``min_area_ratio``/``max_area_ratio`` filter → the ``max_candidates``
 highest scores → NMS per class (or class-agnostic) → ``max_detections`` → masks decoded
-inside each box (``mask_decode_mode``). The heavy steps are the kernels chosen at load.
+inside each box (``mask_decode_mode``); with ``drop_empty_masks``, detections whose mask
+is empty are left out (as Ultralytics does). The heavy steps are the kernels chosen at load.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.infer.config import PostprocessOptions
-from pipeline.infer.kernels import MASK_MODES, Candidates, Kernels
+from pipeline.infer.kernels import Candidates, Kernels
 from pipeline.infer.kernels.cpu import nms
 from pipeline.infer.layouts import ModelLayout
 from pipeline.infer.letterbox import Letterbox
-from pipeline.infer.tasks.base import PostprocessTimings
+from pipeline.infer.tasks.base import PostprocessTimings, StreamState
+from pipeline.infer.tasks.masks import box_masks
 from pipeline.vision.detections import Detections
-from pipeline.vision.geometry import mask_boxes
 
 
 def allowed_classes(class_filter: Sequence[str] | None, class_names: Sequence[str], num_classes: int) -> np.ndarray:
@@ -44,40 +45,59 @@ def allowed_classes(class_filter: Sequence[str] | None, class_names: Sequence[st
     return allowed
 
 
+def with_mask(masks: list[np.ndarray]) -> np.ndarray | None:
+    """Indices of the detections whose mask has a pixel, or None when all have
+    (``drop_empty_masks``: like Ultralytics, a detection whose mask is empty is not reported).
+
+    >>> with_mask([np.ones((2, 2), bool), np.zeros((2, 2), bool)]).tolist()
+    [0]
+    """
+    has = np.fromiter((m.any() for m in masks), np.bool_, len(masks))
+    return None if has.all() else np.flatnonzero(has)
+
+
 class SegmentationDecoder:
     """Boxes, classes, scores and (with prototypes) masks cropped to their boxes."""
 
     def __init__(self, layout: ModelLayout, options: PostprocessOptions, class_names: Sequence[str],
                  kernels: Kernels) -> None:
         self.layout, self.options, self.kernels = layout, options, kernels
-        self.task = "instance-segmentation" if layout.num_masks else "object-detection"
+        self.task = layout.task
         self.class_names = tuple(class_names)
         self.allowed = kernels.upload(allowed_classes(options.class_filter, self.class_names, layout.num_classes))
-        self.mask_mode = MASK_MODES[options.mask_decode_mode]
 
     def decode(self, outputs: Sequence[Any], index: int, letterbox: Letterbox,
-               timings: PostprocessTimings | None = None) -> Detections:
+               timings: PostprocessTimings | None = None, state: StreamState | None = None) -> Detections:
         lay = self.layout
         protos = outputs[lay.protos_output][index] if lay.protos_output is not None else None
         t0 = time.perf_counter()
-        candidates, boxes = self._candidates(outputs[lay.detections_output][index], letterbox)
-        keep = nms(candidates.boxes, candidates.scores, candidates.classes, np.float32(self.options.iou_threshold),
-                   self.options.class_agnostic_nms, self.options.max_detections)
-        kept, xyxy = candidates.subset(keep), boxes[keep]
+        kept, xyxy = self._kept(outputs[lay.detections_output][index], letterbox)
         t1 = time.perf_counter()
-        masks = self._masks(kept, xyxy, protos, letterbox) if protos is not None else None
+        scores, classes, masks = kept.scores, kept.classes, None
+        if protos is not None:
+            masks = box_masks(self.kernels, kept.coefficients(), xyxy, protos, letterbox, self.options)
+            keep = with_mask(masks) if self.options.drop_empty_masks else None
+            if keep is not None:
+                xyxy, scores, classes, masks = xyxy[keep], scores[keep], classes[keep], [masks[i] for i in keep]
         if timings is not None:
             timings.nms = (t1 - t0) * 1e3
             timings.masks = (time.perf_counter() - t1) * 1e3
-        return Detections(xyxy, kept.scores, kept.classes, (letterbox.src_h, letterbox.src_w), masks,
+        return Detections(xyxy, scores, classes, (letterbox.src_h, letterbox.src_w), masks,
                           class_names=self.class_names)
+
+    def _kept(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
+        """The candidates NMS keeps, best first, and their boxes in source pixels."""
+        candidates, boxes = self._candidates(output0, letterbox)
+        keep = nms(candidates.boxes, candidates.scores, candidates.classes, np.float32(self.options.iou_threshold),
+                   self.options.class_agnostic_nms, self.options.max_detections)
+        return candidates.subset(keep), boxes[keep]
 
     def _candidates(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
         """Candidates above the thresholds, with their boxes in source pixels, filtered by
         area and capped at ``max_candidates`` (the highest scores)."""
         o, lay = self.options, self.layout
         found = self.kernels.candidates(output0, lay.channels_first, lay.has_objectness, lay.num_classes,
-                                        lay.num_masks, o.confidence, self.allowed)
+                                        lay.extra_channels, o.confidence, self.allowed)
         boxes = letterbox.to_source_xyxy(found.boxes)
         if (o.max_area_ratio is not None or o.min_area_ratio is not None) and len(found):
             wh = boxes[:, 2:] - boxes[:, :2]
@@ -92,13 +112,3 @@ class SegmentationDecoder:
             top = np.argsort(-found.scores, kind="stable")[: o.max_candidates]
             found, boxes = found.subset(top), boxes[top]
         return found, boxes
-
-    def _masks(self, kept: Candidates, xyxy: np.ndarray, protos: Any, letterbox: Letterbox) -> list[np.ndarray]:
-        """Masks of the kept detections, each cropped to its integer box."""
-        boxes_px = mask_boxes(xyxy, (letterbox.src_h, letterbox.src_w))
-        flat, offsets = self.kernels.decode_masks(kept.coefficients(), protos, boxes_px, letterbox.params(),
-                                                  self.mask_mode, self.options.tradeoff_factor)
-        bits = flat.view(np.bool_)
-        # Column-major crops (see kernels.cpu.decode_masks): (h, w) views, Fortran order.
-        return [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
-                for i, b in enumerate(boxes_px)]
