@@ -82,9 +82,7 @@ class Pipeline:
         max_fps, hwaccel); streams without an entry get the defaults."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
-        # Model.task (the decoders' branch); until it lands there, the decoder's own task
-        check_task_trackable(getattr(model, "task", None) or getattr(getattr(model, "decoder", None), "task", None), tracker,
-                             model.name)
+        check_task_trackable(getattr(model, "task", None), tracker, model.name)
         self.name, self.model, self.sinks = name, model, list(sinks)
         self.rings_config = rings or RingsConfig()
         self.metrics_config = metrics
