@@ -119,11 +119,13 @@ def redact_text(text: str, *urls: str | None) -> str:
 
 
 def redact_obj(obj: object) -> object:
-    """``obj`` (nested dicts, lists, strings) with every string redacted: for summaries."""
+    """``obj`` (nested dicts, lists, strings) with every string value redacted: for
+    summaries. Keys are field names and stream ids, never secrets: a short secret such as
+    "err" must not turn the key ``errors`` into ``***ors``."""
     if isinstance(obj, str):
         return redact_text(obj)
     if isinstance(obj, dict):
-        return {redact_obj(k): redact_obj(v) for k, v in obj.items()}
+        return {k: redact_obj(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact_obj(v) for v in obj]
     return obj
