@@ -40,7 +40,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.app.evaluate_classes import classification_accuracy
-from pipeline.app.evaluate_keypoints import gt_has_keypoints, keypoint_map
+from pipeline.app.evaluate_keypoints import gt_has_keypoints, keypoint_map, keypoint_sigmas
 from pipeline.core.errors import VidpipeError
 from pipeline.vision import rle
 from pipeline.vision.geometry import box_iou
@@ -251,6 +251,8 @@ def evaluate(results_path: str | Path, gt_path: str | Path, kpt_sigma: float | N
     """Accuracy of a results JSONL (one stream) against a COCO-style ground-truth file:
     what the results carry and the ground truth can score (see the module docstring);
     ``kpt_sigma``: one OKS sigma for every keypoint instead of the default."""
+    if kpt_sigma is not None:
+        keypoint_sigmas((), kpt_sigma)  # a bad sigma is an error even when nothing uses it
     gt = _load_gt(gt_path)
     records = read_records(results_path)
     streams = {r.stream for r in records}

@@ -149,7 +149,8 @@ def _keypoint_eval(gt: dict, records: Sequence[ResultRecord], sigma: float | Non
 
 def keypoint_map(gt: dict, records: Sequence[ResultRecord], sigma: float | None = None) -> dict[str, Any]:
     """OKS mAP@0.5:0.95, @0.5 and @0.75 of the records' keypoints against ``gt``, with the
-    keypoint names (the ground truth's order) and the sigmas used."""
+    keypoint names (the ground truth's order) and the sigmas used. A detection's keypoint
+    score is its detection score (as Ultralytics' COCO export writes it)."""
     ev, names, sigmas = _keypoint_eval(gt, records, sigma)
     out: dict[str, Any] = {"keypoint_map50_95": 0.0, "keypoint_map50": 0.0, "keypoint_map75": 0.0}
     if ev is not None:
