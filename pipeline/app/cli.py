@@ -186,7 +186,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pipeline.app.evaluate import evaluate
 
-    print(json.dumps(evaluate(args.results, args.gt), indent=2))
+    print(json.dumps(evaluate(args.results, args.gt, args.kpt_sigma), indent=2))
     return 0
 
 
@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="accuracy of results against ground truth")
     ev.add_argument("--results", required=True, help="vidpipe.result/1 JSONL")
     ev.add_argument("--gt", required=True, help="ground truth JSON (python -m sources.synthetic --gt)")
+    ev.add_argument("--kpt-sigma", type=float, help="OKS sigma of every keypoint (default 0.05; COCO's for COCO's 17)")
     ev.set_defaults(func=cmd_eval)
 
     subp = sub.add_parser("subscribe", help="print results from a ZeroMQ publisher")

@@ -1,10 +1,25 @@
-"""Accuracy of a run against exact ground truth: COCO mAP (pycocotools) and MOT metrics.
+"""Accuracy of a run against exact ground truth: COCO mAP (pycocotools), MOT metrics,
+keypoint OKS mAP and classification accuracy.
 
-``vidpipe eval --results R.jsonl --gt clip.gt.json`` prints JSON with ``mask_map50``,
-``mask_map50_95``, ``box_map50``, ``box_map50_95``, ``idf1``, ``mota`` and ``id_switches``.
-Results are the JSON Lines a ``jsonl`` sink writes (any output format), read and checked
-by :func:`pipeline.wire.parse.read_records`; ground truth is the COCO-style file written by
-``python -m sources.synthetic`` (frames as images, ``track_id`` per annotation).
+``vidpipe eval --results R.jsonl --gt clip.gt.json`` prints JSON with what the results
+carry and the ground truth can score:
+
+* detections (boxes): ``box_map50``, ``box_map50_95``, ``mask_map50``, ``mask_map50_95``
+  (None when the results carry no masks) and, with track ids, ``idf1``, ``mota``,
+  ``id_switches`` (None without);
+* keypoints (pose models; the ground truth's categories name keypoints):
+  ``keypoint_map50_95``, ``keypoint_map50``, ``keypoint_map75``, ``keypoint_names``,
+  ``keypoint_sigmas`` (:mod:`pipeline.app.evaluate_keypoints`);
+* classifications: ``top1_accuracy``, ``top5_accuracy``, ``labelled_frames``,
+  ``unanswered_frames``, ``frames_without_object``, a frame's label being the category
+  of its largest visible object (:mod:`pipeline.app.evaluate_classes`).
+
+``note`` says what was not scored and why. Results with nothing the ground truth can
+score (classifications against a ground truth without objects, semantic segments) are an
+error naming what each side has. Results are the JSON Lines a ``jsonl`` sink writes (any
+output format), read and checked by :func:`pipeline.wire.parse.read_records`; ground
+truth is the COCO-style file written by ``python -m sources.synthetic`` (frames as
+images, ``track_id`` per annotation).
 
 Tracking metrics (CLEAR MOT and IDF1) use box IoU ≥ 0.5 to match: per frame, pairs
 matched in the previous frame are kept while they still overlap, the rest are matched
@@ -24,6 +39,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.app.evaluate_classes import classification_accuracy
+from pipeline.app.evaluate_keypoints import gt_has_keypoints, keypoint_map, keypoint_sigmas
 from pipeline.core.errors import VidpipeError
 from pipeline.vision import rle
 from pipeline.vision.geometry import box_iou
@@ -75,19 +92,23 @@ def _coco_results(gt: dict, records: list[ResultRecord]) -> tuple[list[dict], li
     return bbox, segm
 
 
-def coco_map(gt: dict, records: list[ResultRecord]) -> dict[str, float]:
-    """Box and mask mAP@0.5 and mAP@0.5:0.95 (pycocotools) of the records against ``gt``."""
+def coco_map(gt: dict, records: list[ResultRecord]) -> dict[str, float | None]:
+    """Box and mask mAP@0.5 and mAP@0.5:0.95 (pycocotools) of the records against ``gt``;
+    the mask mAPs are None when no detection carries a mask."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     bbox, segm = _coco_results(gt, records)
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
         for kind, dets in (("bbox", bbox), ("segm", segm)):
             prefix = "box" if kind == "bbox" else "mask"
+            if kind == "segm" and not any(m is not None for r in records for m in r.detections.masks):
+                out[f"{prefix}_map50"] = out[f"{prefix}_map50_95"] = None  # not a segmentation model's results
+                continue
             if not dets:
                 out[f"{prefix}_map50"] = 0.0
                 out[f"{prefix}_map50_95"] = 0.0
@@ -194,8 +215,7 @@ def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
             "false_positives": fp, "false_negatives": fn, "gt_objects": num_gt}
 
 
-def evaluate(results_path: str | Path, gt_path: str | Path) -> dict[str, Any]:
-    """Accuracy of a results JSONL (one stream) against a COCO-style ground-truth file."""
+def _load_gt(gt_path: str | Path) -> dict:
     gt_p = Path(gt_path)
     if not gt_p.is_file():
         raise VidpipeError(f"ground-truth file not found: {gt_p}")
@@ -204,15 +224,68 @@ def evaluate(results_path: str | Path, gt_path: str | Path) -> dict[str, Any]:
         gt["images"], gt["annotations"], gt["categories"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise VidpipeError(f"{gt_p}: not a COCO-style ground-truth file ({exc})") from None
+    return gt
+
+
+def results_carry(records: list[ResultRecord]) -> list[str]:
+    """What the records answer: ``detections`` (any record of a detection, segmentation or
+    pose model, even with none found), ``masks``, ``track ids``, ``keypoints``,
+    ``classifications``, ``semantic segments``."""
+    det = [r for r in records if r.classification is None and r.semantic is None]
+    has = {"detections": bool(det),
+           "masks": any(m is not None for r in det for m in r.detections.masks),
+           "track ids": any((r.detections.tracker_id >= 0).any() for r in det),
+           "keypoints": any(r.detections.keypoints is not None for r in det),
+           "classifications": any(r.classification is not None for r in records),
+           "semantic segments": any(r.semantic is not None for r in records)}
+    return [k for k, v in has.items() if v]
+
+
+def gt_scores(gt: dict) -> list[str]:
+    """What the ground truth can score: ``objects`` (boxes, masks, tracks and frame
+    labels) when it has annotations, ``keypoints`` when its categories name them."""
+    return [k for k, v in {"objects": bool(gt["annotations"]), "keypoints": gt_has_keypoints(gt)}.items() if v]
+
+
+def evaluate(results_path: str | Path, gt_path: str | Path, kpt_sigma: float | None = None) -> dict[str, Any]:
+    """Accuracy of a results JSONL (one stream) against a COCO-style ground-truth file:
+    what the results carry and the ground truth can score (see the module docstring);
+    ``kpt_sigma``: one OKS sigma for every keypoint instead of the default."""
+    if kpt_sigma is not None:
+        keypoint_sigmas((), kpt_sigma)  # a bad sigma is an error even when nothing uses it
+    gt = _load_gt(gt_path)
     records = read_records(results_path)
     streams = {r.stream for r in records}
     if len(streams) > 1:
         raise VidpipeError(f"{results_path}: results of several streams {sorted(streams)}; evaluate one stream per file")
+    carry, scores = results_carry(records), gt_scores(gt)
+    objects, keypoints = "objects" in scores, "keypoints" in scores
+    if not ((objects and ("detections" in carry or "classifications" in carry)) or (keypoints and "keypoints" in carry)):
+        raise VidpipeError(f"{results_path}: nothing to score against {gt_path}: the results carry "
+                           f"{', '.join(carry) or 'no records'}; the ground truth has "
+                           f"{' and '.join(scores) + ' to score' if scores else 'no annotations'}")
     out: dict[str, Any] = {"frames": len(records), "gt_frames": len(gt["images"])}
-    out.update(coco_map(gt, records))
-    tracked = any((r.detections.tracker_id >= 0).any() for r in records)
-    if tracked:
-        out.update(mot_metrics(*_frames(gt, records)))
-    else:
-        out.update({"mota": None, "idf1": None, "id_switches": None, "note": "results carry no track ids"})
+    notes = []
+    if "detections" in carry:
+        det = [r for r in records if r.classification is None and r.semantic is None]
+        out.update(coco_map(gt, det))
+        if "masks" not in carry:
+            notes.append("results carry no masks")
+        if "track ids" in carry:
+            out.update(mot_metrics(*_frames(gt, det)))
+        else:
+            out.update({"mota": None, "idf1": None, "id_switches": None})
+            notes.append("results carry no track ids")
+    if "keypoints" in carry:
+        if keypoints:
+            out.update(keypoint_map(gt, records, kpt_sigma))
+        else:
+            out.update({"keypoint_map50_95": None, "keypoint_map50": None, "keypoint_map75": None})
+            notes.append("the ground truth names no keypoints")
+    if "classifications" in carry:
+        out.update(classification_accuracy(gt, records))
+    if "semantic segments" in carry:
+        notes.append("semantic segments are not scored")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
