@@ -215,19 +215,20 @@ def test_credentials_never_appear(rtsp_server, fast_model, caplog, tmp_path):
 
 
 def test_overload_keeps_latency_bounded(rtsp_server):
-    """The model is slower than the camera for 60 s: drop-oldest keeps latency flat."""
+    """The model is slower than the camera for 30 s: drop-oldest keeps latency flat (the
+    ten-minute figure is benchmarks/latency.py's)."""
     slow_model = Model.load(default_model_path(), intra_op_threads=1)
     server = rtsp_server(fps=60)  # about twice what the model manages on one thread
     with Run([_live("cam", server.url)], slow_model) as run:
         run.next(timeout=20)
-        got = run.collect(60.0)
+        got = run.collect(30.0)
         summary = run.pipeline.summary()
     t = np.array([g[0] for g in got])
     latency = np.array([g[4] for g in got])
-    assert len(got) < 0.8 * 60 * 60, "the model really was slower than the stream"
+    assert len(got) < 0.8 * 60 * 30, "the model really was slower than the stream"
     drops = summary["streams"]["cam"]["drops"]
     assert sum(drops.values()) > 0, drops
-    late = t > t[0] + 10  # after warm-up
+    late = t > t[0] + 5  # after warm-up
     slope = np.polyfit(t[late] - t[0], latency[late], 1)[0]
     assert slope < 5.0, f"latency grows by {slope:.1f} ms per second"
     assert np.percentile(latency[late], 99) < 1500, np.percentile(latency[late], 99)
