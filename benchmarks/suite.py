@@ -52,6 +52,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               ("--frames", "30", "--repeat", "1")),
     Benchmark("postprocess", "benchmarks.postprocess", "Post-processing hot path", ("--repeat", "30"),
               ("--repeat", "2", "--objects", "5")),
+    Benchmark("families", "benchmarks.families", "Model families: end-to-end heads and pose", ("--repeat", "30"),
+              ("--repeat", "2")),
     Benchmark("tracker", "benchmarks.tracker", "Tracker", (), ("--frames", "30")),
     Benchmark("pipeline", "benchmarks.pipeline", "Pipeline efficiency", ("--frames", "300"),
               ("--frames", "20", "--threads", "1", "--repeat", "1")),
