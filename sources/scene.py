@@ -2,8 +2,9 @@
 
 Three classes of shape (circle, rectangle, triangle) in varied colours and sizes move over
 a textured, noisy, slowly changing background; they occlude each other and enter and leave
-the frame. Every frame comes with its exact ground truth: track id, class, box and the
-visible mask after occlusion. The same seed always gives the same frames and labels.
+the frame. Every frame comes with its exact ground truth: track id, class, box, the
+visible mask after occlusion and five keypoints (sources/keypoints.py). The same seed
+always gives the same frames and labels.
 
 Example:
     >>> scene = SyntheticScene(seed=7, width=320, height=180)
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from sources.keypoints import keypoint_visibility, shape_keypoints
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "rectangle", "triangle")
 
@@ -39,6 +42,7 @@ class ObjectLabel:
     xyxy: tuple[int, int, int, int]  # x0, y0 inclusive; x1, y1 exclusive
     mask: np.ndarray  # bool, shape (y1 - y0, x1 - x0)
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)  # BGR it was painted with (before shading and noise)
+    keypoints: np.ndarray | None = None  # (5, 3) x, y, v of sources.keypoints.KEYPOINT_NAMES
 
     def full_mask(self, height: int, width: int) -> np.ndarray:
         out = np.zeros((height, width), dtype=bool)
@@ -279,7 +283,9 @@ class SyntheticScene:
             bx0, by0 = x0 + int(xs[0]), y0 + int(ys[0])
             bx1, by1 = x0 + int(xs[-1]) + 1, y0 + int(ys[-1]) + 1
             crop = visible[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0].copy()
-            objects.append(ObjectLabel(s.track_id, s.class_id, (bx0, by0, bx1, by1), crop, s.color))
+            # cv2 draws with pixel i's centre at i; boxes, COCO and the letterbox put it at i + 0.5.
+            kpts = keypoint_visibility(shape_keypoints(s.outline(), s.x, s.y, s.size / 2) + 0.5, owner, i + 1)
+            objects.append(ObjectLabel(s.track_id, s.class_id, (bx0, by0, bx1, by1), crop, s.color, kpts))
         objects.sort(key=lambda o: o.track_id)
         labels = FrameLabels(frame_index=t, width=w, height=h, objects=objects)
         self._frame_index += 1

@@ -1,6 +1,7 @@
 """The synthetic world as a vidpipe source (``type: synthetic``), and a clip writer.
 
-Write a clip and its exact labels (COCO-style JSON with ``track_id`` and RLE masks):
+Write a clip and its exact labels (COCO-style JSON with ``track_id``, RLE masks and
+keypoints: centre, top, right, bottom, left, see sources/keypoints.py):
 
     python -m sources.synthetic --out clip.mp4 --gt clip.gt.json --frames 300 --seed 7
 
@@ -27,6 +28,7 @@ from pipeline.core.items import Packet, StreamInfo
 from pipeline.vision import rle
 from sources.base import Source
 from sources.config import SyntheticSourceConfig
+from sources.keypoints import KEYPOINT_NAMES, SKELETON
 from sources.scene import CLASS_NAMES, FrameLabels, SyntheticScene
 
 log = logging.getLogger("vidpipe.source.synthetic")
@@ -72,9 +74,16 @@ def _frame_annotations(labels: FrameLabels, first_id: int) -> list[dict]:
         out.append({
             "id": first_id + len(out), "image_id": image_id, "category_id": obj.class_id + 1,
             "track_id": obj.track_id, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(obj.mask.sum()),
-            "segmentation": seg, "iscrowd": 0,
+            "segmentation": seg, "iscrowd": 0, **_keypoint_fields(obj.keypoints),
         })
     return out
+
+
+def _keypoint_fields(kpts: np.ndarray | None) -> dict:
+    """COCO's ``keypoints`` [x1, y1, v1, ...] (source pixels) and ``num_keypoints`` (v > 0)."""
+    if kpts is None:
+        return {}
+    return {"keypoints": [round(float(v), 3) for v in kpts.reshape(-1)], "num_keypoints": int((kpts[:, 2] > 0).sum())}
 
 
 def _image_entry(labels: FrameLabels, file_name: str, fps: float) -> dict:
@@ -83,7 +92,8 @@ def _image_entry(labels: FrameLabels, file_name: str, fps: float) -> dict:
 
 
 def _coco(images: list[dict], annotations: list[dict], fps: float) -> dict:
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]
+    categories = [{"id": i + 1, "name": n, "keypoints": list(KEYPOINT_NAMES), "skeleton": [list(e) for e in SKELETON]}
+                  for i, n in enumerate(CLASS_NAMES)]
     return {"info": {"description": "vidpipe synthetic shapes ground truth", "fps": fps},
             "images": images, "annotations": annotations, "categories": categories}
 

@@ -87,7 +87,8 @@ class YoloSeg(nn.Module):
             # softplus(b) * stride ~ 2 strides: boxes start at a plausible size.
             nn.init.constant_(box_conv.bias, math.log(math.e**2 - 1))
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backbone and pyramid: stride-4 features and the pyramid levels at strides 8/16/32."""
         p2 = self.stem(x)
         p4 = self.s4(p2)
         p8 = self.s8(p4)
@@ -97,6 +98,10 @@ class YoloSeg(nn.Module):
         n8 = self.top8(self.lat8(torch.cat([F.interpolate(n16, scale_factor=2.0), p8], 1)))
         d16 = self.pan16(torch.cat([self.down16(n8), n16], 1))
         d32 = self.pan32(torch.cat([self.down32(d16), p32], 1))
+        return p4, n8, d16, d32
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        p4, n8, d16, d32 = self.features(x)
         outs = []
         for head, feat in zip(self.heads, (n8, d16, d32)):
             outs.append(torch.cat([head["box"](feat), head["cls"](feat), head["coef"](feat)], 1))

@@ -21,6 +21,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from sources.keypoints import KEYPOINT_NAMES
 from sources.scene import CLASS_NAMES
 
 log = logging.getLogger("vidpipe.train")
@@ -31,14 +32,15 @@ IMGSZ = 640
 def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
     """The metadata of a bundled model, key for key as Ultralytics writes a dynamic export's
     (values are ``str()`` of the Python values, as Ultralytics' ONNX exporter stores them)."""
-    if layout not in ("yolov8-seg", "yolov5-seg"):
+    if layout not in ("yolov8-seg", "yolov5-seg", "yolov8-pose"):
         raise ValueError(f"unknown layout {layout!r}")
+    pose = layout == "yolov8-pose"
     return {
-        "description": f"vidpipe synthetic-shapes YOLO-seg ({layout} layout)",
+        "description": f"vidpipe synthetic-shapes YOLO-{'pose' if pose else 'seg'} ({layout} layout)",
         "author": "vidpipe",
         "license": "Apache-2.0",
         "stride": "32",
-        "task": "segment",
+        "task": "pose" if pose else "segment",
         "batch": "1",
         "imgsz": str([imgsz, imgsz]),
         "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
@@ -46,7 +48,11 @@ def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
                      "simplify": False, "opset": 17}),
         "channels": "3",
         "end2end": "False",
-        **({"head": "Segment"} if layout == "yolov8-seg" else {}),  # the YOLOv5 layout is not an Ultralytics head
+        # The YOLOv5 layout is not an Ultralytics head.
+        **({"head": "Pose" if pose else "Segment"} if layout.startswith("yolov8") else {}),
+        # Ultralytics writes the keypoint shape, and keypoint names per class.
+        **({"kpt_shape": str([len(KEYPOINT_NAMES), 3]),
+            "kpt_names": str({i: list(KEYPOINT_NAMES) for i in range(len(CLASS_NAMES))})} if pose else {}),
     }
 
 
@@ -62,9 +68,10 @@ def write_metadata(model: object, meta: dict[str, str]) -> None:
 def layout_of(path: Path) -> str:
     """The bundled files' layout from their name (``shapes-yolov8seg.onnx`` -> ``yolov8-seg``)."""
     stem = path.stem.split("-")[-1]
-    if not stem.endswith("seg"):
-        raise ValueError(f"{path}: not a bundled seg model name (shapes-<layout>seg.onnx)")
-    return f"{stem[:-3]}-seg"
+    for task in ("seg", "pose"):
+        if stem.endswith(task):
+            return f"{stem[: -len(task)]}-{task}"
+    raise ValueError(f"{path}: not a bundled model name (shapes-<layout>seg.onnx or shapes-<layout>pose.onnx)")
 
 
 def rewrite(path: Path) -> None:

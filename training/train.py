@@ -136,6 +136,39 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou - (hull - union) / hull
 
 
+def assign(scores: torch.Tensor, pb: torch.Tensor, gt_boxes: torch.Tensor, gt_cls: torch.Tensor,
+           centres: torch.Tensor, strides: torch.Tensor, topk: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Task-aligned assignment of one image: (object index, anchor index, soft class target)
+    of each positive anchor, from class scores (A, nc) and predicted boxes (A, 4)."""
+    A = pb.shape[0]
+    iou = box_iou_pairwise(gt_boxes[:, None, :], pb[None, :, :])  # G, A
+    inside = (
+        (centres[None, :, 0] > gt_boxes[:, None, 0]) & (centres[None, :, 0] < gt_boxes[:, None, 2])
+        & (centres[None, :, 1] > gt_boxes[:, None, 1]) & (centres[None, :, 1] < gt_boxes[:, None, 3])
+    )
+    gc = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
+    near = ((centres[None] - gc[:, None]).abs() < strides[None, :, None] * 0.75).all(-1)
+    cand = inside | near
+    align = scores[:, gt_cls].T.pow(1.0) * iou.pow(6.0)  # G, A
+    align = torch.where(cand, align + 1e-9, torch.zeros_like(align))
+    k = min(topk, A)
+    top_vals, top_idx = align.topk(k, dim=1)
+    pos = torch.zeros_like(cand)
+    pos.scatter_(1, top_idx, top_vals > 0)
+    # Anchor claimed by several objects: the one it overlaps most wins.
+    multi = pos.sum(0) > 1
+    if multi.any():
+        best = torch.where(pos, iou, torch.full_like(iou, -1)).argmax(0)
+        pos[:, multi] = False
+        pos[best[multi], multi.nonzero().squeeze(1)] = True
+    g_idx, a_idx = pos.nonzero(as_tuple=True)
+    al = align * pos
+    max_al = al.amax(1, keepdim=True).clamp_min(1e-9)
+    max_iou = (iou * pos).amax(1, keepdim=True)
+    norm_al = (al / max_al * max_iou)[g_idx, a_idx]  # soft class targets
+    return g_idx, a_idx, norm_al
+
+
 def compute_loss(net: YoloSeg, x: torch.Tensor, targets, topk: int = 10):
     outs, protos = net(x)
     boxes, cls_logits, coefs, _ = flatten_outputs(outs, net.num_classes)
@@ -151,34 +184,9 @@ def compute_loss(net: YoloSeg, x: torch.Tensor, targets, topk: int = 10):
             continue
         gt_boxes = torch.from_numpy(gt_boxes_np)
         gt_cls = torch.from_numpy(gt_cls_np)
-        pb = boxes[b].detach()
-        iou = box_iou_pairwise(gt_boxes[:, None, :], pb[None, :, :])  # G, A
-        inside = (
-            (centres[None, :, 0] > gt_boxes[:, None, 0]) & (centres[None, :, 0] < gt_boxes[:, None, 2])
-            & (centres[None, :, 1] > gt_boxes[:, None, 1]) & (centres[None, :, 1] < gt_boxes[:, None, 3])
-        )
-        gc = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
-        near = ((centres[None] - gc[:, None]).abs() < strides[None, :, None] * 0.75).all(-1)
-        cand = inside | near
-        align = scores[b][:, gt_cls].T.pow(1.0) * iou.pow(6.0)  # G, A
-        align = torch.where(cand, align + 1e-9, torch.zeros_like(align))
-        k = min(topk, A)
-        top_vals, top_idx = align.topk(k, dim=1)
-        pos = torch.zeros_like(cand)
-        pos.scatter_(1, top_idx, top_vals > 0)
-        # Anchor claimed by several objects: the one it overlaps most wins.
-        multi = pos.sum(0) > 1
-        if multi.any():
-            best = torch.where(pos, iou, torch.full_like(iou, -1)).argmax(0)
-            pos[:, multi] = False
-            pos[best[multi], multi.nonzero().squeeze(1)] = True
-        g_idx, a_idx = pos.nonzero(as_tuple=True)
+        g_idx, a_idx, norm_al = assign(scores[b], boxes[b].detach(), gt_boxes, gt_cls, centres, strides, topk)
         if g_idx.numel() == 0:
             continue
-        al = align * pos
-        max_al = al.amax(1, keepdim=True).clamp_min(1e-9)
-        max_iou = (iou * pos).amax(1, keepdim=True)
-        norm_al = (al / max_al * max_iou)[g_idx, a_idx]  # soft class targets
         cls_target[b, a_idx, gt_cls[g_idx]] = norm_al
         weight = norm_al.clamp_min(0.05)
         g = giou(boxes[b, a_idx], gt_boxes[g_idx])

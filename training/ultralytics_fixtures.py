@@ -156,8 +156,10 @@ def check_bundled(frames: list[dict], out: Path) -> dict:
         outcome[path.name] = {}
         for label, extra in (("plain", {}), ("rect_false", {"rect": False})):
             try:
-                (r,) = YOLO(str(path), task="segment").predict(str(out / frames[0]["file"]), verbose=False, **extra)
-                got = {"loads": True, "detections": len(r.boxes), "masks": 0 if r.masks is None else len(r.masks)}
+                task = "pose" if path.stem.endswith("pose") else "segment"
+                (r,) = YOLO(str(path), task=task).predict(str(out / frames[0]["file"]), verbose=False, **extra)
+                got = {"loads": True, "detections": len(r.boxes), "masks": 0 if r.masks is None else len(r.masks),
+                       **({"keypoints": 0 if r.keypoints is None else len(r.keypoints)} if task == "pose" else {})}
             except Exception as e:  # noqa: BLE001 - recorded, not raised: the outcome is the finding
                 got = {"loads": False, "error": f"{type(e).__name__}: {e}"[:300]}
             outcome[path.name][label] = got

@@ -1,0 +1,262 @@
+"""Train and export the bundled synthetic-shapes pose model (dev tool, extra ``[train]``).
+
+    pip install -e '.[train]'      # torch==2.13.0 (CPU build) and onnx; dev only
+    python -m training.train_pose --out pipeline/zoo --seed 0
+
+Five keypoints per shape (sources/keypoints.py: centre, top, right, bottom, left, exact
+from the geometry). The network (training/pose_net.py) starts from the bundled
+segmentation model's weights (``--init``, read from its ONNX file) and learns the keypoint
+head while the box and class heads keep training as in training/train.py: the same data
+recipe (training seeds 1000+, letterboxed to 640, random crops with flips, brightness and
+blur; a flip swaps left/right or top/bottom keypoints), the same task-aligned assignment.
+Keypoint loss on the positive anchors: L1 scaled by the object's size plus 1 − OKS
+(σ 0.05, as the evaluation), on every labelled keypoint (hidden ones too: their place is
+known exactly); BCE on visibility (shown = 1; hidden or outside the crop = 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from sources.keypoints import FLIP_X, FLIP_Y, KEYPOINT_NAMES
+from sources.scene import CLASS_NAMES, SyntheticScene
+from training.net import flatten_outputs
+from training.onnx_metadata import ultralytics_metadata, write_metadata
+from training.pose_net import ExportPose, YoloPose, anchor_grid, decode_keypoints, freeze_batchnorm, load_seg_onnx
+from training.train import IMGSZ, PAD_VALUE, TRAIN_SEED_BASE, assign, giou
+
+log = logging.getLogger("vidpipe.train")
+
+K = len(KEYPOINT_NAMES)
+OKS_SIGMA = 0.05
+
+
+# -- data -------------------------------------------------------------------------------------
+def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
+    """Letterboxed 640 frames, an instance map (index+1 into ``classes``) and keypoints (n, K, 3)."""
+    samples = []
+    for clip in range(num_clips):
+        scene = SyntheticScene(seed=TRAIN_SEED_BASE + seed * 1000 + clip)
+        for t in range(frames_per_clip * every):
+            image, labels = scene.step()
+            if t % every:
+                continue
+            h, w = image.shape[:2]
+            r = IMGSZ / max(h, w)
+            nh, nw = round(h * r), round(w * r)
+            top, left = (IMGSZ - nh) // 2, (IMGSZ - nw) // 2
+            canvas = np.full((IMGSZ, IMGSZ, 3), PAD_VALUE, np.uint8)
+            canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            owner = np.zeros((h, w), np.uint8)
+            kpts = np.zeros((len(labels.objects), K, 3), np.float32)
+            for k, obj in enumerate(labels.objects):
+                x0, y0, x1, y1 = obj.xyxy
+                owner[y0:y1, x0:x1][obj.mask] = k + 1
+                assert obj.keypoints is not None
+                kpts[k] = obj.keypoints
+                # Source pixel centres map through the letterbox as the runtime maps them back.
+                kpts[k, :, 0] = kpts[k, :, 0] * r + left
+                kpts[k, :, 1] = kpts[k, :, 1] * r + top
+            owner_lb = np.zeros((IMGSZ, IMGSZ), np.uint8)
+            owner_lb[top : top + nh, left : left + nw] = cv2.resize(owner, (nw, nh), interpolation=cv2.INTER_NEAREST)
+            samples.append({"image": canvas, "owner": owner_lb, "kpts": kpts,
+                            "classes": np.array([o.class_id for o in labels.objects], np.int64)})
+    return samples
+
+
+def _crop_keypoints(kpts: np.ndarray, x: int, y: int, size: int, crop: int, flip_x: bool, flip_y: bool) -> np.ndarray:
+    """Keypoints (K, 3) of the 640 image in a crop's pixels; outside the crop: v = 0."""
+    out = kpts.copy()
+    out[:, :2] = (out[:, :2] - (x, y)) * (crop / size)
+    if flip_x:
+        out = out[list(FLIP_X)]
+        out[:, 0] = crop - out[:, 0]
+    if flip_y:
+        out = out[list(FLIP_Y)]
+        out[:, 1] = crop - out[:, 1]
+    inside = (out[:, 0] >= 0) & (out[:, 0] < crop) & (out[:, 1] >= 0) & (out[:, 1] < crop)
+    out[~inside, 2] = 0
+    return out
+
+
+def sample_batch(samples: list[dict], batch: int, crop: int, rng: np.random.Generator):
+    """Random crops with augmentation: images (B,3,crop,crop) and per image boxes, classes, keypoints."""
+    images = np.empty((batch, crop, crop, 3), np.uint8)
+    targets = []
+    for b in range(batch):
+        s = samples[int(rng.integers(len(samples)))]
+        size = int(rng.integers(int(crop * 0.75), int(crop * 1.3)))
+        y = int(rng.integers(0, IMGSZ - size + 1))
+        x = int(rng.integers(0, IMGSZ - size + 1))
+        img = cv2.resize(s["image"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_LINEAR)
+        own = cv2.resize(s["owner"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_NEAREST)
+        fx, fy = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        if fx:
+            img, own = img[:, ::-1], own[:, ::-1]
+        if fy:
+            img, own = img[::-1], own[::-1]
+        img = img.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
+        if rng.random() < 0.3:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+        images[b] = np.clip(img, 0, 255).astype(np.uint8)
+        ids, counts = np.unique(own, return_counts=True)
+        boxes, classes, kpts = [], [], []
+        for k, n in zip(ids, counts):
+            if k == 0 or n < 8:
+                continue
+            m = own == k
+            ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
+            classes.append(s["classes"][k - 1])
+            kpts.append(_crop_keypoints(s["kpts"][k - 1], x, y, size, crop, fx, fy))
+        targets.append((np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64),
+                        np.array(kpts, np.float32).reshape(-1, K, 3)))
+    x = torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0
+    return x, targets
+
+
+# -- loss -------------------------------------------------------------------------------------
+def keypoint_loss(pred: torch.Tensor, gt: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per positive anchor: location loss (size-scaled L1 + 1 − OKS, labelled points) and visibility BCE.
+    ``pred`` (P, K, 3) x, y, logit; ``gt`` (P, K, 3) x, y, v; ``boxes`` (P, 4) the objects' boxes."""
+    area = ((boxes[:, 2:] - boxes[:, :2]).prod(-1)).clamp_min(64.0)[:, None]
+    labelled = (gt[..., 2] > 0).float()
+    d2 = ((pred[..., :2] - gt[..., :2]) ** 2).sum(-1)
+    oks = torch.exp(-d2 / (2 * area * (2 * OKS_SIGMA) ** 2))
+    l1 = (pred[..., :2] - gt[..., :2]).abs().sum(-1) / area.sqrt()
+    n = labelled.sum(-1).clamp_min(1.0)
+    loc = ((l1 + (1 - oks)) * labelled).sum(-1) / n
+    vis = F.binary_cross_entropy_with_logits(pred[..., 2], (gt[..., 2] > 1.5).float(), reduction="none").mean(-1)
+    return loc, vis
+
+
+def compute_loss(net: YoloPose, x: torch.Tensor, targets, topk: int = 10):
+    outs = net(x)
+    boxes, cls_logits, raw_kpts, _ = flatten_outputs(outs, net.num_classes)
+    centres, strides = anchor_grid([(o.shape[2], o.shape[3]) for o in outs], x.device)
+    kpts = decode_keypoints(raw_kpts, centres, strides)
+    cls_target = torch.zeros_like(cls_logits)
+    box_losses, loc_losses, vis_losses, norm = [], [], [], 0.0
+    scores = cls_logits.detach().sigmoid()
+    for b in range(x.shape[0]):
+        gt_boxes_np, gt_cls_np, gt_kpts_np = targets[b]
+        if len(gt_cls_np) == 0:
+            continue
+        gt_boxes, gt_cls = torch.from_numpy(gt_boxes_np), torch.from_numpy(gt_cls_np)
+        g_idx, a_idx, norm_al = assign(scores[b], boxes[b].detach(), gt_boxes, gt_cls, centres, strides, topk)
+        if g_idx.numel() == 0:
+            continue
+        cls_target[b, a_idx, gt_cls[g_idx]] = norm_al
+        weight = norm_al.clamp_min(0.05)
+        box_losses.append(((1 - giou(boxes[b, a_idx], gt_boxes[g_idx])) * weight).sum())
+        loc, vis = keypoint_loss(kpts[b, a_idx], torch.from_numpy(gt_kpts_np)[g_idx], gt_boxes[g_idx])
+        loc_losses.append((loc * weight).sum())
+        vis_losses.append((vis * weight).sum())
+        norm += float(weight.sum())
+    norm = max(norm, 1.0)
+    cls_loss = F.binary_cross_entropy_with_logits(cls_logits, cls_target, reduction="sum") / norm
+    zero = cls_loss * 0
+    box_loss = torch.stack(box_losses).sum() / norm if box_losses else zero
+    loc_loss = torch.stack(loc_losses).sum() / norm if loc_losses else zero
+    vis_loss = torch.stack(vis_losses).sum() / norm if vis_losses else zero
+    total = 1.0 * cls_loss + 5.0 * box_loss + 8.0 * loc_loss + 1.0 * vis_loss
+    return total, {"cls": cls_loss.item(), "box": box_loss.item(), "kpt": loc_loss.item(), "vis": vis_loss.item()}
+
+
+# -- export -----------------------------------------------------------------------------------
+def export_onnx(net: YoloPose, path: Path) -> None:
+    """The classic YOLOv8-pose layout with Ultralytics' metadata (``kpt_shape`` [K, 3])."""
+    import onnx
+    import onnxruntime as ort
+
+    wrapper = ExportPose(net).eval()
+    torch.onnx.export(wrapper, (torch.zeros(1, 3, IMGSZ, IMGSZ),), str(path), dynamo=False, opset_version=17,
+                      input_names=["images"], output_names=["output0"],
+                      dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    real = session.run(None, {"images": np.zeros((1, 3, IMGSZ, IMGSZ), np.float32)})[0].shape
+    del session
+    model = onnx.load(str(path))
+    for i, dim in enumerate(model.graph.output[0].type.tensor_type.shape.dim):
+        if i > 0:  # the legacy exporter leaves sizes symbolic; batch stays dynamic
+            dim.ClearField("dim_param")
+            dim.dim_value = int(real[i])
+    write_metadata(model, ultralytics_metadata("yolov8-pose", IMGSZ))
+    onnx.save(model, str(path))
+
+
+def _learning_rate(it: int, iterations: int, base: float, warmup: int) -> float:
+    return base * min(1.0, (it + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * it / iterations)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("pipeline/zoo"))
+    parser.add_argument("--init", type=Path, default=Path("pipeline/zoo/shapes-yolov8seg.onnx"),
+                        help="start from this bundled seg model's weights ('none': from scratch)")
+    parser.add_argument("--iterations", type=int, default=3000, help="about 15 min on 2 CPU cores")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--frames-per-clip", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1.5e-3)
+    parser.add_argument("--time-limit", type=float, default=0.0,
+                        help="minutes: stop early (and say so) on a machine too busy for the schedule; 0: none")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, default=Path(".data/zoo/shapes-pose.pt"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.monotonic()
+    net = YoloPose(len(CLASS_NAMES), K)
+    if str(args.init) != "none":
+        log.info("init from %s: %d convolutions", args.init, load_seg_onnx(net, args.init))
+    samples = build_dataset(args.clips, args.frames_per_clip, every=5, seed=args.seed)
+    log.info("dataset: %d frames in %.0f s", len(samples), time.monotonic() - t0)
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}], lr=args.lr)
+    history: list[float] = []
+    for it in range(args.iterations):
+        if args.time_limit and time.monotonic() - t0 > args.time_limit * 60:
+            log.warning("time limit: stopped after %d of %d iterations", it, args.iterations)
+            break
+        for group in opt.param_groups:
+            group["lr"] = _learning_rate(it, args.iterations, args.lr, 50)
+        x, targets = sample_batch(samples, args.batch, args.crop, rng)
+        net.train()
+        if str(args.init) != "none":
+            freeze_batchnorm(net)  # the folded weights carry no batch statistics
+        loss, parts = compute_loss(net, x, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        opt.step()
+        history.append(loss.item())
+        if it % 50 == 0 or it == args.iterations - 1:
+            log.info("it %d  %.0f s  loss %.3f  %s", it, time.monotonic() - t0, np.mean(history[-50:]),
+                     json.dumps({k: round(v, 3) for k, v in parts.items()}))
+    net.eval()
+    args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), args.checkpoint)
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_onnx(net, args.out / "shapes-yolov8pose.onnx")
+    log.info("trained %d iterations in %.1f min; exported to %s", args.iterations, (time.monotonic() - t0) / 60, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
