@@ -18,8 +18,8 @@ from sources.scene import SyntheticScene
 
 
 @pytest.mark.parametrize("name,layout,det_shape", [
-    ("shapes-yolov8seg", "yolov8-seg", ["batch", 39, 8400]),
-    ("shapes-yolov5seg", "yolov5-seg", ["batch", 8400, 40]),
+    ("shapes-yolov8seg", "yolov8-seg", ["batch", 39, "anchors"]),
+    ("shapes-yolov5seg", "yolov5-seg", ["batch", "anchors", 40]),
 ])
 def test_bundled_files_shapes_and_metadata(name, layout, det_shape):
     path = BUNDLED[name]
@@ -30,10 +30,16 @@ def test_bundled_files_shapes_and_metadata(name, layout, det_shape):
     assert eval(meta["names"]) == {0: "circle", 1: "rectangle", 2: "triangle"}  # noqa: S307 - our own file
     dims = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in m.graph.output]
     assert dims[0] == det_shape
-    assert dims[1] == ["batch", 32, 160, 160]
+    assert dims[1] == ["batch", 32, "proto_height", "proto_width"]
     inp = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
-    assert inp == ["batch", 3, 640, 640], "dynamic batch axis"
+    assert inp == ["batch", 3, "height", "width"], "dynamic like Ultralytics' dynamic exports"
     assert recognise([tuple(d) for d in dims], 3).name == layout
+    # Fully convolutional, anchors from the input size: a 384x640 letterbox (Ultralytics') runs.
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out0, protos = session.run(None, {"images": np.zeros((1, 3, 384, 640), np.float32)})
+    assert protos.shape == (1, 32, 96, 160) and 5040 in out0.shape
 
 
 def test_both_layouts_give_the_same_detections(heldout_clip):

@@ -113,16 +113,22 @@ def test_predictions_cover_every_frame_with_the_fields_of_their_task(name):
     assert sum(found) > 0, "parity on empty predictions would prove nothing"
 
 
-def test_bundled_yolov8seg_model_ran_in_ultralytics():
-    outcome = MANIFEST["bundled_in_ultralytics"]["shapes-yolov8seg.onnx"]["rect_false"]
+@pytest.mark.parametrize("how", ["plain", "rect_false"])
+def test_bundled_yolov8seg_model_ran_in_ultralytics(how):
+    """``YOLO("shapes-yolov8seg.onnx").predict(frame)`` as a user comparing tools would try it
+    (recorded by ``make ultralytics-fixtures``)."""
+    outcome = MANIFEST["bundled_in_ultralytics"]["shapes-yolov8seg.onnx"][how]
     assert outcome["loads"] and outcome["detections"] == outcome["masks"] > 0
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_bundled_model_metadata_loads_in_ultralytics(name):
-    """Ultralytics splits batches by ``batch`` (it failed on -1) and letterboxes to the smallest
-    rectangle when ``args`` says dynamic, which a fixed 640x640 input refuses."""
-    meta = {p.key: p.value for p in onnx.load(str(BUNDLED[name])).metadata_props}
+    """Ultralytics splits batches by ``batch`` (it failed on -1) and, for a dynamic export,
+    letterboxes to the smallest rectangle: the input's height and width are symbolic."""
+    model = onnx.load(str(BUNDLED[name]))
+    meta = {p.key: p.value for p in model.metadata_props}
     assert int(meta["batch"]) >= 1
-    assert ast.literal_eval(meta["args"])["dynamic"] is False
+    assert ast.literal_eval(meta["args"])["dynamic"] is True
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
     assert ast.literal_eval(meta["imgsz"]) == [640, 640]

@@ -3,14 +3,15 @@
 Ultralytics' loader (``AutoBackend``) reads ``batch`` as the export batch size and splits
 batches by it: ``-1`` made ``YOLO("shapes-yolov8seg.onnx")`` fail with ``split_size=-1``. Its
 own exports write the batch they were traced with (``1``) and the export arguments in
-``args``. The keys below are those of an Ultralytics 8.4.190 ``export(format="onnx")`` of a
-YOLO11-seg model, less ``date``, ``version`` and ``docs``. One value differs from a
-``dynamic=True`` export: ``args['dynamic']`` is False, because to Ultralytics "dynamic" means
-batch, height and width, and it then letterboxes to the smallest rectangle (e.g. 384x640),
-which our fixed 640x640 input refuses. With ``dynamic: False`` Ultralytics feeds 640x640
-frames one at a time (the batch axis stays dynamic for vidpipe).
+``args``. The keys below are those of an Ultralytics 8.4.190 ``export(format="onnx",
+dynamic=True)`` of a YOLO11-seg model, less ``date``, ``version`` and ``docs``. To
+Ultralytics "dynamic" means batch, height and width: its predictor then letterboxes a frame
+to the smallest stride-multiple rectangle (e.g. 384x640), so the files declare height and
+width symbolic too, as its own dynamic exports do (the network is fully convolutional and
+its anchors follow the input size). vidpipe still letterboxes to ``imgsz`` from the metadata.
 
-Rewrite the metadata of existing files in place (graph and weights untouched)::
+Rewrite the metadata and the declared input/output axes of existing files in place (nodes
+and weights untouched)::
 
     python -m training.onnx_metadata pipeline/zoo/shapes-yolov8seg.onnx pipeline/zoo/shapes-yolov5seg.onnx
 """
@@ -44,7 +45,7 @@ def ultralytics_metadata(layout: str, imgsz: int = IMGSZ) -> dict[str, str]:
         "batch": "1",
         "imgsz": str([imgsz, imgsz]),
         "names": str({i: n for i, n in enumerate(CLASS_NAMES)}),
-        "args": str({"data": None, "batch": 1, "fraction": 1.0, "quantize": None, "nms": None, "dynamic": False,
+        "args": str({"data": None, "batch": 1, "fraction": 1.0, "quantize": None, "nms": None, "dynamic": True,
                      "simplify": False, "opset": 17}),
         "channels": "3",
         "end2end": "False",
@@ -74,16 +75,41 @@ def layout_of(path: Path) -> str:
     raise ValueError(f"{path}: not a bundled model name (shapes-<layout>seg.onnx or shapes-<layout>pose.onnx)")
 
 
+def dynamic_axes(layout: str) -> dict[str, dict[int, str]]:
+    """Symbolic axes of a dynamic export: batch, and every axis that follows the input size
+    (the anchors are the last axis of YOLOv8 ``(B, C, A)``, the middle one of YOLOv5 ``(B, A, C)``)."""
+    anchors = 1 if layout.startswith("yolov5") else 2
+    return {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", anchors: "anchors"},
+            "output1": {0: "batch", 2: "proto_height", 3: "proto_width"}}
+
+
+def declare_dynamic_axes(model: object, layout: str) -> None:
+    """Declare the input's and outputs' size-dependent axes symbolic (:func:`dynamic_axes`);
+    the intermediate shapes the exporter recorded for the traced size are dropped (ONNX
+    Runtime infers them)."""
+    graph = model.graph  # type: ignore[attr-defined]
+    axes = dynamic_axes(layout)
+    for value in [*graph.input, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in axes.get(value.name, {}).items():
+            if axis < len(dims):
+                dims[axis].ClearField("dim_value")
+                dims[axis].dim_param = name
+    del graph.value_info[:]
+
+
 def rewrite(path: Path) -> None:
-    """Rewrite one file's metadata in place; the graph bytes stay as they were."""
+    """Rewrite one file's metadata and declared axes in place; nodes and weights unchanged."""
     import onnx
 
     model = onnx.load(str(path))
-    graph_before = model.graph.SerializeToString()
-    write_metadata(model, ultralytics_metadata(layout_of(path)))
-    assert model.graph.SerializeToString() == graph_before
+    body = [x.SerializeToString() for x in (*model.graph.node, *model.graph.initializer)]
+    layout = layout_of(path)
+    write_metadata(model, ultralytics_metadata(layout))
+    declare_dynamic_axes(model, layout)
+    assert [x.SerializeToString() for x in (*model.graph.node, *model.graph.initializer)] == body
     onnx.save(model, str(path))
-    log.info("%s: metadata rewritten", path)
+    log.info("%s: metadata and dynamic axes rewritten", path)
 
 
 def main(argv: list[str] | None = None) -> int:

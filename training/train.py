@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
-from training.onnx_metadata import ultralytics_metadata, write_metadata
+from training.onnx_metadata import dynamic_axes, ultralytics_metadata, write_metadata
 
 log = logging.getLogger("vidpipe.train")
 
@@ -222,7 +222,7 @@ def export_onnx(net: YoloSeg, path: Path, layout: str) -> None:
     torch.onnx.export(
         wrapper, (dummy,), str(path), dynamo=False, opset_version=17,
         input_names=["images"], output_names=["output0", "output1"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}},
+        dynamic_axes=dynamic_axes(layout),
     )
     finalize_onnx(path, layout)
 

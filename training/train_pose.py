@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from sources.keypoints import FLIP_X, FLIP_Y, KEYPOINT_NAMES
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import flatten_outputs
-from training.onnx_metadata import ultralytics_metadata, write_metadata
+from training.onnx_metadata import dynamic_axes, ultralytics_metadata, write_metadata
 from training.pose_net import ExportPose, YoloPose, anchor_grid, decode_keypoints, freeze_batchnorm, load_seg_onnx
 from training.train import IMGSZ, PAD_VALUE, TRAIN_SEED_BASE, assign, giou
 
@@ -182,7 +182,7 @@ def export_onnx(net: YoloPose, path: Path) -> None:
     wrapper = ExportPose(net).eval()
     torch.onnx.export(wrapper, (torch.zeros(1, 3, IMGSZ, IMGSZ),), str(path), dynamo=False, opset_version=17,
                       input_names=["images"], output_names=["output0"],
-                      dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
+                      dynamic_axes={k: v for k, v in dynamic_axes("yolov8-pose").items() if k != "output1"})
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     real = session.run(None, {"images": np.zeros((1, 3, IMGSZ, IMGSZ), np.float32)})[0].shape
     del session

@@ -143,10 +143,9 @@ def export(model: object, name: str, kwargs: dict, imgsz: int, out: Path) -> Pat
 def check_bundled(frames: list[dict], out: Path) -> dict:
     """``YOLO(path).predict(frame)`` on each bundled model, as a user comparing tools would.
 
-    Tried twice: plainly, and with ``rect=False``. Ultralytics takes any ONNX file with a
-    symbolic batch axis for one with symbolic height and width too and letterboxes a single
-    frame to the smallest rectangle (384x640 for 16:9), which the bundled files' fixed 640x640
-    input refuses; ``rect=False`` letterboxes to the square ``imgsz`` of the metadata.
+    Tried twice: plainly (Ultralytics letterboxes a 16:9 frame to 384x640: the bundled files
+    declare height and width symbolic, as its own dynamic exports do) and with ``rect=False``
+    (the square ``imgsz`` of the metadata).
     """
     from ultralytics import YOLO
 
@@ -213,9 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=0, help="train each model this long first (see above)")
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--keep", type=Path, default=None, help="keep the work folder (datasets, runs) here")
+    parser.add_argument("--bundled-only", action="store_true",
+                        help="only try the bundled models in Ultralytics again and update the manifest's record of it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.bundled_only:
+        cpu_nms_op()
+        manifest = json.loads((args.out / "manifest.json").read_text())
+        manifest["bundled_in_ultralytics"] = check_bundled(manifest["frames"], args.out.resolve())
+        (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        return 0
     with tempfile.TemporaryDirectory(prefix="vidpipe-ul-") as tmp:
         work = args.keep or Path(tmp)
         manifest = build(args.out.resolve(), work.resolve(), set(args.only), args.epochs, args.images)
