@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CLIP := out/demo-input.mp4
 
-.PHONY: demo test lint venv clean eval system-deps bench ultralytics-fixtures
+.PHONY: demo test lint venv clean eval eval-pose system-deps bench ultralytics-fixtures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ eval: $(STAMP)
 	$(PY) -m sources.synthetic --out out/heldout.mp4 --gt out/heldout.gt.json --frames 300 --seed 7
 	$(VENV)/bin/vidpipe run configs/heldout.yaml
 	$(VENV)/bin/vidpipe eval --results out/heldout.jsonl --gt out/heldout.gt.json
+
+# The pose model card's figures: the same held-out clip through configs/pose.yaml; keypoint
+# OKS mAP (pycocotools, sigma 0.05 for each of the 5 keypoints) by training/eval_pose.py.
+eval-pose: $(STAMP)
+	$(PY) -m sources.synthetic --out out/heldout.mp4 --gt out/heldout.gt.json --frames 300 --seed 7
+	$(VENV)/bin/vidpipe run configs/pose.yaml
+	$(VENV)/bin/vidpipe eval --results out/pose.jsonl --gt out/heldout.gt.json
+	$(PY) -m training.eval_pose --results out/pose.jsonl --gt out/heldout.gt.json
 
 # The RTSP tests run a real server (gst-rtsp-server) under the system interpreter,
 # which has python3-gi; the decode benchmark compares with the ffmpeg CLI. Installed with

@@ -1,7 +1,9 @@
 """Train and export the bundled synthetic-shapes pose model (dev tool, extra ``[train]``).
 
     pip install -e '.[train]'      # torch==2.13.0 (CPU build) and onnx; dev only
-    python -m training.train_pose --out pipeline/zoo --seed 0
+    python -m training.train_pose --out pipeline/zoo --seed 0                    # stage 1
+    python -m training.train_pose --out pipeline/zoo --seed 1 --init .data/zoo/shapes-pose.pt \
+        --iterations 2800 --lr 7e-4 --checkpoint .data/zoo/shapes-pose-stage2.pt   # stage 2 (shipped)
 
 Five keypoints per shape (sources/keypoints.py: centre, top, right, bottom, left, exact
 from the geometry). The network (training/pose_net.py) starts from the bundled
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("pipeline/zoo"))
     parser.add_argument("--init", type=Path, default=Path("pipeline/zoo/shapes-yolov8seg.onnx"),
-                        help="start from this bundled seg model's weights ('none': from scratch)")
+                        help="start from this bundled seg model's weights, or a checkpoint (.pt) of this script ('none': from scratch)")
     parser.add_argument("--iterations", type=int, default=3000, help="about 15 min on 2 CPU cores")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clips", type=int, default=24)
@@ -222,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.monotonic()
     net = YoloPose(len(CLASS_NAMES), K)
-    if str(args.init) != "none":
+    if args.init.suffix == ".pt":  # a second stage: this script's own checkpoint
+        net.load_state_dict(torch.load(args.init, weights_only=True))
+        log.info("init from %s", args.init)
+    elif str(args.init) != "none":
         log.info("init from %s: %d convolutions", args.init, load_seg_onnx(net, args.init))
     samples = build_dataset(args.clips, args.frames_per_clip, every=5, seed=args.seed)
     log.info("dataset: %d frames in %.0f s", len(samples), time.monotonic() - t0)

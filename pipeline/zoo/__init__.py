@@ -2,7 +2,8 @@
 
 ``shapes-yolov8seg.onnx`` and ``shapes-yolov5seg.onnx`` are the same small network trained
 on the synthetic shapes world (sources/scene.py), exported in the two layouts users bring
-from Ultralytics and Roboflow. See MODEL_CARD.md beside this file.
+from Ultralytics and Roboflow; ``shapes-yolov8pose.onnx`` is its pose variant (five
+keypoints per shape, YOLOv8/11-pose layout). See MODEL_CARD.md beside this file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ ZOO_DIR = Path(__file__).resolve().parent
 BUNDLED = {
     "shapes-yolov8seg": ZOO_DIR / "shapes-yolov8seg.onnx",
     "shapes-yolov5seg": ZOO_DIR / "shapes-yolov5seg.onnx",
+    "shapes-yolov8pose": ZOO_DIR / "shapes-yolov8pose.onnx",
 }
 
 
