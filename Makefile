@@ -31,12 +31,11 @@ eval: $(STAMP)
 	$(VENV)/bin/vidpipe eval --results out/heldout.jsonl --gt out/heldout.gt.json
 
 # The pose model card's figures: the same held-out clip through configs/pose.yaml; keypoint
-# OKS mAP (pycocotools, sigma 0.05 for each of the 5 keypoints) by training/eval_pose.py.
+# OKS mAP (pycocotools, sigma 0.05 for each of the 5 keypoints) by vidpipe eval.
 eval-pose: $(STAMP)
 	$(PY) -m sources.synthetic --out out/heldout.mp4 --gt out/heldout.gt.json --frames 300 --seed 7
 	$(VENV)/bin/vidpipe run configs/pose.yaml
 	$(VENV)/bin/vidpipe eval --results out/pose.jsonl --gt out/heldout.gt.json
-	$(PY) -m training.eval_pose --results out/pose.jsonl --gt out/heldout.gt.json
 
 # The RTSP tests run a real server (gst-rtsp-server) under the system interpreter,
 # which has python3-gi; the decode benchmark compares with the ffmpeg CLI. Installed with
