@@ -42,6 +42,25 @@ TRAIN_SEED_BASE = 1000
 
 
 # -- data -------------------------------------------------------------------------------------
+def letterboxed_sample(image: np.ndarray, objects: list) -> tuple[dict, float, int, int]:
+    """A frame letterboxed to 640 as at run time, with its instance map (index + 1 into
+    ``classes``) per pixel; and the scale and offsets that map source pixels into it."""
+    h, w = image.shape[:2]
+    r = IMGSZ / max(h, w)
+    nh, nw = round(h * r), round(w * r)
+    top, left = (IMGSZ - nh) // 2, (IMGSZ - nw) // 2
+    canvas = np.full((IMGSZ, IMGSZ, 3), PAD_VALUE, np.uint8)
+    canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    owner = np.zeros((h, w), np.uint8)
+    for k, obj in enumerate(objects):
+        x0, y0, x1, y1 = obj.xyxy
+        owner[y0:y1, x0:x1][obj.mask] = k + 1
+    owner_lb = np.zeros((IMGSZ, IMGSZ), np.uint8)
+    owner_lb[top : top + nh, left : left + nw] = cv2.resize(owner, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    sample = {"image": canvas, "owner": owner_lb, "classes": np.array([o.class_id for o in objects], np.int64)}
+    return sample, r, top, left
+
+
 def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
     """Letterboxed 640 frames with an instance map (index into ``classes``) per pixel."""
     samples = []
@@ -49,24 +68,9 @@ def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -
         scene = SyntheticScene(seed=TRAIN_SEED_BASE + seed * 1000 + clip)
         for t in range(frames_per_clip * every):
             image, labels = scene.step()
-            if t % every:
-                continue
-            h, w = image.shape[:2]
-            r = IMGSZ / max(h, w)
-            nh, nw = round(h * r), round(w * r)
-            top, left = (IMGSZ - nh) // 2, (IMGSZ - nw) // 2
-            canvas = np.full((IMGSZ, IMGSZ, 3), PAD_VALUE, np.uint8)
-            canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            owner = np.zeros((h, w), np.uint8)
-            classes = []
-            for k, obj in enumerate(labels.objects):
-                x0, y0, x1, y1 = obj.xyxy
-                owner[y0:y1, x0:x1][obj.mask] = k + 1
-                classes.append(obj.class_id)
-            owner_lb = np.zeros((IMGSZ, IMGSZ), np.uint8)
-            owner_lb[top : top + nh, left : left + nw] = cv2.resize(owner, (nw, nh), interpolation=cv2.INTER_NEAREST)
-            # H.264 softens edges a little; a light blur at training time covers that.
-            samples.append({"image": canvas, "owner": owner_lb, "classes": np.array(classes, np.int64)})
+            if t % every == 0:
+                # H.264 softens edges a little; a light blur at training time covers that.
+                samples.append(letterboxed_sample(image, labels.objects)[0])
     return samples
 
 

@@ -35,7 +35,7 @@ from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import flatten_outputs
 from training.onnx_metadata import dynamic_axes, ultralytics_metadata, write_metadata
 from training.pose_net import ExportPose, YoloPose, anchor_grid, decode_keypoints, freeze_batchnorm, load_seg_onnx
-from training.train import IMGSZ, PAD_VALUE, TRAIN_SEED_BASE, assign, giou
+from training.train import IMGSZ, TRAIN_SEED_BASE, assign, giou, letterboxed_sample
 
 log = logging.getLogger("vidpipe.train")
 
@@ -53,26 +53,15 @@ def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -
             image, labels = scene.step()
             if t % every:
                 continue
-            h, w = image.shape[:2]
-            r = IMGSZ / max(h, w)
-            nh, nw = round(h * r), round(w * r)
-            top, left = (IMGSZ - nh) // 2, (IMGSZ - nw) // 2
-            canvas = np.full((IMGSZ, IMGSZ, 3), PAD_VALUE, np.uint8)
-            canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            owner = np.zeros((h, w), np.uint8)
+            sample, r, top, left = letterboxed_sample(image, labels.objects)
             kpts = np.zeros((len(labels.objects), K, 3), np.float32)
             for k, obj in enumerate(labels.objects):
-                x0, y0, x1, y1 = obj.xyxy
-                owner[y0:y1, x0:x1][obj.mask] = k + 1
                 assert obj.keypoints is not None
                 kpts[k] = obj.keypoints
-                # Source pixel centres map through the letterbox as the runtime maps them back.
-                kpts[k, :, 0] = kpts[k, :, 0] * r + left
-                kpts[k, :, 1] = kpts[k, :, 1] * r + top
-            owner_lb = np.zeros((IMGSZ, IMGSZ), np.uint8)
-            owner_lb[top : top + nh, left : left + nw] = cv2.resize(owner, (nw, nh), interpolation=cv2.INTER_NEAREST)
-            samples.append({"image": canvas, "owner": owner_lb, "kpts": kpts,
-                            "classes": np.array([o.class_id for o in labels.objects], np.int64)})
+            # Source pixel centres map through the letterbox as the runtime maps them back.
+            kpts[:, :, 0] = kpts[:, :, 0] * r + left
+            kpts[:, :, 1] = kpts[:, :, 1] * r + top
+            samples.append({**sample, "kpts": kpts})
     return samples
 
 
