@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
-from training.onnx_metadata import dynamic_axes, ultralytics_metadata, write_metadata
+from training.onnx_metadata import declare_dynamic_axes, dynamic_axes, ultralytics_metadata, write_metadata
 
 log = logging.getLogger("vidpipe.train")
 
@@ -74,47 +74,61 @@ def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -
     return samples
 
 
+def augmented_crop(sample: dict, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """A random square of the 640 sample resized to ``crop``, flipped, with brightness,
+    contrast and blur: the image (uint8), its instance map, and (x, y, size, flip_x, flip_y)
+    to map labels into it."""
+    size = int(rng.integers(int(crop * 0.75), int(crop * 1.3)))
+    y = int(rng.integers(0, IMGSZ - size + 1))
+    x = int(rng.integers(0, IMGSZ - size + 1))
+    img = cv2.resize(sample["image"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_LINEAR)
+    own = cv2.resize(sample["owner"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_NEAREST)
+    fx, fy = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+    if fx:
+        img, own = img[:, ::-1], own[:, ::-1]
+    if fy:
+        img, own = img[::-1], own[::-1]
+    img = img.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+    return np.clip(img, 0, 255).astype(np.uint8), own, (x, y, size, fx, fy)
+
+
+def instances(own: np.ndarray):
+    """Each instance of a crop's map with at least 8 pixels: (index into the sample's
+    objects, its mask, its xyxy box)."""
+    ids, counts = np.unique(own, return_counts=True)
+    for k, n in zip(ids, counts):
+        if k == 0 or n < 8:
+            continue
+        m = own == k
+        ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        yield int(k) - 1, m, [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1]
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 BGR → (B, 3, H, W) float RGB in [0, 1], the network's input."""
+    return torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0
+
+
 def sample_batch(samples: list[dict], batch: int, rng: np.random.Generator):
     """Random crops with augmentation: images (B,3,CROP,CROP), boxes/classes/masks per image."""
     images = np.empty((batch, CROP, CROP, 3), np.uint8)
     targets = []
     for b in range(batch):
         s = samples[int(rng.integers(len(samples)))]
-        size = int(rng.integers(int(CROP * 0.75), int(CROP * 1.3)))
-        y = int(rng.integers(0, IMGSZ - size + 1))
-        x = int(rng.integers(0, IMGSZ - size + 1))
-        img = s["image"][y : y + size, x : x + size]
-        own = s["owner"][y : y + size, x : x + size]
-        if size != CROP:
-            img = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_LINEAR)
-            own = cv2.resize(own, (CROP, CROP), interpolation=cv2.INTER_NEAREST)
-        if rng.random() < 0.5:
-            img, own = img[:, ::-1], own[:, ::-1]
-        if rng.random() < 0.5:
-            img, own = img[::-1], own[::-1]
-        img = img.astype(np.float32)
-        img = img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
-        if rng.random() < 0.3:
-            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
-        images[b] = np.clip(img, 0, 255).astype(np.uint8)
-        ids, counts = np.unique(own, return_counts=True)
+        images[b], own, _ = augmented_crop(s, CROP, rng)
         boxes, classes, masks = [], [], []
-        for k, n in zip(ids, counts):
-            if k == 0 or n < 8:
-                continue
-            m = own == k
-            ys = np.flatnonzero(m.any(1))
-            xs = np.flatnonzero(m.any(0))
-            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
-            classes.append(s["classes"][k - 1])
+        for i, m, box in instances(own):
+            boxes.append(box)
+            classes.append(s["classes"][i])
             masks.append(m)
         if masks:
             mk = np.stack(masks).astype(np.float32).reshape(len(masks), CROP // 4, 4, CROP // 4, 4).mean((2, 4))
         else:
             mk = np.zeros((0, CROP // 4, CROP // 4), np.float32)
         targets.append((np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64), mk))
-    x = torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0
-    return x, targets
+    return to_tensor(images), targets
 
 
 # -- loss -------------------------------------------------------------------------------------
@@ -232,9 +246,9 @@ def export_onnx(net: YoloSeg, path: Path, layout: str) -> None:
 
 
 def finalize_onnx(path: Path, layout: str) -> None:
-    """Write the real output sizes (the legacy exporter leaves them symbolic; batch stays
-    dynamic) and the metadata Ultralytics writes for a dynamic export (so that Ultralytics'
-    own loader runs the file too) into an exported file."""
+    """Write the real output sizes (the legacy exporter leaves them symbolic with generated
+    names), then name the axes that follow the input size (``declare_dynamic_axes``), and the
+    metadata Ultralytics writes for a dynamic export (so that its own loader runs the file too)."""
     import onnx
     import onnxruntime as ort
 
@@ -247,6 +261,7 @@ def finalize_onnx(path: Path, layout: str) -> None:
             if i > 0:
                 dim.ClearField("dim_param")
                 dim.dim_value = int(shape[i])
+    declare_dynamic_axes(model, layout)
     write_metadata(model, ultralytics_metadata(layout, IMGSZ))
     onnx.save(model, str(path))
 

@@ -25,7 +25,6 @@ import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -33,9 +32,9 @@ from torch.nn import functional as F
 from sources.keypoints import FLIP_X, FLIP_Y, KEYPOINT_NAMES
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import flatten_outputs
-from training.onnx_metadata import dynamic_axes, ultralytics_metadata, write_metadata
+from training.onnx_metadata import dynamic_axes
 from training.pose_net import ExportPose, YoloPose, anchor_grid, decode_keypoints, freeze_batchnorm, load_seg_onnx
-from training.train import IMGSZ, TRAIN_SEED_BASE, assign, giou, letterboxed_sample
+from training.train import IMGSZ, TRAIN_SEED_BASE, assign, augmented_crop, finalize_onnx, giou, instances, letterboxed_sample, to_tensor
 
 log = logging.getLogger("vidpipe.train")
 
@@ -86,34 +85,15 @@ def sample_batch(samples: list[dict], batch: int, crop: int, rng: np.random.Gene
     targets = []
     for b in range(batch):
         s = samples[int(rng.integers(len(samples)))]
-        size = int(rng.integers(int(crop * 0.75), int(crop * 1.3)))
-        y = int(rng.integers(0, IMGSZ - size + 1))
-        x = int(rng.integers(0, IMGSZ - size + 1))
-        img = cv2.resize(s["image"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_LINEAR)
-        own = cv2.resize(s["owner"][y : y + size, x : x + size], (crop, crop), interpolation=cv2.INTER_NEAREST)
-        fx, fy = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-        if fx:
-            img, own = img[:, ::-1], own[:, ::-1]
-        if fy:
-            img, own = img[::-1], own[::-1]
-        img = img.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
-        if rng.random() < 0.3:
-            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
-        images[b] = np.clip(img, 0, 255).astype(np.uint8)
-        ids, counts = np.unique(own, return_counts=True)
+        images[b], own, (x, y, size, fx, fy) = augmented_crop(s, crop, rng)
         boxes, classes, kpts = [], [], []
-        for k, n in zip(ids, counts):
-            if k == 0 or n < 8:
-                continue
-            m = own == k
-            ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
-            classes.append(s["classes"][k - 1])
-            kpts.append(_crop_keypoints(s["kpts"][k - 1], x, y, size, crop, fx, fy))
+        for i, _, box in instances(own):
+            boxes.append(box)
+            classes.append(s["classes"][i])
+            kpts.append(_crop_keypoints(s["kpts"][i], x, y, size, crop, fx, fy))
         targets.append((np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64),
                         np.array(kpts, np.float32).reshape(-1, K, 3)))
-    x = torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0
-    return x, targets
+    return to_tensor(images), targets
 
 
 # -- loss -------------------------------------------------------------------------------------
@@ -167,23 +147,11 @@ def compute_loss(net: YoloPose, x: torch.Tensor, targets, topk: int = 10):
 # -- export -----------------------------------------------------------------------------------
 def export_onnx(net: YoloPose, path: Path) -> None:
     """The classic YOLOv8-pose layout with Ultralytics' metadata (``kpt_shape`` [K, 3])."""
-    import onnx
-    import onnxruntime as ort
-
     wrapper = ExportPose(net).eval()
     torch.onnx.export(wrapper, (torch.zeros(1, 3, IMGSZ, IMGSZ),), str(path), dynamo=False, opset_version=17,
                       input_names=["images"], output_names=["output0"],
                       dynamic_axes={k: v for k, v in dynamic_axes("yolov8-pose").items() if k != "output1"})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    real = session.run(None, {"images": np.zeros((1, 3, IMGSZ, IMGSZ), np.float32)})[0].shape
-    del session
-    model = onnx.load(str(path))
-    for i, dim in enumerate(model.graph.output[0].type.tensor_type.shape.dim):
-        if i > 0:  # the legacy exporter leaves sizes symbolic; batch stays dynamic
-            dim.ClearField("dim_param")
-            dim.dim_value = int(real[i])
-    write_metadata(model, ultralytics_metadata("yolov8-pose", IMGSZ))
-    onnx.save(model, str(path))
+    finalize_onnx(path, "yolov8-pose")
 
 
 def _learning_rate(it: int, iterations: int, base: float, warmup: int) -> float:
