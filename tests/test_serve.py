@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from pipeline.app.serve.config import ServeConfig
 from pipeline.infer.config import PostprocessOptions
 from pipeline.infer.tasks import decoder_for
 from pipeline.wire.formats import roboflow_predictions, vidpipe_detections
@@ -270,7 +271,21 @@ def _batch_counts(metrics: str) -> tuple[float, float]:
             float(values['vidpipe_serve_batch_size_count{model="shapes-yolov8seg"}']))
 
 
-def test_config_file_of_the_tests_is_valid():
-    from pipeline.app.serve.config import ServeConfig
+def test_the_readme_curl_example_and_the_example_config(server, frames, tmp_path):
+    import re
 
+    from pipeline.app.serve.config import load_serve_config
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Serve over HTTP"):]
+    curl = next(line for block in re.findall(r"```sh\n(.*?)```", section, re.S) for line in block.splitlines()
+                if line.startswith("curl "))
+    assert cv2.imwrite(str(tmp_path / "frame.jpg"), frames[0])
+    r = subprocess.run(["bash", "-c", curl.replace("http://127.0.0.1:9001", server.url)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert answer["predictions"] and all(p["confidence"] >= 0.5 for p in answer["predictions"])
+    config = load_serve_config(REPO / "configs" / "serve" / "serve.yaml")
+    assert config.aliases["shapes/1"] == "shapes-yolov8seg" and config.limits.queue_size == 32
     assert ServeConfig.model_validate(CONFIG).models_dir == Path(FIXTURES)

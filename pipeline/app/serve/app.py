@@ -63,6 +63,7 @@ class Server:
         self.fetch_url = UrlFetcher(config.urls, max_bytes) if config.urls.enabled else None
         self.uuid = str(uuid.uuid4())
         self.ready = False
+        self.in_progress = 0
 
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -90,6 +91,17 @@ async def infer(request: Request) -> Response:
     route = request.path_params["task"]
     if route not in ROUTE_TASKS:
         raise ServeError(404, f"no route /infer/{route}: one of {', '.join('/infer/' + r for r in ROUTE_TASKS)}")
+    limit = server.config.limits.max_requests
+    if server.in_progress >= limit:  # bounds the memory of requests read and decoded but not yet queued
+        raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
+    server.in_progress += 1  # the event loop's thread only: no lock needed
+    try:
+        return await _infer(server, request, route)
+    finally:
+        server.in_progress -= 1
+
+
+async def _infer(server: Server, request: Request, route: str) -> Response:
     body = await server.body(request)
     server.authorise(request, body)
     req: InferRequest = parse_body(InferRequest, body)

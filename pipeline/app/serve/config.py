@@ -25,6 +25,8 @@ class LimitsConfig(Options):
                                                           "before it is decoded (decompression bombs)")
     max_images: int = Field(64, ge=1, description="images in one request")
     queue_size: int = Field(32, ge=1, description="images waiting per model; a request that finds it full gets 503")
+    max_requests: int = Field(128, ge=1, description="inference requests in progress at once (read, decoded, queued or "
+                                                     "running); more get 503 before their body is read")
     request_timeout_s: float = Field(60.0, gt=0, description="an image not inferred within this answers 503")
 
 
