@@ -193,6 +193,7 @@ def tall_png(width: int, height: int) -> bytes:
     ({"confidence": 2}, 422, "confidence"),
     ({"class_filter": ["unicorn"]}, 422, "unicorn"),
     ({"image": None}, 422, "image"),
+    ({"image": []}, 422, "empty list"),
 ])
 def test_bad_input_is_a_clear_status(server, frames, body, status, words):
     full = {"model_id": "shapes-yolov8seg", "image": b64(frames[0]), **body}

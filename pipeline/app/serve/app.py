@@ -106,6 +106,8 @@ async def _infer(server: Server, request: Request, route: str) -> Response:
     server.authorise(request, body)
     req: InferRequest = parse_body(InferRequest, body)
     refs = req.images()
+    if not refs:
+        raise ServeError(422, "invalid field image: an empty list (send one image or more)")
     if len(refs) > server.config.limits.max_images:
         raise ServeError(413, f"{len(refs)} images in one request, the limit is {server.config.limits.max_images}")
     images = await run_in_threadpool(server.load_images, req)  # a bad image fails before any model loads

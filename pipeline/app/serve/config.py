@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -52,6 +53,8 @@ class ServeConfig(Options):
     preload: list[str] = Field(default_factory=list, description="models loaded at start")
     batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig(max_batch_size=8, max_wait_ms=5.0))
     backend: BackendOptions = Field(default_factory=BackendOptions)
+    postprocess_device: Literal["cpu", "cuda"] = Field("cpu", description="where post-processing runs (cuda: on the "
+                                                                           "GPU, falling back to the CPU where there is none)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     urls: UrlConfig = Field(default_factory=UrlConfig)
 

@@ -31,7 +31,7 @@ from pipeline.app.serve.batcher import ModelWorker
 from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError
 from pipeline.core.errors import VidpipeError
-from pipeline.infer.config import ModelConfig
+from pipeline.infer.config import ModelConfig, PostprocessOptions
 from pipeline.infer.model import Model
 from pipeline.zoo import BUNDLED
 
@@ -96,7 +96,8 @@ class ModelRegistry:
             if worker is not None:
                 return worker
             target = self.resolve(model_id)
-            config = ModelConfig(path=str(target), name=model_id, **self.config.backend.model_dump())
+            config = ModelConfig(path=str(target), name=model_id, **self.config.backend.model_dump(),
+                                 postprocess=PostprocessOptions(device=self.config.postprocess_device))
             try:
                 model = Model.load(config, max_batch_size=self.config.batching.max_batch_size)
             except VidpipeError as exc:
