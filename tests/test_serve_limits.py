@@ -20,7 +20,7 @@ from tests.serve_process import ServeProcess
 
 KEY = "k3y-for-tests"
 CONFIG = {"api_key": KEY, "backend": {"intra_op_threads": 1},
-          "limits": {"max_body_mb": 1, "max_pixels": 500_000, "max_images": 3},
+          "limits": {"max_body_mb": 1, "max_pixels": 500_000, "max_images": 3, "read_timeout_s": 1},
           "urls": {"enabled": True, "allow_hosts": ["localhost", "127.0.0.1", "10.1.2.3"]}}
 
 
@@ -81,6 +81,26 @@ def test_body_over_the_limit_is_413(server):
     r = httpx.post(f"{server.url}/infer/instance_segmentation", content=chunks(), params={"api_key": KEY}, timeout=60)
     assert r.status_code == 413 and "over the limit" in r.json()["message"]
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_a_stalled_body_is_408(server):
+    """A client that declares 100 bytes and sends 10 is answered 408 (read_timeout_s: 1), not waited for."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=60) as sock:
+        sock.sendall(b"POST /infer/object_detection?api_key=" + KEY.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model_id\"")
+        reply = b""
+        while b"}" not in reply:
+            chunk = sock.recv(4096)
+            assert chunk, reply
+            reply += chunk
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body) == {"message": "request body not received within 1.0 s"}
 
 
 def test_pixel_and_image_count_limits(server):

@@ -240,4 +240,4 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
         ServeError: _serve_error, HTTPException: _http_error, Exception: _internal_error})
     app.state.server = server
     max_bytes = int(server.config.limits.max_body_mb * 1024 * 1024)
-    return RequestMetrics(BodyLimit(app, max_bytes), server.metrics)
+    return RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)

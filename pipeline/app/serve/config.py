@@ -29,6 +29,7 @@ class LimitsConfig(Options):
     max_requests: int = Field(128, ge=1, description="inference requests in progress at once (read, decoded, queued or "
                                                      "running); more get 503 before their body is read")
     request_timeout_s: float = Field(60.0, gt=0, description="an image not inferred within this answers 503")
+    read_timeout_s: float = Field(30.0, gt=0, description="each part of a request body must arrive within this (408)")
 
 
 class UrlConfig(Options):

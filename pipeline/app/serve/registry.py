@@ -75,7 +75,9 @@ class ModelRegistry:
             path = (self.models_dir / name).resolve()
             if path.is_relative_to(self.models_dir) and path.is_file():
                 return path
-        raise ServeError(404, f"no model {model_id!r} here: serve one of {', '.join(self.available())}")
+        known = self.available()
+        more = f" and {len(known) - 20} more" if len(known) > 20 else ""
+        raise ServeError(404, f"no model {model_id!r} here: serve one of {', '.join(known[:20])}{more}")
 
     def available(self) -> list[str]:
         """Ids that can be loaded: aliases, bundled names, files under the models folder."""
