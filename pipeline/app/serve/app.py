@@ -111,7 +111,9 @@ async def _infer(server: Server, request: Request, route: str) -> Response:
     if len(refs) > server.config.limits.max_images:
         raise ServeError(413, f"{len(refs)} images in one request, the limit is {server.config.limits.max_images}")
     images = await run_in_threadpool(server.load_images, req)  # a bad image fails before any model loads
-    worker = await run_in_threadpool(server.registry.get, req.model_id)
+    worker = server.registry.workers.get(req.model_id)  # loaded: no trip through the thread pool
+    if worker is None:
+        worker = await run_in_threadpool(server.registry.get, req.model_id)
     t0 = time.perf_counter()  # Roboflow's `time`: the inference, not a first use's model load
     if worker.model.task not in ROUTE_TASKS[route]:
         raise ServeError(400, f"model {req.model_id} is a {worker.model.task} model: /infer/{route} serves "
