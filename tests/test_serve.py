@@ -109,6 +109,27 @@ def test_instance_segmentation_equals_in_process(server, frames, model):
     assert [d["category"] for d in vid["detections"]] == [d["category"] for d in expected]
 
 
+def test_answers_equal_a_pipeline_on_the_same_images(server, frames, tmp_path):
+    """The same PNG files through a Pipeline (image folder source) and through the server."""
+    from pipeline.app.pipeline import Pipeline
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{i}.png"), f)
+    config = {"streams": [{"id": "imgs", "source": {"type": "images", "path": str(folder)}}],
+              "model": {"path": "shapes-yolov8seg", "intra_op_threads": 1}}
+    with Pipeline.from_config(config) as pipeline:
+        results = sorted(pipeline, key=lambda r: r.frame_index)
+    assert len(results) == len(frames)
+    images = [{"type": "base64", "value": base64.b64encode((folder / f"{i}.png").read_bytes()).decode()}
+              for i in range(len(frames))]
+    answers = post(server, "/infer/instance_segmentation", {"model_id": "shapes-yolov8seg", "image": images}).json()
+    for answer, result in zip(answers, results):
+        assert answer["image"] == {"width": result.width, "height": result.height}
+        assert_same(without_ids(answer["predictions"]), without_ids(roboflow_predictions(result.detections, "polygon")))
+
+
 def test_options_are_per_request_within_one_batch(server, frames, model):
     """Concurrent requests with different options share batches; each is decoded with its own."""
     strict = {"confidence": 0.8, "class_filter": ["circle"], "max_detections": 2}
