@@ -64,9 +64,10 @@ def run(config: ServeConfig) -> int:
     are loaded, and ``vidpipe serve: stopped ...`` once every model's thread has been joined."""
     try:
         import uvicorn
-    except ImportError:
-        raise ConfigError("serve needs the [serve] extra: pip install 'vidpipe[serve]'") from None
-    from pipeline.app.serve.app import create_app
+
+        from pipeline.app.serve.app import create_app
+    except ImportError as exc:
+        raise ConfigError(f"serve needs the [serve] extra (no module {exc.name}): pip install 'vidpipe[serve]'") from None
 
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
