@@ -15,7 +15,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from tests.client_server import REPO, free_port, serve
 
 from pipeline.client import (
     HTTPCallErrorError,
@@ -28,6 +27,7 @@ from pipeline.client import (
     to_result,
     to_supervision,
 )
+from tests.client_server import REPO, free_port, serve
 
 MODEL = "shapes-yolov8seg"
 EXACT = InferenceConfiguration(response_mask_format="rle", image_encoding="png")  # lossless both ways
