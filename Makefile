@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CLIP := out/demo-input.mp4
 
-.PHONY: demo test lint venv clean eval eval-pose system-deps bench ultralytics-fixtures
+.PHONY: demo test lint venv clean eval eval-pose system-deps bench ultralytics-fixtures rfsdk-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,17 @@ $(ORT_GPU)/.installed: | $(STAMP)
 	$(PY) -m pip install -q --no-deps --target $(ORT_GPU) "onnxruntime-gpu>=1.17"
 	touch $@
 
-test: $(STAMP) system-deps $(ORT_GPU)/.installed
+# Roboflow's inference-sdk pins numpy/pillow/supervision/opencv versions ours conflict with:
+# its own virtualenv, for the test that runs it against a live `vidpipe serve` (tests/test_serve_rfsdk.py).
+RFSDK := .venv-rfsdk
+$(RFSDK)/.installed:
+	$(PYTHON) -m venv $(RFSDK)
+	$(RFSDK)/bin/python -m pip install -q "inference-sdk>=1.8"
+	touch $@
+
+rfsdk-venv: $(RFSDK)/.installed
+
+test: $(STAMP) system-deps $(ORT_GPU)/.installed $(RFSDK)/.installed
 	$(PY) -m pytest -q -ra --durations=20
 
 # The benchmark suite (under 10 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.

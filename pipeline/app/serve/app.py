@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -96,12 +96,12 @@ async def infer(request: Request) -> Response:
     refs = req.images()
     if len(refs) > server.config.limits.max_images:
         raise ServeError(413, f"{len(refs)} images in one request, the limit is {server.config.limits.max_images}")
+    images = await run_in_threadpool(server.load_images, req)  # a bad image fails before any model loads
     worker = await run_in_threadpool(server.registry.get, req.model_id)
     t0 = time.perf_counter()  # Roboflow's `time`: the inference, not a first use's model load
     if worker.model.task not in ROUTE_TASKS[route]:
         raise ServeError(400, f"model {req.model_id} is a {worker.model.task} model: /infer/{route} serves "
                               f"{' or '.join(ROUTE_TASKS[route])} models")
-    images = await run_in_threadpool(server.load_images, req)
     futures = worker.submit(images, req.postprocess())
     try:
         dets = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
@@ -194,8 +194,10 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"message": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
-def create_app(config: ServeConfig | None = None) -> Any:
-    """The ASGI app (body limit and metrics around a Starlette app); models in ``config.preload`` load at startup."""
+def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] | None = None,
+               on_stop: Callable[[], None] | None = None) -> Any:
+    """The ASGI app (body limit and metrics around a Starlette app); models in ``config.preload``
+    load at startup, then ``on_ready`` is called; ``on_stop`` once the models are unloaded at shutdown."""
     server = Server(config or ServeConfig())
 
     @asynccontextmanager
@@ -203,11 +205,15 @@ def create_app(config: ServeConfig | None = None) -> Any:
         for model_id in server.config.preload:
             await run_in_threadpool(server.registry.add, model_id)
         server.ready = True
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:
             server.ready = False
             await run_in_threadpool(server.registry.clear)  # joins every model's worker thread
+            if on_stop is not None:
+                on_stop()
 
     routes = [
         Route("/infer/{task}", infer, methods=["POST"]), Route("/info", info, methods=["GET"]),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 
 import cv2
@@ -36,8 +37,9 @@ def header_size(data: bytes) -> tuple[int, int]:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return int(im.size[0]), int(im.size[1])
-        except Image.DecompressionBombError as exc:  # Pillow refuses > 2 x its own limit outright
-            raise too_large(f"image is over the pixel limit ({exc})") from None
+        except Image.DecompressionBombError as exc:  # Pillow refuses > 2 x its own limit before we can ask
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            raise too_large(f"image of {pixels.group(1) if pixels else 'too many'} pixels is over the limit") from None
         except Exception:  # noqa: BLE001 - Pillow raises many types for unreadable headers
             raise bad_image("image bytes are not an image (no format recognised in the header)") from None
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
+import socket
+import sys
 from pathlib import Path
 
 from pipeline.app.serve.config import ServeConfig, load_serve_config
@@ -42,19 +45,51 @@ def serve_config(config_path: str | None, host: str | None = None, port: int | N
     return config
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that port 0 gets a free port we can announce."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        raise ConfigError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def run(config: ServeConfig) -> int:
-    """Serve until stopped (uvicorn handles SIGINT/SIGTERM: in-flight requests finish, models unload)."""
+    """Serve until SIGINT/SIGTERM (uvicorn: in-flight requests finish, then the models unload;
+    exit 130/143). Prints ``vidpipe serve: ready on http://HOST:PORT`` once the preloaded models
+    are loaded, and ``vidpipe serve: stopped ...`` once every model's thread has been joined."""
     try:
         import uvicorn
     except ImportError:
         raise ConfigError("serve needs the [serve] extra: pip install 'vidpipe[serve]'") from None
     from pipeline.app.serve.app import create_app
 
-    app = create_app(config)
-    log.warning("vidpipe serve on http://%s:%d", config.host, config.port)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False, lifespan="on")
-    return 0
+    sock = bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    host = f"[{config.host}]" if ":" in config.host else config.host
 
+    def ready() -> None:
+        print(f"vidpipe serve: ready on http://{host}:{port}", file=sys.stderr, flush=True)
+
+    def stopped() -> None:
+        print("vidpipe serve: stopped (every model unloaded)", file=sys.stderr, flush=True)
+
+    def exit_on(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # the CLI's convention: 143 after SIGTERM (130 after SIGINT)
+
+    app = create_app(config, on_ready=ready, on_stop=stopped)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    # uvicorn handles SIGTERM itself (a graceful shutdown), then raises it again for the handler found before it
+    previous = signal.signal(signal.SIGTERM, exit_on)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
 
 def cmd_serve(args: object) -> int:
     """``vidpipe serve``'s entry (argparse namespace from :func:`add_parser`)."""
