@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
 import subprocess
 import sys
 
@@ -27,16 +28,28 @@ from pipeline.client import (
     to_result,
     to_supervision,
 )
-from tests.client_server import REPO, free_port, serve
+from tests.serve_process import REPO, ServeProcess
 
 MODEL = "shapes-yolov8seg"
 EXACT = InferenceConfiguration(response_mask_format="rle", image_encoding="png")  # lossless both ways
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stopped_cleanly(proc: ServeProcess) -> None:
+    rc = proc.stop()
+    assert rc == 143 and "Traceback" not in proc.log, proc.log  # SIGTERM: graceful stop, then 128 + signal
+
+
 @pytest.fixture(scope="module")
-def server():
-    with serve() as url:
-        yield url
+def server(tmp_path_factory):
+    proc = ServeProcess(tmp_path_factory.mktemp("serve")).start()
+    yield proc.url
+    stopped_cleanly(proc)
 
 
 @pytest.fixture
@@ -189,8 +202,10 @@ def test_errors_carry_the_servers_status_and_message(client, frames):
         nobody.get_server_info()
 
 
-def test_api_key_travels_as_each_transport_sends_it(frames):
-    with serve("--api-key", "s3cret") as url:
+def test_api_key_travels_as_each_transport_sends_it(frames, tmp_path):
+    proc = ServeProcess(tmp_path, args=("--api-key", "s3cret")).start()
+    url = proc.url
+    try:
         for transport in ("legacy", "both", "header"):
             cfg = InferenceConfiguration(api_key_transport=transport)
             with InferenceHTTPClient(url, api_key="s3cret").configure(cfg) as c:
@@ -199,6 +214,8 @@ def test_api_key_travels_as_each_transport_sends_it(frames):
         with InferenceHTTPClient(url, api_key="wrong") as c, pytest.raises(HTTPCallErrorError) as err:
             c.list_loaded_models()
         assert err.value.status_code in (401, 403) and "wrong" not in str(err.value)
+    finally:
+        stopped_cleanly(proc)
 
 
 def test_importing_the_client_loads_no_onnxruntime_or_numba():

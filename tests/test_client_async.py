@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 
 from pipeline.client import HTTPCallErrorError, InferenceConfiguration, InferenceHTTPClient, InvalidInputFormatError
-from tests.client_server import serve
-from tests.test_client import EXACT, MODEL, assert_same
+from tests.serve_process import ServeProcess
+from tests.test_client import EXACT, MODEL, assert_same, stopped_cleanly
 
 
 @pytest.fixture(scope="module")
-def server():
-    with serve() as url:
-        yield url
+def server(tmp_path_factory):
+    proc = ServeProcess(tmp_path_factory.mktemp("serve")).start()
+    yield proc.url
+    stopped_cleanly(proc)
 
 
 @pytest.fixture
