@@ -6,11 +6,16 @@ to in-process inference on the same images. Async twins and streams: test_client
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
+import functools
 import re
 import socket
 import subprocess
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import httpx
@@ -31,6 +36,7 @@ from pipeline.client import (
 from tests.serve_process import REPO, ServeProcess
 
 MODEL = "shapes-yolov8seg"
+FIXTURES = REPO / "tests" / "fixtures" / "ultralytics"  # Ultralytics exports of each task, served from --models
 EXACT = InferenceConfiguration(response_mask_format="rle", image_encoding="png")  # lossless both ways
 
 
@@ -47,7 +53,7 @@ def stopped_cleanly(proc: ServeProcess) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc = ServeProcess(tmp_path_factory.mktemp("serve")).start()
+    proc = ServeProcess(tmp_path_factory.mktemp("serve"), {"models_dir": str(FIXTURES)}).start()
     yield proc.url
     stopped_cleanly(proc)
 
@@ -109,7 +115,23 @@ def test_registry_routes_and_server_info(client):
     assert [m.model_id for m in client.list_loaded_models().models] == [MODEL]
 
 
-def test_every_kind_of_image_equals_in_process(client, model, frames, tmp_path):
+@pytest.fixture
+def file_server(tmp_path):
+    """An HTTP server of ``tmp_path`` on 127.0.0.1 (images given as URLs); its base URL."""
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=httpd.serve_forever, name="file-server")
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
+def test_every_kind_of_image_equals_in_process(client, model, frames, tmp_path, file_server):
     from PIL import Image
 
     frame = frames[1]
@@ -119,16 +141,47 @@ def test_every_kind_of_image_equals_in_process(client, model, frames, tmp_path):
     data = path.read_bytes()
     pil = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     client.configure(EXACT).select_model(MODEL)
-    for reference in (str(path), base64.b64encode(data).decode(), data, frame, pil):
+    url = f"{file_server}/frame.png"  # fetched by the client, as inference-sdk does: the server needs no URL access
+    for reference in (str(path), url, base64.b64encode(data).decode(), data, frame, pil):
         answer = client.infer(reference)
         assert answer["image"] == {"width": 640, "height": 360}
         assert_same(answer, expected)
+    assert_same(asyncio.run(client.infer_async(url)), expected)
+    with pytest.raises(HTTPCallErrorError) as err:
+        client.infer(f"{file_server}/missing.png")
+    assert err.value.status_code == 404 and "missing.png" in str(err.value)
     result = to_result(answer, stream_id="cam0", frame_index=7, model=MODEL, image=frame)
     assert (result.stream_id, result.frame_index, result.width, result.height, result.model) == ("cam0", 7, 640, 360, MODEL)
     assert result.timings["server"] > 0 and result.image is frame
     sv_dets = to_supervision(answer)
     assert np.array_equal(sv_dets.mask, expected.to_supervision().mask)
     assert list(sv_dets.data["class_name"]) == list(expected.category)
+
+
+@pytest.mark.parametrize("model_id, task, confidence", [
+    ("shapes-yolov8pose", "keypoint-detection", 0.4), ("yolo11-det", "object-detection", 0.005),
+    ("yolo11-cls", "classification", 0.0)])
+def test_every_task_route_answers_as_in_process(client, frames, model_id, task, confidence):
+    from pipeline.infer.config import PostprocessOptions
+    from pipeline.infer.model import Model
+
+    frame = frames[1]
+    assert client.get_model_description(model_id).task_type == task
+    path = model_id if model_id.startswith("shapes") else str(FIXTURES / f"{model_id}.onnx")
+    local = Model.load(path, postprocess=PostprocessOptions(confidence=confidence)).infer([frame])[0]
+    with client.use_configuration(dataclasses.replace(EXACT, confidence_threshold=confidence)):
+        got = to_detections(client.infer(frame, model_id=model_id))
+    if task == "classification":
+        assert got.classification.class_id[0] == local.classification.class_id[0]
+        assert got.classification.confidence[0] == pytest.approx(local.classification.confidence[0], abs=1e-4)
+        return
+    assert len(got) == len(local) > 0 and got.masks is None
+    np.testing.assert_allclose(got.xyxy, local.xyxy, atol=0.011)
+    np.testing.assert_allclose(got.confidence, local.confidence, atol=1e-4)
+    assert got.class_id.tolist() == local.class_id.tolist() and got.category == local.category
+    if task == "keypoint-detection":
+        np.testing.assert_allclose(got.keypoints, local.keypoints, atol=0.011)
+        assert got.keypoint_names == local.keypoint_names
 
 
 def test_lists_run_as_batched_parallel_requests_in_order(client, server, frames):

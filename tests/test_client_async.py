@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.client import HTTPCallErrorError, InferenceConfiguration, InferenceHTTPClient, InvalidInputFormatError
+from tests.conftest import _clip
 from tests.serve_process import ServeProcess
 from tests.test_client import EXACT, MODEL, assert_same, stopped_cleanly
 
@@ -23,6 +24,12 @@ def server(tmp_path_factory):
     proc = ServeProcess(tmp_path_factory.mktemp("serve")).start()
     yield proc.url
     stopped_cleanly(proc)
+
+
+@pytest.fixture(scope="module")
+def short_clip(media_dir) -> Path:
+    """12 frames, 640×360: enough to stream, quick to infer."""
+    return _clip(media_dir, "client-short", 12, 11, "640x360")[0]
 
 
 @pytest.fixture
@@ -62,8 +69,8 @@ def test_async_twins_of_every_route(client, small_clip):
     assert err.status_code == 404
 
 
-def test_infer_on_stream_of_a_video_equals_in_process(client, model, small_clip):
-    cap = cv2.VideoCapture(str(small_clip))
+def test_infer_on_stream_of_a_video_equals_in_process(client, model, short_clip):
+    cap = cv2.VideoCapture(str(short_clip))
     decoded = []
     while True:
         ok, frame = cap.read()
@@ -72,9 +79,9 @@ def test_infer_on_stream_of_a_video_equals_in_process(client, model, small_clip)
         decoded.append(frame)
     cap.release()
     with client.use_configuration(dataclasses.replace(EXACT, max_concurrent_requests=4)):
-        streamed = list(client.infer_on_stream(str(small_clip), model_id=MODEL))
-    assert [ref for ref, _, _ in streamed] == list(range(len(decoded))) and len(decoded) == 40
-    for index in (0, 17, 39):
+        streamed = list(client.infer_on_stream(str(short_clip), model_id=MODEL))
+    assert [ref for ref, _, _ in streamed] == list(range(len(decoded))) and len(decoded) == 12
+    for index in (0, 5, 11):
         ref, frame, answer = streamed[index]
         assert np.array_equal(frame, decoded[index])
         assert_same(answer, model.infer([frame])[0])
