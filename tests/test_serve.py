@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from pipeline.app.serve.config import ServeConfig
 from pipeline.infer.config import PostprocessOptions
 from pipeline.infer.tasks import decoder_for
 from pipeline.wire.formats import roboflow_predictions, vidpipe_detections
@@ -108,6 +109,27 @@ def test_instance_segmentation_equals_in_process(server, frames, model):
     assert [d["category"] for d in vid["detections"]] == [d["category"] for d in expected]
 
 
+def test_answers_equal_a_pipeline_on_the_same_images(server, frames, tmp_path):
+    """The same PNG files through a Pipeline (image folder source) and through the server."""
+    from pipeline.app.pipeline import Pipeline
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{i}.png"), f)
+    config = {"streams": [{"id": "imgs", "source": {"type": "images", "path": str(folder)}}],
+              "model": {"path": "shapes-yolov8seg", "intra_op_threads": 1}}
+    with Pipeline.from_config(config) as pipeline:
+        results = sorted(pipeline, key=lambda r: r.frame_index)
+    assert len(results) == len(frames)
+    images = [{"type": "base64", "value": base64.b64encode((folder / f"{i}.png").read_bytes()).decode()}
+              for i in range(len(frames))]
+    answers = post(server, "/infer/instance_segmentation", {"model_id": "shapes-yolov8seg", "image": images}).json()
+    for answer, result in zip(answers, results):
+        assert answer["image"] == {"width": result.width, "height": result.height}
+        assert_same(without_ids(answer["predictions"]), without_ids(roboflow_predictions(result.detections, "polygon")))
+
+
 def test_options_are_per_request_within_one_batch(server, frames, model):
     """Concurrent requests with different options share batches; each is decoded with its own."""
     strict = {"confidence": 0.8, "class_filter": ["circle"], "max_detections": 2}
@@ -192,6 +214,7 @@ def tall_png(width: int, height: int) -> bytes:
     ({"confidence": 2}, 422, "confidence"),
     ({"class_filter": ["unicorn"]}, 422, "unicorn"),
     ({"image": None}, 422, "image"),
+    ({"image": []}, 422, "empty list"),
 ])
 def test_bad_input_is_a_clear_status(server, frames, body, status, words):
     full = {"model_id": "shapes-yolov8seg", "image": b64(frames[0]), **body}
@@ -270,7 +293,21 @@ def _batch_counts(metrics: str) -> tuple[float, float]:
             float(values['vidpipe_serve_batch_size_count{model="shapes-yolov8seg"}']))
 
 
-def test_config_file_of_the_tests_is_valid():
-    from pipeline.app.serve.config import ServeConfig
+def test_the_readme_curl_example_and_the_example_config(server, frames, tmp_path):
+    import re
 
+    from pipeline.app.serve.config import load_serve_config
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Serve over HTTP"):]
+    curl = next(line for block in re.findall(r"```sh\n(.*?)```", section, re.S) for line in block.splitlines()
+                if line.startswith("curl "))
+    assert cv2.imwrite(str(tmp_path / "frame.jpg"), frames[0])
+    r = subprocess.run(["bash", "-c", curl.replace("http://127.0.0.1:9001", server.url)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert answer["predictions"] and all(p["confidence"] >= 0.5 for p in answer["predictions"])
+    config = load_serve_config(REPO / "configs" / "serve" / "serve.yaml")
+    assert config.aliases["shapes/1"] == "shapes-yolov8seg" and config.limits.queue_size == 32
     assert ServeConfig.model_validate(CONFIG).models_dir == Path(FIXTURES)

@@ -63,6 +63,7 @@ class Server:
         self.fetch_url = UrlFetcher(config.urls, max_bytes) if config.urls.enabled else None
         self.uuid = str(uuid.uuid4())
         self.ready = False
+        self.in_progress = 0
 
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -90,14 +91,29 @@ async def infer(request: Request) -> Response:
     route = request.path_params["task"]
     if route not in ROUTE_TASKS:
         raise ServeError(404, f"no route /infer/{route}: one of {', '.join('/infer/' + r for r in ROUTE_TASKS)}")
+    limit = server.config.limits.max_requests
+    if server.in_progress >= limit:  # bounds the memory of requests read and decoded but not yet queued
+        raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
+    server.in_progress += 1  # the event loop's thread only: no lock needed
+    try:
+        return await _infer(server, request, route)
+    finally:
+        server.in_progress -= 1
+
+
+async def _infer(server: Server, request: Request, route: str) -> Response:
     body = await server.body(request)
     server.authorise(request, body)
     req: InferRequest = parse_body(InferRequest, body)
     refs = req.images()
+    if not refs:
+        raise ServeError(422, "invalid field image: an empty list (send one image or more)")
     if len(refs) > server.config.limits.max_images:
         raise ServeError(413, f"{len(refs)} images in one request, the limit is {server.config.limits.max_images}")
     images = await run_in_threadpool(server.load_images, req)  # a bad image fails before any model loads
-    worker = await run_in_threadpool(server.registry.get, req.model_id)
+    worker = server.registry.workers.get(req.model_id)  # loaded: no trip through the thread pool
+    if worker is None:
+        worker = await run_in_threadpool(server.registry.get, req.model_id)
     t0 = time.perf_counter()  # Roboflow's `time`: the inference, not a first use's model load
     if worker.model.task not in ROUTE_TASKS[route]:
         raise ServeError(400, f"model {req.model_id} is a {worker.model.task} model: /infer/{route} serves "
@@ -226,4 +242,4 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
         ServeError: _serve_error, HTTPException: _http_error, Exception: _internal_error})
     app.state.server = server
     max_bytes = int(server.config.limits.max_body_mb * 1024 * 1024)
-    return RequestMetrics(BodyLimit(app, max_bytes), server.metrics)
+    return RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)

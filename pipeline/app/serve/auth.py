@@ -1,5 +1,6 @@
 """The API key, where Roboflow clients put it: the ``api_key`` query parameter, the JSON
 body's ``api_key``, or an ``Authorization: Bearer`` header. Missing: 401; wrong: 403.
+``/info``, ``/healthz`` and ``/readyz`` are open (Roboflow's SDK sends no key to ``/info``).
 
 Example:
     >>> check_key("s3cret", None, None, "Bearer s3cret")
@@ -14,9 +15,6 @@ from __future__ import annotations
 import hmac
 
 from pipeline.app.serve.errors import ServeError
-
-#: Routes anyone may call: liveness, readiness, and /info (Roboflow's SDK sends no key there).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/info"})
 
 
 def bearer(header: str | None) -> str | None:

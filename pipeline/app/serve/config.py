@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -25,7 +26,10 @@ class LimitsConfig(Options):
                                                           "before it is decoded (decompression bombs)")
     max_images: int = Field(64, ge=1, description="images in one request")
     queue_size: int = Field(32, ge=1, description="images waiting per model; a request that finds it full gets 503")
+    max_requests: int = Field(128, ge=1, description="inference requests in progress at once (read, decoded, queued or "
+                                                     "running); more get 503 before their body is read")
     request_timeout_s: float = Field(60.0, gt=0, description="an image not inferred within this answers 503")
+    read_timeout_s: float = Field(30.0, gt=0, description="each part of a request body must arrive within this (408)")
 
 
 class UrlConfig(Options):
@@ -50,6 +54,8 @@ class ServeConfig(Options):
     preload: list[str] = Field(default_factory=list, description="models loaded at start")
     batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig(max_batch_size=8, max_wait_ms=5.0))
     backend: BackendOptions = Field(default_factory=BackendOptions)
+    postprocess_device: Literal["cpu", "cuda"] = Field("cpu", description="where post-processing runs (cuda: on the "
+                                                                           "GPU, falling back to the CPU where there is none)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     urls: UrlConfig = Field(default_factory=UrlConfig)
 

@@ -7,6 +7,7 @@ cut off at the limit, so no request can make the server hold more than the limit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -30,10 +31,11 @@ async def send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` (413, ``{"message": ...}``)."""
+    """Refuse bodies over ``max_bytes`` (413, ``{"message": ...}``), and bodies that stall:
+    each part must arrive within ``read_timeout_s`` (408; a slow client cannot hold a request open)."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, read_timeout_s: float = 30.0) -> None:
+        self.app, self.max_bytes, self.read_timeout_s = app, max_bytes, read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -47,7 +49,10 @@ class BodyLimit:
 
         async def limited() -> Any:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except asyncio.TimeoutError:
+                raise ServeError(408, f"request body not received within {self.read_timeout_s} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:

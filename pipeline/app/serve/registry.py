@@ -31,7 +31,7 @@ from pipeline.app.serve.batcher import ModelWorker
 from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError
 from pipeline.core.errors import VidpipeError
-from pipeline.infer.config import ModelConfig
+from pipeline.infer.config import ModelConfig, PostprocessOptions
 from pipeline.infer.model import Model
 from pipeline.zoo import BUNDLED
 
@@ -75,7 +75,9 @@ class ModelRegistry:
             path = (self.models_dir / name).resolve()
             if path.is_relative_to(self.models_dir) and path.is_file():
                 return path
-        raise ServeError(404, f"no model {model_id!r} here: serve one of {', '.join(self.available())}")
+        known = self.available()
+        more = f" and {len(known) - 20} more" if len(known) > 20 else ""
+        raise ServeError(404, f"no model {model_id!r} here: serve one of {', '.join(known[:20])}{more}")
 
     def available(self) -> list[str]:
         """Ids that can be loaded: aliases, bundled names, files under the models folder."""
@@ -96,7 +98,8 @@ class ModelRegistry:
             if worker is not None:
                 return worker
             target = self.resolve(model_id)
-            config = ModelConfig(path=str(target), name=model_id, **self.config.backend.model_dump())
+            config = ModelConfig(path=str(target), name=model_id, **self.config.backend.model_dump(),
+                                 postprocess=PostprocessOptions(device=self.config.postprocess_device))
             try:
                 model = Model.load(config, max_batch_size=self.config.batching.max_batch_size)
             except VidpipeError as exc:
