@@ -16,7 +16,6 @@ import base64
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -77,35 +76,31 @@ def in_process(images: list[np.ndarray], batch: int) -> dict:
     return {"mode": f"in-process, batch {batch}", "clients": 1, **_stats(latencies, time.perf_counter() - t0)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+READY = re.compile(r"vidpipe serve: ready on (http://\S+)")
 
 
 @contextmanager
 def server(max_batch: int, max_wait_ms: float) -> Iterator[str]:
-    """A ``vidpipe serve`` subprocess with the model preloaded; its base URL."""
-    port = _free_port()
+    """A ``vidpipe serve`` subprocess on a free port with the model preloaded; its base URL
+    (from its ready line, printed once the model is loaded)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         fh.write(f"preload: [{MODEL}]\nbatching: {{max_batch_size: {max_batch}, max_wait_ms: {max_wait_ms}}}\n"
                  "limits: {queue_size: 256}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", fh.name, "--port", str(port)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", fh.name, "--port", "0"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
     try:
-        with InferenceHTTPClient(url) as probe:
-            deadline = time.monotonic() + 120
-            while True:  # a benchmark may poll: the server loads and warms its model first
-                try:
-                    probe.get_server_info()
-                    if probe.list_loaded_models().find(MODEL):
-                        break
-                except Exception:  # noqa: BLE001 - not listening yet
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"vidpipe serve did not start (exit {proc.poll()})") from None
-                    time.sleep(0.2)
-        yield url
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # until the ready line, or the end of a server that failed to start
+            lines.append(line)
+            found = READY.search(line)
+            if found:
+                break
+        else:
+            raise RuntimeError(f"vidpipe serve did not start (exit {proc.wait()}): {''.join(lines)[-2000:]}")
+        drain = threading.Thread(target=proc.stderr.read, name="serve-stderr", daemon=True)  # never let its pipe fill
+        drain.start()
+        yield found.group(1)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
