@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.app.serve.main import add_parser as add_serve_parser
+from pipeline.app.serve.command import add_parser as add_serve_parser
 from pipeline.core.errors import StageError, VidpipeError
 from pipeline.core.redact import install_filter, redact_text
 

@@ -90,19 +90,3 @@ def run(config: ServeConfig) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
-
-def cmd_serve(args: object) -> int:
-    """``vidpipe serve``'s entry (argparse namespace from :func:`add_parser`)."""
-    return run(serve_config(getattr(args, "config", None), getattr(args, "host", None), getattr(args, "port", None),
-                            getattr(args, "api_key", None), getattr(args, "models", None)))
-
-
-def add_parser(sub: object) -> None:
-    """The ``serve`` subcommand on the CLI's subparsers."""
-    p = sub.add_parser("serve", help="HTTP inference server (Roboflow Inference v1 routes; extra [serve])")  # type: ignore[attr-defined]
-    p.add_argument("config", nargs="?", help="serve YAML: limits, batching, model aliases, URL images")
-    p.add_argument("--host", help="bind address (default 127.0.0.1; others need --api-key)")
-    p.add_argument("--port", type=int, help="port (default 9001)")
-    p.add_argument("--api-key", help="clients must send this key (api_key query/body field or Authorization: Bearer)")
-    p.add_argument("--models", help="folder of ONNX files served by name: DIR/<id>.onnx")
-    p.set_defaults(func=cmd_serve)
