@@ -1,9 +1,9 @@
 """A server's answer as vidpipe's :class:`~pipeline.vision.result.Result`, its
 :class:`~pipeline.vision.detections.Detections` or ``supervision.Detections``.
 
-The answer (Roboflow's layout: ``image`` + ``predictions``; or a ``vidpipe.result/1``
-record) is read as a record of the ``roboflow`` format and rebuilt by
-:func:`sinks.from_record.detections_from_record`: masks sent as ``rle`` come back exact,
+The answer (Roboflow's layout: ``image`` + ``predictions``; vidpipe's: ``image`` +
+``detections``; or a ``vidpipe.result/1`` record) is read as a record of that format and
+rebuilt by :func:`sinks.from_record.detections_from_record`: masks sent as ``rle`` come back exact,
 ``points`` polygons come back without masks. vision and sinks are imported on first use,
 so importing the client loads no Numba.
 
@@ -15,6 +15,9 @@ Example:
     ([[16.0, 8.0, 24.0, 12.0]], ['circle'])
     >>> to_result(answer, stream_id="cam0", frame_index=3).frame_index
     3
+    >>> to_detections({"image": {"width": 64, "height": 48}, "detections": [{"score": 0.9, "category": "circle",
+    ...     "class_id": 0, "bounding-box": {"left": 16, "top": 8, "width": 8, "height": 4}}]}).xyxy.tolist()
+    [[16.0, 8.0, 24.0, 12.0]]
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def as_record(prediction: dict[str, Any], stream_id: str = "http", frame_index: 
     image = prediction.get("image")
     if not isinstance(image, dict) or "width" not in image or "height" not in image:
         raise HTTPClientError("the answer has no image size ('image': {'width', 'height'})")
-    record = {**prediction, "schema": SCHEMA, "stream": stream_id, "frame": frame_index, "format": "roboflow",
+    # vidpipe serve answers vidpipe's own layout (``detections``) to ``"format": "vidpipe"``
+    fmt = "vidpipe" if "detections" in prediction and "predictions" not in prediction else "roboflow"
+    record = {**prediction, "schema": SCHEMA, "stream": stream_id, "frame": frame_index, "format": fmt,
               "width": image["width"], "height": image["height"]}
     names = _keypoint_names(prediction.get("predictions"))
     if names is not None and "keypoint_names" not in record:
