@@ -1,11 +1,12 @@
 """vidpipe's client says what Roboflow's own ``inference-sdk`` says on the wire, so it works
 against Roboflow's inference server as it does against ``vidpipe serve``: both run the same
 calls against a recording HTTP server here, and each request (method, path, query, API key
-header, JSON body, images) must match. Needs the SDK's virtualenv (``make rfsdk-venv``,
-made by ``make test``)."""
+header, JSON body, images) must match (the SDK's virtualenv: ``make rfsdk-venv``, made by
+``make test``). And, as the SDK does, a busy server (503) is tried again."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.client import InferenceConfiguration, InferenceHTTPClient
+from pipeline.client import HTTPCallErrorError, InferenceConfiguration, InferenceHTTPClient
 from tests.serve_process import REPO
 
 SDK_PYTHON = REPO / ".venv-rfsdk" / "bin" / "python"
@@ -47,9 +48,9 @@ class Recorder(BaseHTTPRequestHandler):
         self.server.requests.append(entry)  # type: ignore[attr-defined]
         return entry
 
-    def _answer(self, payload: Any) -> None:
+    def _answer(self, payload: Any, status: int = 200) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -64,6 +65,10 @@ class Recorder(BaseHTTPRequestHandler):
         if not entry["path"].startswith("/infer/"):
             self._answer({"models": [] if entry["path"] in ("/model/remove", "/model/clear") else [DESCRIPTION]})
             return
+        if self.server.busy > 0:  # type: ignore[attr-defined]
+            self.server.busy -= 1  # type: ignore[attr-defined]
+            self._answer({"message": "overloaded: the queue of model x is full"}, 503)
+            return
         images = entry["body"]["image"]
         one = {"image": {"width": 64, "height": 48}, "predictions": []}
         self._answer([one] * len(images) if isinstance(images, list) else one)
@@ -73,6 +78,7 @@ class Recorder(BaseHTTPRequestHandler):
 def recorder():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.requests = []  # type: ignore[attr-defined]
+    server.busy = 0  # type: ignore[attr-defined]  # answer this many inference requests 503
     thread = threading.Thread(target=server.serve_forever, name="wire-recorder")
     thread.start()
     yield server
@@ -150,3 +156,25 @@ def test_requests_match_inference_sdk(recorder, small_clip, tmp_path):
     assert sum(r["path"] == "/infer/instance_segmentation" for r in ours_rest) == 4  # 1 + 1 + [2, 1]
     for mine, theirs in zip(ours_rest, sdk_rest):
         assert_same_request(mine, theirs)
+
+
+def test_a_busy_server_is_tried_again(recorder):
+    url = f"http://127.0.0.1:{recorder.server_address[1]}"
+    image = np.zeros((48, 64, 3), np.uint8)
+    infers = lambda: [r for r in recorder.requests if r["path"].startswith("/infer/")]  # noqa: E731
+    with InferenceHTTPClient(url).configure(InferenceConfiguration(retry_interval_s=0)) as client:
+        recorder.busy = 2  # two 503s, then an answer: within the default 2 retries
+        assert client.infer(image, model_id=MODEL)["image"] == {"width": 64, "height": 48}
+        assert len(infers()) == 3
+        recorder.busy = 2
+        assert asyncio.run(client.infer_async(image, model_id=MODEL))["predictions"] == []
+        assert len(infers()) == 6
+        recorder.busy = 3  # one more than the retries: the server's status and message
+        with pytest.raises(HTTPCallErrorError) as err:
+            client.infer(image, model_id=MODEL)
+        assert err.value.status_code == 503 and "queue of model x is full" in err.value.api_message and len(infers()) == 9
+        client.configure(InferenceConfiguration(max_retries=0))
+        recorder.busy = 1
+        with pytest.raises(HTTPCallErrorError):
+            client.infer(image, model_id=MODEL)
+        assert len(infers()) == 10

@@ -32,7 +32,7 @@ from pipeline.client.images import Encoded, ImagesReference, encode_inputs
 from pipeline.client.registry import ModelRegistryMixin
 from pipeline.client.responses import finish
 from pipeline.client.streams import frames_of
-from pipeline.client.transport import Call, Transport
+from pipeline.client.transport import Call, Retry, Transport
 
 
 class InferenceHTTPClient(ModelRegistryMixin):
@@ -151,6 +151,9 @@ class InferenceHTTPClient(ModelRegistryMixin):
             raise HTTPCallErrorError("POST /infer", 200, f"{len(flat)} answers for {len(encoded)} images")
         return [finish(a, scale, self._config.output_visualisation_format) for a, (_, scale) in zip(flat, encoded)]
 
+    def _retry(self) -> Retry:
+        return Retry(self._config.max_retries, self._config.retry_interval_s)
+
     def _forget_on_404(self, model_id: str, exc: HTTPCallErrorError) -> None:
         if exc.status_code == 404:  # unloaded behind our back: describe (and load) it again next time
             self._descriptions.pop(model_id, None)
@@ -162,7 +165,7 @@ class InferenceHTTPClient(ModelRegistryMixin):
         encoded = encode_inputs(images, self._max_hw(description), self._config.image_encoding, self._transport.fetch)
         try:
             answers = self._transport.send_many(self._calls(description, encoded), self._config.max_concurrent_requests,
-                                                self._config.timeout_s)
+                                                self._config.timeout_s, self._retry())
         except HTTPCallErrorError as exc:
             self._forget_on_404(model, exc)
             raise
@@ -178,7 +181,8 @@ class InferenceHTTPClient(ModelRegistryMixin):
             encoded += encode_inputs(data, self._max_hw(description), self._config.image_encoding)
         try:
             answers = await self._transport.send_many_async(self._calls(description, encoded),
-                                                            self._config.max_concurrent_requests, self._config.timeout_s)
+                                                            self._config.max_concurrent_requests, self._config.timeout_s,
+                                                            self._retry())
         except HTTPCallErrorError as exc:
             self._forget_on_404(model, exc)
             raise

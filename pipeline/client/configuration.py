@@ -82,7 +82,10 @@ class InferenceConfiguration:
     ``max_concurrent_requests`` (requests in flight for one call), ``max_batch_size``
     (images per request), ``image_encoding`` of arrays and PIL images (jpeg as
     ``inference-sdk``, or png: lossless), ``api_key_transport`` (legacy: JSON body and
-    query; header: ``Authorization: Bearer``; both) and ``timeout_s`` per request.
+    query; header: ``Authorization: Bearer``; both), ``timeout_s`` per request, and
+    ``max_retries`` / ``retry_interval_s``: an inference request the server answers 429,
+    503 or 504 (busy), or that cannot reach it, is tried again (as ``inference-sdk``: 3
+    tries, 1 s apart).
     """
 
     confidence_threshold: float | None = None
@@ -107,11 +110,16 @@ class InferenceConfiguration:
     image_encoding: Literal["jpeg", "png"] = "jpeg"
     api_key_transport: Literal["legacy", "both", "header"] = "both"
     timeout_s: float = 60.0
+    max_retries: int = 2
+    retry_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise InvalidParameterError(f"{name} must be one of {[c for c in choices if c]}, got {getattr(self, name)!r}")
+        if self.max_retries < 0 or self.retry_interval_s < 0:
+            raise InvalidParameterError(f"max_retries and retry_interval_s must not be negative, got "
+                                        f"{self.max_retries} and {self.retry_interval_s}")
         for name in ("max_concurrent_requests", "max_batch_size", "default_max_input_size"):
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +25,11 @@ from typing import Any
 import httpx
 
 from pipeline.client.errors import HTTPCallErrorError, HTTPClientError, HTTPServerConnectionError, redact_key
+
+log = logging.getLogger("vidpipe.client")
+
+#: Statuses of a busy server (too many requests, overloaded, gateway timeout): worth another try.
+RETRYABLE_STATUSES = frozenset({429, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,24 @@ class Call:
     @property
     def what(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How inference requests are tried again (as ``inference-sdk`` does): up to
+    ``retries`` more times, ``interval_s`` apart, when the server is busy
+    (:data:`RETRYABLE_STATUSES`) or could not be reached."""
+
+    retries: int = 0
+    interval_s: float = 1.0
+
+    def worth_it(self, attempt: int, exc: HTTPClientError) -> bool:
+        """Whether attempt ``attempt`` (0: the first) failing with ``exc`` is tried again."""
+        busy = isinstance(exc, HTTPCallErrorError) and exc.status_code in RETRYABLE_STATUSES
+        if attempt >= self.retries or not (busy or isinstance(exc, HTTPServerConnectionError)):
+            return False
+        log.debug("%s: trying again in %g s (%d of %d)", exc, self.interval_s, attempt + 1, self.retries)
+        return True
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -96,13 +121,26 @@ class Transport:
             raise _failure(self.api_url, call, exc, timeout) from None
         return _answer(call, response)
 
-    def send_many(self, calls: Sequence[Call], max_concurrent: int, timeout_s: float | None = None) -> list[Any]:
+    def send_retrying(self, call: Call, timeout_s: float | None = None, retry: Retry = Retry()) -> Any:
+        """:meth:`send`, tried again as ``retry`` says."""
+        attempt = 0
+        while True:
+            try:
+                return self.send(call, timeout_s)
+            except HTTPClientError as exc:
+                if not retry.worth_it(attempt, exc):
+                    raise
+            attempt += 1
+            time.sleep(retry.interval_s)
+
+    def send_many(self, calls: Sequence[Call], max_concurrent: int, timeout_s: float | None = None,
+                  retry: Retry = Retry()) -> list[Any]:
         """The answers of ``calls`` in order, at most ``max_concurrent`` in flight; the
         first failure (in order) is raised once all have finished."""
         if len(calls) == 1 or max_concurrent == 1:
-            return [self.send(c, timeout_s) for c in calls]
+            return [self.send_retrying(c, timeout_s, retry) for c in calls]
         with ThreadPoolExecutor(max_workers=min(max_concurrent, len(calls)), thread_name_prefix="vidpipe-client") as pool:
-            futures = [pool.submit(self.send, c, timeout_s) for c in calls]
+            futures = [pool.submit(self.send_retrying, c, timeout_s, retry) for c in calls]
             return [f.result() for f in futures]
 
     def fetch(self, url: str) -> bytes:
@@ -119,13 +157,15 @@ class Transport:
         """The JSON answer of one request, asynchronously."""
         return (await self.send_many_async([call], 1, timeout_s))[0]
 
-    async def send_many_async(self, calls: Sequence[Call], max_concurrent: int, timeout_s: float | None = None) -> list[Any]:
-        """The answers of ``calls`` in order, at most ``max_concurrent`` in flight."""
+    async def send_many_async(self, calls: Sequence[Call], max_concurrent: int, timeout_s: float | None = None,
+                              retry: Retry = Retry()) -> list[Any]:
+        """The answers of ``calls`` in order, at most ``max_concurrent`` in flight (a
+        request waiting to be tried again holds no slot)."""
         timeout = timeout_s or self.timeout_s
         gate = asyncio.Semaphore(max_concurrent)
         async with httpx.AsyncClient(base_url=self.api_url, timeout=timeout) as client:
 
-            async def one(call: Call) -> Any:
+            async def once(call: Call) -> Any:
                 async with gate:
                     try:
                         response = await client.request(call.method, call.path, json=call.body, params=call.params,
@@ -133,6 +173,17 @@ class Transport:
                     except httpx.HTTPError as exc:
                         raise _failure(self.api_url, call, exc, timeout) from None
                     return _answer(call, response)
+
+            async def one(call: Call) -> Any:
+                attempt = 0
+                while True:
+                    try:
+                        return await once(call)
+                    except HTTPClientError as exc:
+                        if not retry.worth_it(attempt, exc):
+                            raise
+                    attempt += 1
+                    await asyncio.sleep(retry.interval_s)
 
             return list(await asyncio.gather(*(one(c) for c in calls)))
 
