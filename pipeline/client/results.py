@@ -89,4 +89,5 @@ def to_result(prediction: dict[str, Any], stream_id: str = "http", frame_index: 
 
 def to_supervision(prediction: dict[str, Any], masks: bool = True) -> sv.Detections:
     """The answer as ``supervision.Detections`` (class names in ``data['class_name']``)."""
-    return to_detections(prediction).to_supervision(masks=masks)
+    detections: sv.Detections = to_detections(prediction).to_supervision(masks=masks)
+    return detections
