@@ -198,6 +198,8 @@ def test_lists_run_as_batched_parallel_requests_in_order(client, server, frames)
     assert client.inference_configuration == InferenceConfiguration()  # restored after the block
     one = client.infer([images[0]], model_id=MODEL)
     assert isinstance(one, dict)  # a one-image list answers its dict, as inference-sdk does
+    with client.use_configuration(cfg):
+        assert client.infer([], model_id=MODEL) == []  # nothing to send: no request
 
 
 def test_configuration_reaches_the_server(client, frames):

@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.client.auth import key_channels
 from pipeline.client.configuration import InferenceConfiguration
 from pipeline.client.entities import TASK_ROUTES, ModelDescription
-from pipeline.client.errors import HTTPCallErrorError, ModelNotSelectedError, ModelTaskTypeNotSupportedError
+from pipeline.client.errors import HTTPCallErrorError, HTTPClientError, ModelNotSelectedError, ModelTaskTypeNotSupportedError
 from pipeline.client.images import Encoded, ImagesReference, encode_inputs
 from pipeline.client.registry import ModelRegistryMixin
 from pipeline.client.responses import finish
@@ -148,7 +148,7 @@ class InferenceHTTPClient(ModelRegistryMixin):
         """One answer per image, in order, each scaled back and its visualisation converted."""
         flat = [a for answer in answers for a in (answer if isinstance(answer, list) else [answer])]
         if len(flat) != len(encoded):
-            raise HTTPCallErrorError("POST /infer", 200, f"{len(flat)} answers for {len(encoded)} images")
+            raise HTTPClientError(f"the server answered {len(flat)} predictions for {len(encoded)} images")
         return [finish(a, scale, self._config.output_visualisation_format) for a, (_, scale) in zip(flat, encoded)]
 
     def _retry(self) -> Retry:

@@ -137,7 +137,7 @@ class Transport:
                   retry: Retry = Retry()) -> list[Any]:
         """The answers of ``calls`` in order, at most ``max_concurrent`` in flight; the
         first failure (in order) is raised once all have finished."""
-        if len(calls) == 1 or max_concurrent == 1:
+        if len(calls) <= 1 or max_concurrent == 1:
             return [self.send_retrying(c, timeout_s, retry) for c in calls]
         with ThreadPoolExecutor(max_workers=min(max_concurrent, len(calls)), thread_name_prefix="vidpipe-client") as pool:
             futures = [pool.submit(self.send_retrying, c, timeout_s, retry) for c in calls]
