@@ -57,7 +57,9 @@ class Server:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = ServeMetrics()
-        self.registry = ModelRegistry(config, on_batch=self.metrics.batch)
+        # Requests read or decoded but not yet queued: the batchers wait for these, not for nobody.
+        self.preparing = 0
+        self.registry = ModelRegistry(config, on_batch=self.metrics.batch, coming=lambda: self.preparing > 0)
         self.metrics.watch_queues(lambda: {k: w.queue.qsize() for k, w in list(self.registry.workers.items())})
         max_bytes = int(config.limits.max_body_mb * 1024 * 1024)
         self.fetch_url = UrlFetcher(config.urls, max_bytes) if config.urls.enabled else None
@@ -95,13 +97,29 @@ async def infer(request: Request) -> Response:
     if server.in_progress >= limit:  # bounds the memory of requests read and decoded but not yet queued
         raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
     server.in_progress += 1  # the event loop's thread only: no lock needed
+    preparing = Preparing(server)
     try:
-        return await _infer(server, request, route)
+        return await _infer(server, request, route, preparing)
     finally:
+        preparing.done()
         server.in_progress -= 1
 
 
-async def _infer(server: Server, request: Request, route: str) -> Response:
+class Preparing:
+    """Counts a request in ``Server.preparing`` from its arrival until its images are queued
+    (or it fails), so that a model's batcher knows whether more images are on their way."""
+
+    def __init__(self, server: Server) -> None:
+        self.server, self.open = server, True
+        server.preparing += 1
+
+    def done(self) -> None:
+        if self.open:
+            self.open = False
+            self.server.preparing -= 1
+
+
+async def _infer(server: Server, request: Request, route: str, preparing: Preparing) -> Response:
     body = await server.body(request)
     server.authorise(request, body)
     req: InferRequest = parse_body(InferRequest, body)
@@ -118,7 +136,10 @@ async def _infer(server: Server, request: Request, route: str) -> Response:
     if worker.model.task not in ROUTE_TASKS[route]:
         raise ServeError(400, f"model {req.model_id} is a {worker.model.task} model: /infer/{route} serves "
                               f"{' or '.join(ROUTE_TASKS[route])} models")
-    futures = worker.submit(images, req.postprocess())
+    try:
+        futures = worker.submit(images, req.postprocess())
+    finally:
+        preparing.done()
     try:
         dets = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
                                       server.config.limits.request_timeout_s)

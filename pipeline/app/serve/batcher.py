@@ -4,7 +4,10 @@ Requests for one model, from any number of connections, wait in one queue of at 
 ``queue_size`` images; a request that does not fit is refused at once (503) rather than
 held in memory. The worker takes a batch the way the pipeline's
 :class:`~pipeline.infer.stage.InferenceStage` does: up to ``max_batch_size`` images, sent
-when full or ``max_wait_ms`` after its first image. The network runs once on the stacked
+when full or ``max_wait_ms`` after its first image — but only while more images are on
+their way: with nothing queued and no request still being read or decoded (``coming``), a
+lone request runs at once instead of paying ``max_wait_ms`` for company that is not there.
+The network runs once on the stacked
 batch; each image is then decoded with ITS request's post-processing options (confidence,
 IoU, class filter, ...), by a decoder built for those options and kept for the next
 request that sends the same ones.
@@ -31,6 +34,7 @@ from pipeline.vision.detections import Detections
 log = logging.getLogger("vidpipe.serve")
 
 POLL_S = 0.1  # how often an idle worker looks at its stop flag
+COMING_POLL_S = 0.0005  # while filling a batch: how often to look whether more images are still coming
 MAX_DECODERS = 64  # distinct option sets kept; more are rebuilt (a decoder is cheap to build)
 
 
@@ -48,7 +52,7 @@ class ModelWorker:
     """Batches the images sent to one model and runs them on its own thread."""
 
     def __init__(self, model_id: str, model: Model, batching: BatchingConfig, queue_size: int,
-                 on_batch: Callable[[str, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None, coming: Callable[[], bool] | None = None) -> None:
         self.model_id, self.model = model_id, model
         limit = model.batch_limit
         self.max_batch_size = min(batching.max_batch_size, limit) if limit else batching.max_batch_size
@@ -58,6 +62,7 @@ class ModelWorker:
         self._decoders: dict[str, OutputDecoder] = {}
         self._stop = threading.Event()
         self._on_batch = on_batch
+        self._coming = coming or (lambda: True)  # unknown: wait the full max_wait_ms, as the pipeline does
         self.batches = 0
         self.images = 0
         self._thread = threading.Thread(target=self._loop, name=f"vidpipe:serve:{model_id}", daemon=True)
@@ -110,7 +115,8 @@ class ModelWorker:
         return [job.future for job in jobs]
 
     def _collect(self) -> list[Job]:
-        """Up to max_batch_size jobs: the first waited for, the rest until max_wait_ms after it."""
+        """Up to max_batch_size jobs: the first waited for, the rest until max_wait_ms after it
+        while more are coming."""
         try:
             jobs = [self.queue.get(timeout=POLL_S)]
         except queue.Empty:
@@ -118,10 +124,16 @@ class ModelWorker:
         deadline = time.perf_counter() + self.max_wait_s
         while len(jobs) < self.max_batch_size:
             left = deadline - time.perf_counter()
+            if left <= 0 or (self.queue.empty() and not self._coming()):
+                try:
+                    jobs.append(self.queue.get_nowait())
+                    continue
+                except queue.Empty:
+                    break
             try:
-                jobs.append(self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait())
+                jobs.append(self.queue.get(timeout=min(left, COMING_POLL_S)))
             except queue.Empty:
-                break
+                continue
         return [j for j in jobs if j.future.set_running_or_notify_cancel()]
 
     def _loop(self) -> None:

@@ -55,12 +55,14 @@ def check_model_id(model_id: str) -> str:
 class ModelRegistry:
     """Loaded models by id, each with its :class:`ModelWorker`; loads are serialised."""
 
-    def __init__(self, config: ServeConfig, on_batch: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, config: ServeConfig, on_batch: Callable[[str, int], None] | None = None,
+                 coming: Callable[[], bool] | None = None) -> None:
         self.config = config
         self.models_dir = config.models_dir.resolve() if config.models_dir else None
         self.workers: dict[str, ModelWorker] = {}
         self._lock = threading.Lock()
         self._on_batch = on_batch
+        self._coming = coming
 
     def resolve(self, model_id: str) -> str | Path:
         """The bundled name or file an id stands for (404 if none)."""
@@ -104,7 +106,8 @@ class ModelRegistry:
                 model = Model.load(config, max_batch_size=self.config.batching.max_batch_size)
             except VidpipeError as exc:
                 raise ServeError(400, f"model {model_id!r} could not be loaded: {exc}") from None
-            worker = ModelWorker(model_id, model, self.config.batching, self.config.limits.queue_size, self._on_batch)
+            worker = ModelWorker(model_id, model, self.config.batching, self.config.limits.queue_size, self._on_batch,
+                                 self._coming)
             worker.start()
             self.workers[model_id] = worker
             log.info("loaded model %s (%s, %s)", model_id, target, model.task)
