@@ -68,7 +68,7 @@ $(ORT_GPU)/.installed: | $(STAMP)
 RFSDK := .venv-rfsdk
 $(RFSDK)/.installed:
 	$(PYTHON) -m venv $(RFSDK)
-	$(RFSDK)/bin/python -m pip install -q "inference-sdk>=1.8"
+	$(RFSDK)/bin/python -m pip install -q "inference-sdk~=1.8.3"
 	touch $@
 
 rfsdk-venv: $(RFSDK)/.installed
