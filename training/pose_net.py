@@ -67,13 +67,13 @@ class ExportPose(nn.Module):
         return torch.cat([xywh, flat[..., 4 : 4 + nc].sigmoid(), kpts], -1).transpose(1, 2)
 
 
-def load_seg_onnx(net: YoloPose, path: Path) -> int:
-    """Copy the backbone, pyramid, box and class head weights of a bundled seg ONNX file
-    (exported from :class:`YoloSeg`) into ``net``; returns the number of convolutions copied.
+def _copy_folded_convs(net: nn.Module, export: nn.Module, path: Path) -> int:
+    """Copy the convolutions of an ONNX file exported from ``export`` (which wraps ``net``)
+    into ``net``, matched in execution order (trace order = graph order).
 
-    The exporter folds each batch norm into its convolution, so the convolutions are matched
-    in execution order (trace order = graph order) and each batch norm becomes the identity
-    carrying the folded bias; training must keep batch norm frozen (``freeze_batchnorm``).
+    The exporter folds each batch norm into its convolution, so each batch norm becomes the
+    identity carrying the folded bias; training must keep batch norm frozen
+    (``freeze_batchnorm``).
     """
     import onnx
     from onnx import numpy_helper
@@ -81,16 +81,15 @@ def load_seg_onnx(net: YoloPose, path: Path) -> int:
     model = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "Conv"]
-    seg = YoloSeg(net.num_classes)
     order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in seg.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in net.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        ExportYolov8(seg).eval()(torch.zeros(1, 3, 64, 64))
+        export.eval()(torch.zeros(1, 3, 64, 64))
     for h in hooks:
         h.remove()
     if len(order) != len(nodes):
-        raise ValueError(f"{path}: {len(nodes)} convolutions, the seg network has {len(order)}")
-    bn_of = {id(m[0]): m[1] for m in seg.modules() if isinstance(m, ConvBNSiLU)}
+        raise ValueError(f"{path}: {len(nodes)} convolutions, the network has {len(order)}")
+    bn_of = {id(m[0]): m[1] for m in net.modules() if isinstance(m, ConvBNSiLU)}
     with torch.no_grad():
         for conv, node in zip(order, nodes):
             w = torch.from_numpy(np.array(inits[node.input[1]]))
@@ -106,10 +105,34 @@ def load_seg_onnx(net: YoloPose, path: Path) -> int:
                 bn.bias.copy_(b)
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)
+    return len(order)
+
+
+def load_seg_onnx(net: YoloPose, path: Path) -> int:
+    """Copy the backbone, pyramid, box and class head weights of a bundled seg ONNX file
+    (exported from :class:`YoloSeg`) into ``net``; returns the number of convolutions copied."""
+    seg = YoloSeg(net.num_classes)
+    count = _copy_folded_convs(seg, ExportYolov8(seg), path)
     state = {k: v for k, v in seg.state_dict().items() if not k.startswith(("proto", )) and ".coef." not in k}
     missing, unexpected = net.load_state_dict(state, strict=False)
     assert not unexpected and all(".kpt." in k for k in missing), (missing, unexpected)
-    return len(order)
+    return count
+
+
+def load_pose_onnx(net: YoloPose, path: Path) -> int:
+    """Every weight of a pose ONNX file this tool exported (:class:`ExportPose`), to train
+    it further; returns the number of convolutions copied."""
+    return _copy_folded_convs(net, ExportPose(net), path)
+
+
+def is_pose_onnx(path: Path) -> bool:
+    """Whether an ONNX file's metadata says it is a pose model (``task: pose``)."""
+    if path.suffix != ".onnx":
+        return False
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return meta.get("task") == "pose"
 
 
 def freeze_batchnorm(net: nn.Module) -> None:

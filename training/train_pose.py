@@ -33,7 +33,16 @@ from sources.keypoints import FLIP_X, FLIP_Y, KEYPOINT_NAMES
 from sources.scene import CLASS_NAMES, SyntheticScene
 from training.net import flatten_outputs
 from training.onnx_metadata import dynamic_axes
-from training.pose_net import ExportPose, YoloPose, anchor_grid, decode_keypoints, freeze_batchnorm, load_seg_onnx
+from training.pose_net import (
+    ExportPose,
+    YoloPose,
+    anchor_grid,
+    decode_keypoints,
+    freeze_batchnorm,
+    is_pose_onnx,
+    load_pose_onnx,
+    load_seg_onnx,
+)
 from training.train import IMGSZ, TRAIN_SEED_BASE, assign, augmented_crop, finalize_onnx, giou, instances, letterboxed_sample, to_tensor
 
 log = logging.getLogger("vidpipe.train")
@@ -86,21 +95,23 @@ def sample_batch(samples: list[dict], batch: int, crop: int, rng: np.random.Gene
     for b in range(batch):
         s = samples[int(rng.integers(len(samples)))]
         images[b], own, (x, y, size, fx, fy) = augmented_crop(s, crop, rng)
-        boxes, classes, kpts = [], [], []
-        for i, _, box in instances(own):
+        boxes, classes, kpts, areas = [], [], [], []
+        for i, mask, box in instances(own):
             boxes.append(box)
             classes.append(s["classes"][i])
             kpts.append(_crop_keypoints(s["kpts"][i], x, y, size, crop, fx, fy))
+            areas.append(mask.sum())
         targets.append((np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64),
-                        np.array(kpts, np.float32).reshape(-1, K, 3)))
+                        np.array(kpts, np.float32).reshape(-1, K, 3), np.array(areas, np.float32)))
     return to_tensor(images), targets
 
 
 # -- loss -------------------------------------------------------------------------------------
-def keypoint_loss(pred: torch.Tensor, gt: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def keypoint_loss(pred: torch.Tensor, gt: torch.Tensor, areas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per positive anchor: location loss (size-scaled L1 + 1 − OKS, labelled points) and visibility BCE.
-    ``pred`` (P, K, 3) x, y, logit; ``gt`` (P, K, 3) x, y, v; ``boxes`` (P, 4) the objects' boxes."""
-    area = ((boxes[:, 2:] - boxes[:, :2]).prod(-1)).clamp_min(64.0)[:, None]
+    ``pred`` (P, K, 3) x, y, logit; ``gt`` (P, K, 3) x, y, v; ``areas`` (P,) the objects' visible
+    mask areas: the scale OKS is scored with (COCO's ``area``), tighter than the box's for a triangle."""
+    area = areas.clamp_min(64.0)[:, None]
     labelled = (gt[..., 2] > 0).float()
     d2 = ((pred[..., :2] - gt[..., :2]) ** 2).sum(-1)
     oks = torch.exp(-d2 / (2 * area * (2 * OKS_SIGMA) ** 2))
@@ -120,7 +131,7 @@ def compute_loss(net: YoloPose, x: torch.Tensor, targets, topk: int = 10):
     box_losses, loc_losses, vis_losses, norm = [], [], [], 0.0
     scores = cls_logits.detach().sigmoid()
     for b in range(x.shape[0]):
-        gt_boxes_np, gt_cls_np, gt_kpts_np = targets[b]
+        gt_boxes_np, gt_cls_np, gt_kpts_np, gt_areas_np = targets[b]
         if len(gt_cls_np) == 0:
             continue
         gt_boxes, gt_cls = torch.from_numpy(gt_boxes_np), torch.from_numpy(gt_cls_np)
@@ -130,7 +141,7 @@ def compute_loss(net: YoloPose, x: torch.Tensor, targets, topk: int = 10):
         cls_target[b, a_idx, gt_cls[g_idx]] = norm_al
         weight = norm_al.clamp_min(0.05)
         box_losses.append(((1 - giou(boxes[b, a_idx], gt_boxes[g_idx])) * weight).sum())
-        loc, vis = keypoint_loss(kpts[b, a_idx], torch.from_numpy(gt_kpts_np)[g_idx], gt_boxes[g_idx])
+        loc, vis = keypoint_loss(kpts[b, a_idx], torch.from_numpy(gt_kpts_np)[g_idx], torch.from_numpy(gt_areas_np)[g_idx])
         loc_losses.append((loc * weight).sum())
         vis_losses.append((vis * weight).sum())
         norm += float(weight.sum())
@@ -184,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.init.suffix == ".pt":  # a second stage: this script's own checkpoint
         net.load_state_dict(torch.load(args.init, weights_only=True))
         log.info("init from %s", args.init)
+    elif is_pose_onnx(args.init):  # a further stage from a pose model this script exported
+        log.info("init from %s: %d convolutions", args.init, load_pose_onnx(net, args.init))
     elif str(args.init) != "none":
         log.info("init from %s: %d convolutions", args.init, load_seg_onnx(net, args.init))
     samples = build_dataset(args.clips, args.frames_per_clip, every=5, seed=args.seed)
