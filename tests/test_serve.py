@@ -300,8 +300,8 @@ def test_the_readme_curl_example_and_the_example_config(server, frames, tmp_path
 
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Serve over HTTP"):]
-    curl = next(line for block in re.findall(r"```sh\n(.*?)```", section, re.S) for line in block.splitlines()
-                if line.startswith("curl "))
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", section, re.S) if "curl " in b)
+    curl = "\n".join(line for line in block.splitlines() if not line.startswith("#"))  # the printf | curl command
     assert cv2.imwrite(str(tmp_path / "frame.jpg"), frames[0])
     r = subprocess.run(["bash", "-c", curl.replace("http://127.0.0.1:9001", server.url)], cwd=tmp_path, capture_output=True,
                        text=True, timeout=60)
