@@ -173,22 +173,22 @@ async def registry(request: Request) -> Response:
     return JSONResponse(server.registry.describe())
 
 
-async def model_add(request: Request) -> Response:
+async def _change_model(request: Request, change: str) -> Response:
+    """``/model/add`` or ``/model/remove``: the registry's ``change`` method on the body's model id."""
     server: Server = request.app.state.server
     body = await server.body(request)
     server.authorise(request, body)
     req: ModelRequest = parse_body(ModelRequest, body)
-    await run_in_threadpool(server.registry.add, req.model_id)
+    await run_in_threadpool(getattr(server.registry, change), req.model_id)
     return JSONResponse(server.registry.describe())
+
+
+async def model_add(request: Request) -> Response:
+    return await _change_model(request, "add")
 
 
 async def model_remove(request: Request) -> Response:
-    server: Server = request.app.state.server
-    body = await server.body(request)
-    server.authorise(request, body)
-    req: ModelRequest = parse_body(ModelRequest, body)
-    await run_in_threadpool(server.registry.remove, req.model_id)
-    return JSONResponse(server.registry.describe())
+    return await _change_model(request, "remove")
 
 
 async def model_clear(request: Request) -> Response:
