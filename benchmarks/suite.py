@@ -60,6 +60,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("batching", "benchmarks.batching", "Cross-stream batching", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
     Benchmark("scaling", "benchmarks.scaling", "Scaling with streams", ("--frames", "100"),
               ("--frames", "10", "--streams", "1", "2")),
+    Benchmark("streams", "benchmarks.streams", "Streams added and removed at runtime", ("--seconds", "10"),
+              ("--seconds", "1", "--fps", "5")),
     Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
     Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),
     Benchmark("latency", "benchmarks.soak", "Latency over time at 2× overload", ("--minutes", "1"), ("--minutes", "0.1"),

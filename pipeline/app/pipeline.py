@@ -121,6 +121,10 @@ class Pipeline:
         self.metrics = PipelineMetrics(self)
         self.tracker = TrackerStage(self.bus, results, [st.inp for st in self.sink_stages], self.streams, tracker,
                                     on_result=self.metrics.observe, roster=self.roster)
+        self._init_lifecycle()
+
+    def _init_lifecycle(self) -> None:
+        """What a run records of itself: errors, problems, how it was stopped, its clock."""
         self.errors: list[StageError] = []
         # What left the run incomplete without stopping it (a truncated input, a sink that
         # failed frames, frames lost to an abort): one line each, in the summary's errors.
