@@ -117,7 +117,6 @@ class SinkStage(Stage):
                 raise StopStage() from None
             if isinstance(item, EndOfStream):
                 self.unfinished += not self._guarded(self.sink.end_stream, item, item.stream_id, "end of stream")
-                self.streams = [sid for sid in self.streams if sid != item.stream_id]
                 self.roster.end(self, item.stream_id)
                 continue
             t0 = time.perf_counter()

@@ -94,7 +94,7 @@ class _PipelineCollector(Collector):
         reconnects = CounterMetricFamily("vidpipe_stream_reconnects", "Reconnects of a live source", labels=["stream"])
         live = {sid: s.summary() for sid, s in p.streams.items()}
         # Removed streams keep their last figures (counters never go back) with state removed.
-        for sid, s in {**p.control.removed, **live}.items():
+        for sid, s in {**p.control.snapshot()[0], **live}.items():
             frames.add_metric([sid], s["frames"])
             results.add_metric([sid], s["results"])
             for reason, n in s["drops"].items():

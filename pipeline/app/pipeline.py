@@ -125,6 +125,7 @@ class Pipeline:
 
     def _init_lifecycle(self) -> None:
         """What a run records of itself: errors, problems, how it was stopped, its clock."""
+        self.iterating_thread: int | None = None
         self.errors: list[StageError] = []
         # What left the run incomplete without stopping it (a truncated input, a sink that
         # failed frames, frames lost to an abort): one line each, in the summary's errors.
@@ -164,9 +165,11 @@ class Pipeline:
         """Remove a stream. ``drain=True``: it stops reading and what is queued finishes (every
         frame read becomes a result); ``drain=False``: it stops now and what waits before the
         model is dropped (``removed``). Its end (an EndOfStream, reason ``removed``) follows
-        its last result. With ``wait`` (ignored on a pipeline thread, e.g. in a callback) it
-        returns once its threads are joined and its state released: its final summary (state
-        ``removed``). Raises UnknownStreamError, or PipelineFinishedError."""
+        its last result. With ``wait`` it returns once its threads are joined and its state
+        released: its final summary (state ``removed``); on a pipeline thread (a callback)
+        or the thread iterating ``results()`` it cannot wait, and returns None (the stream is
+        released as soon as its end has passed). Raises UnknownStreamError, or
+        PipelineFinishedError."""
         return self.control.remove(stream_id, drain, wait)
 
     def pause_stream(self, stream_id: str) -> None:
@@ -312,6 +315,7 @@ class Pipeline:
         self.tracker.outputs.append(ring)
         self.roster.join(ITERATOR)
         self.start()
+        self.iterating_thread = threading.get_ident()  # remove_stream() from it does not wait
         try:
             while not self.roster.done(ITERATOR):
                 while (msg := self.bus.poll(0)) is not None:

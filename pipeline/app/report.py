@@ -4,7 +4,6 @@ stage, per ring, and the errors and problems of the run (``Pipeline.summary()``)
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.redact import redact_obj
@@ -17,14 +16,12 @@ def summary(p: Pipeline) -> dict[str, Any]:
     end = p._t_end or time.perf_counter()
     wall = max(1e-9, end - p._t_start) if p._t_start else 0.0
     streams = dict(p.streams)  # one view: streams may join or leave meanwhile
-    control = p.control
-    totals = Counter(control.removed_totals)
-    drops = Counter(control.removed_drops)
+    removed, totals, drops = p.control.snapshot()
     for s in streams.values():
         for key in ("frames", "results", "detections"):
             totals[key] += getattr(s, key)
         drops.update(s.drops_snapshot())
-    per_stream = {**control.removed, **{sid: s.summary() for sid, s in streams.items()}}
+    per_stream = {**removed, **{sid: s.summary() for sid, s in streams.items()}}
     return redact_obj({  # type: ignore[return-value]  # errors may quote a URL
         "pipeline": p.name,
         "model": p.model.name,

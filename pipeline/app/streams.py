@@ -206,21 +206,33 @@ class StreamControl:
             if not p.started:  # nothing ran (and start() waits for this lock): off every stage now
                 p.roster.discard(stream_id)
                 return self.release(stream_id)
+        parts.source.stop_reason = "removed"
         if drain:
-            parts.source.stop_reason = "removed"
             parts.source.stop()
         else:
             self._abort(parts)
-        if not wait or threading.current_thread().name.startswith("vidpipe:"):
-            return None  # released by the supervisor (run() or the iterator) once its end has passed
         gone = p.roster.gone(stream_id)
-        if gone is not None and not gone.wait(p.drain_timeout_s if drain else RELEASE_JOIN_S):
+        if gone is None or gone.is_set():  # it had ended already
+            return self.release(stream_id)
+        if not wait or self._passes_ends():
+            return None  # released by the supervisor (run() or the iterator) once its end has passed
+        if not gone.wait(p.drain_timeout_s if drain else RELEASE_JOIN_S):
             if not drain:
                 raise StreamError(f"stream {stream_id!r}: its end did not pass the pipeline in {RELEASE_JOIN_S:g} s")
             log.error("stream %s: draining took over %g s: aborting it", stream_id, p.drain_timeout_s)
             self._abort(parts)
             gone.wait(RELEASE_JOIN_S)
         return self.release(stream_id)
+
+    def _passes_ends(self) -> bool:
+        """Whether this thread must go on for a stream's end to pass (a stage's, e.g. in a
+        callback, or the one iterating ``results()``): it cannot wait for it."""
+        return threading.current_thread().name.startswith("vidpipe:") or threading.get_ident() == self.p.iterating_thread
+
+    def snapshot(self) -> tuple[dict[str, dict[str, Any]], Counter[str], Counter[str]]:
+        """The removed streams' final summaries, totals and drops, read together."""
+        with self.lock:
+            return dict(self.removed), Counter(self.removed_totals), Counter(self.removed_drops)
 
     def _abort(self, parts: StreamParts) -> None:
         """Stop the stream's stages now, discard what waits before the model (counted as
