@@ -24,6 +24,7 @@ from pipeline.infer.model import Model
 from pipeline.track.config import TrackerConfig
 from pipeline.zoo import default_model_path
 from sinks.callback import CallbackSink
+from sinks.files import OutputExists
 from sources.factory import build_source
 from sources.synthetic import write_clip
 from tests.conftest import free_port
@@ -343,3 +344,27 @@ def test_fifty_add_remove_cycles_leave_nothing_behind(model, clips):
     assert sorted(int(i[1][1:]) for i in ends) == list(range(55)), "one end per stream"
     assert all(rec.count(f"c{i}") == 3 for i in range(1, 55, 2))
     assert not p.errors
+
+
+def test_an_added_streams_outputs_are_checked_like_a_runs(tmp_path):
+    clip = tmp_path / "in" / "cam1.mp4"
+    write_clip(clip, None, 2, 5, width=160, height=96)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.mp4").write_bytes(b"an earlier run's video")
+    synthetic = {"type": "synthetic", "frames": 2, "width": 160, "height": 96}
+    p = Pipeline.from_config({"streams": [], "keep_alive": True, "model": {"intra_op_threads": 1},
+                              "sinks": [{"type": "video", "path": str(tmp_path / "out" / "{stream}.mp4")},
+                                        {"type": "video", "path": str(tmp_path / "in" / "{stream}.mp4")}]})
+    p.add_stream({"id": "new", "source": synthetic})
+    with pytest.raises(OutputExists, match="sinks.0 .*old.mp4 exists"):
+        p.add_stream({"id": "old", "source": synthetic})  # its video would replace an earlier run's
+    with pytest.raises(ConfigError, match="an output never replaces an input"):
+        p.add_stream({"id": "cam1", "source": {"type": "file", "path": str(clip)}})  # sinks.1 would write its input
+    assert list(p.streams) == ["new"]
+    single = Pipeline.from_config({"streams": [{"id": "a", "source": synthetic}], "model": {"intra_op_threads": 1},
+                                   "sinks": [{"type": "video", "path": str(tmp_path / "one.mp4")}]})
+    with pytest.raises(ConfigError, match="has no '{stream}'.*stream 'b' cannot join"):
+        single.add_stream({"id": "b", "source": synthetic})
+    for pipeline in (p, single):
+        for sid in list(pipeline.streams):
+            pipeline.remove_stream(sid)

@@ -16,9 +16,10 @@
   ``REMOVED_KEPT`` removed streams), and the run's totals keep counting what it did.
   A stream that ended by itself stays listed (``ended``) until removed.
 - **pause** / **resume**, per stream or the whole pipeline: a paused file is not read; a
-  paused live source keeps reading and drops (see :mod:`sources.stage`). A stream paused
-  on its own stays paused when the pipeline resumes; one added while the pipeline is
-  paused starts paused.
+  paused live source keeps reading and drops (see :mod:`sources.stage`). The two pauses
+  are separate: a stream runs when neither holds it (one paused on its own stays paused
+  when the pipeline resumes; one resumed while the pipeline is paused waits for it), and
+  one added while the pipeline is paused starts paused.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class StreamControl:
     # -- checks ---------------------------------------------------------------------------
     def _open_for(self, what: str) -> None:
         if self.p.finished or self.p.roster.closed:
-            raise PipelineFinishedError(f"pipeline {self.p.name} has {'finished' if self.p.finished else 'stopped'}: "
+            raise PipelineFinishedError(f"pipeline {self.p.name} {'has finished' if self.p.finished else 'is finishing'}: "
                                         f"cannot {what}")
 
     def get(self, stream_id: str, what: str) -> StreamParts:
