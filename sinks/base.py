@@ -57,7 +57,8 @@ class Sink:
 
     def bind_streams(self, streams: list[str]) -> None:
         """The ids of the streams this sink will get, told before ``open`` (a sink writing a
-        file per stream checks those files at start)."""
+        file per stream checks those files at start), and again when streams join or are
+        removed while it runs."""
 
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""

@@ -279,8 +279,10 @@ class StreamControl:
             parts.source.source.close()  # never ran: its cleanup never closed it
         p.inference.remove_input(stream_id)
         p.tracker.forget(stream_id)
-        for sink_stage in p.sink_stages:
-            sink_stage.streams = [s for s in sink_stage.streams if s != stream_id]
+        with self.lock:  # as add_stream changes them
+            for sink_stage in p.sink_stages:
+                sink_stage.streams = [s for s in sink_stage.streams if s != stream_id]
+                sink_stage.sink.bind_streams(list(sink_stage.streams))
         return self._keep_final(parts.stats)
 
     def _keep_final(self, stats: StreamStats) -> dict[str, Any]:
