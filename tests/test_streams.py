@@ -1,33 +1,29 @@
-"""Streams added, removed, paused and resumed while a pipeline runs (pipeline/app/streams.py),
-with real parts: realtime (camera-paced) files, the test RTSP server, the bundled model,
-real threads and file descriptors. Everything waits on conditions, never on time."""
+"""Streams added and removed while a pipeline runs (pipeline/app/streams.py), with real
+parts: realtime (camera-paced) files, the test RTSP server, the bundled model, real
+threads and file descriptors. Everything waits on conditions, never on time. (Pausing:
+tests/test_stream_pause.py.)"""
 
 from __future__ import annotations
 
 import gc
-import os
 import re
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 
 from pipeline import Pipeline
-from pipeline.app.config import RingsConfig, load_stream_config
 from pipeline.app.streams import REMOVED_KEPT
 from pipeline.core.errors import ConfigError, PipelineFinishedError, SourceError, StreamError, StreamExistsError, UnknownStreamError
 from pipeline.core.items import EndOfStream
 from pipeline.infer.model import Model
 from pipeline.track.config import TrackerConfig
 from pipeline.zoo import default_model_path
-from sinks.callback import CallbackSink
 from sinks.files import OutputExists
-from sources.factory import build_source
 from sources.synthetic import write_clip
 from tests.conftest import free_port
+from tests.stream_helpers import Recorder, Running, build, camera, consecutive, fds, make_clips, rtsp
 
 
 @pytest.fixture(scope="module")
@@ -37,114 +33,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
-    """``paced``: 6 s at 5 fps (keyframe every second), looped in real time as a camera;
-    ``short``: 3 frames, for add/remove cycles."""
-    folder = tmp_path_factory.mktemp("stream-clips")
-    paced, short = folder / "paced.mp4", folder / "short.mp4"
-    write_clip(paced, None, 30, 3, width=320, height=180, fps=5, gop=5)
-    write_clip(short, None, 3, 4, width=160, height=96, fps=10, gop=3)
-    return {"paced": paced, "short": short}
-
-
-def camera(sid: str, clip: Path, **options) -> dict:
-    """A realtime looping file: a camera stand-in. Its frame ring blocks, so a slow moment
-    never drops one of its frames and its frame indices are consecutive."""
-    return {"id": sid, "source": {"type": "file", "path": str(clip), "realtime": True, "loop": True},
-            "ring_policy": "block", **options}
-
-
-def rtsp(sid: str, url: str) -> dict:
-    return {"id": sid, "source": {"type": "rtsp", "url": url, "open_timeout": 2.0, "stall_timeout": 2.0,
-                                  "backoff_initial": 0.2, "backoff_max": 0.5}}
-
-
-class Recorder:
-    """A callback sink that records results and ends in arrival order; waits on a condition."""
-
-    def __init__(self, hook: Callable | None = None) -> None:
-        self.cond = threading.Condition()
-        self.items: list[tuple] = []  # ("r", stream, frame, gap) or ("end", stream, reason)
-        self.hook = hook  # called with each result, on the sink's thread
-        self.sink = CallbackSink(self._result, name="recorder", on_end=self._end)
-
-    def _result(self, r) -> None:
-        if self.hook is not None:
-            self.hook(r)
-        with self.cond:
-            self.items.append(("r", r.stream_id, r.frame_index, r.gap))
-            self.cond.notify_all()
-
-    def _end(self, eos: EndOfStream) -> None:
-        with self.cond:
-            self.items.append(("end", eos.stream_id, eos.reason))
-            self.cond.notify_all()
-
-    def results(self, sid: str) -> list[tuple]:
-        with self.cond:
-            return [i for i in self.items if i[0] == "r" and i[1] == sid]
-
-    def count(self, sid: str) -> int:
-        return len(self.results(sid))
-
-    def wait(self, what: Callable[[], bool], why: str, timeout: float = 30.0) -> None:
-        with self.cond:
-            assert self.cond.wait_for(what, timeout), f"timed out waiting for {why}: {self.items[-5:]}"
-
-    def wait_results(self, sid: str, n: int, timeout: float = 30.0) -> None:
-        """Until ``sid`` has ``n`` results in all."""
-        self.wait(lambda: sum(1 for i in self.items if i[0] == "r" and i[1] == sid) >= n, f"{n} results of {sid}", timeout)
-
-    def wait_end(self, sid: str, timeout: float = 30.0) -> None:
-        self.wait(lambda: any(i[0] == "end" and i[1] == sid for i in self.items), f"the end of {sid}", timeout)
-
-
-def wait_for(check: Callable[[], bool], why: str, timeout: float = 30.0) -> None:
-    """Until ``check()`` (a counter another thread moves, with no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {why}"
-        pause.wait(0.02)
-
-
-def build(model, streams: list[dict], sinks, **kw) -> Pipeline:
-    cfgs = [load_stream_config(s) for s in streams]
-    sources = [build_source(c.id, c.source) for c in cfgs]
-    for s in sources:
-        s.open()
-    return Pipeline(sources, model, sinks, streams={c.id: c for c in cfgs}, **kw)
-
-
-class Running:
-    """``pipeline.run()`` in a thread; stopped and joined on exit."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.box: dict = {}
-        self.thread = threading.Thread(target=self._run, name="test-run")
-
-    def _run(self) -> None:
-        try:
-            self.box["summary"] = self.pipeline.run(handle_signals=False)
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            self.box["error"] = exc
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pipeline.stop()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the pipeline did not stop"
-
-
-def fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def consecutive(frames: list[int]) -> bool:
-    return frames == list(range(frames[0], frames[0] + len(frames)))
+    return make_clips(tmp_path_factory.mktemp("stream-clips"))
 
 
 def test_a_camera_added_then_removed_while_another_stream_runs(model, clips, rtsp_server):
@@ -179,57 +68,6 @@ def test_a_camera_added_then_removed_while_another_stream_runs(model, clips, rts
     after = sum(i > door_end for i, _ in yard)
     assert before >= 5 and during >= 1 and after >= 5, (before, during, after)
     assert consecutive([f for _, f in yard]), "the first stream never paused nor lost a frame"
-    assert not p.errors
-
-
-def test_pause_and_resume_streams_and_the_pipeline(model, clips, small_clip):
-    paused_at: list[int] = []
-
-    def pause_midway(r) -> None:  # on the sink's thread: a pause never waits
-        if r.stream_id == "file" and r.frame_index == 10:
-            p.pause_stream("file")
-            paused_at.append(p.streams["file"].packets)
-
-    rec = Recorder(pause_midway)
-    p = build(model, [camera("cam", clips["paced"]), {"id": "file", "source": {"type": "file", "path": str(small_clip)}}],
-              [rec.sink], rings=RingsConfig(packets=4, frames=2))  # the file is read not far ahead of its results
-    p.pause_stream("file")  # before the start: it starts paused
-    with Running(p):
-        rec.wait_results("cam", 5)
-        assert p.streams["file"].packets == 0 and p.summary()["streams"]["file"]["state"] == "paused"
-        p.resume_stream("file")
-        rec.wait(lambda: bool(paused_at), "the pause at frame 10")
-        n = rec.count("cam")
-        rec.wait_results("cam", n + 5)  # a paused file is not read
-        assert p.streams["file"].packets <= paused_at[0] + 1 < 40  # (+1: the packet being read when it paused)
-        p.resume_stream("file")
-        rec.wait_end("file", timeout=60)
-        # A paused file resumes where it stopped: every frame, in order.
-        assert [r[2] for r in rec.results("file")] == list(range(40))
-
-        # A live source keeps reading while paused and drops what it reads.
-        p.pause_stream("cam")
-        last = rec.results("cam")[-1][2]
-        wait_for(lambda: p.streams["cam"].drops_snapshot().get("paused", 0) >= 5, "5 frames dropped while paused")
-        assert p.summary()["streams"]["cam"]["state"] == "paused"
-        p.resume_stream("cam")
-        wait_for(lambda: any(r[2] > last and r[3] for r in rec.results("cam")), "a result after the resume")
-        resumed = next(r for r in rec.results("cam") if r[3])
-        assert resumed[2] - last > 5, "the frames read while paused were dropped, not queued"
-
-        # The whole pipeline: a stream paused on its own stays paused when the pipeline resumes;
-        # a stream added while the pipeline is paused starts paused.
-        p.pause()
-        p.add_stream(camera("late", clips["paced"]))
-        wait_for(lambda: p.streams["late"].drops_snapshot().get("paused", 0) >= 3, "the new stream paused")
-        assert rec.count("late") == 0 and p.streams["cam"].shown_state == "paused"
-        p.pause_stream("cam")
-        p.resume()
-        rec.wait_results("late", 3)
-        assert p.streams["cam"].shown_state == "paused"
-        p.resume_stream("cam")
-        n = rec.count("cam")
-        rec.wait_results("cam", n + 3)
     assert not p.errors
 
 

@@ -226,22 +226,7 @@ class Pipeline:
         if self._started:
             raise RuntimeError("pipeline already started")
         self._started = True
-        opened = []
-        try:
-            for sink in self.sinks:
-                sink.open()
-                opened.append(sink)
-        except BaseException:
-            for sink in opened:
-                sink.close()
-            raise
-        if self.metrics_config is not None:
-            try:
-                self.metrics_port = self.metrics.serve(self.metrics_config.port, self.metrics_config.host)
-            except BaseException:
-                for sink in opened:
-                    sink.close()
-                raise
+        supervise.open_outputs(self)
         with self.control.lock:  # a stream joining now starts its threads itself, after these
             self._t_start = time.perf_counter()
             # Downstream first, so nothing waits on a stage that is not running yet.

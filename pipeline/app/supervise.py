@@ -1,8 +1,8 @@
-"""Supervising a running pipeline from the thread that runs it (``run()`` or the
-iterator): reading the bus (errors that end one stream or stop everything, sinks that
-fail), bounding a stop (the drain, then the abort), releasing removed streams once their
-end has passed, and finishing the run (every thread joined, what was lost counted, the
-run's errors and problems collected)."""
+"""Supervising a pipeline from the thread that runs it (``run()`` or the iterator): its
+outputs opened at the start, the bus read (errors that end one stream or stop everything,
+sinks that fail), a stop bounded (the drain, then the abort), removed streams released
+once their end has passed, and the run finished (every thread joined, what was lost
+counted, the run's errors and problems collected)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,22 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("vidpipe.pipeline")
 
 JOIN_TIMEOUT_S = 3.0
+
+
+def open_outputs(p: Pipeline) -> None:
+    """At the start, on the owner's thread: every sink opens, then the metrics endpoint; a
+    failure closes what opened and is raised (nothing has started)."""
+    opened = []
+    try:
+        for sink in p.sinks:
+            sink.open()
+            opened.append(sink)
+        if p.metrics_config is not None:
+            p.metrics_port = p.metrics.serve(p.metrics_config.port, p.metrics_config.host)
+    except BaseException:
+        for sink in opened:
+            sink.close()
+        raise
 
 
 def handle(p: Pipeline, msg: BusMessage) -> None:
