@@ -41,6 +41,7 @@ class SourceStage(Stage):
         self._running.set()
         self._info: StreamInfo | None = None  # the last one passed on: sent again after a pause
         self._held = False  # paused: the decoder was told to hand over its frames (Discontinuity)
+        self._gap = False  # resumed: the next packet kept is marked gap
         self.stop_reason = "stopped"  # the end of stream's reason when stopped ("removed": remove_stream)
         source.attach(stats, self._stop)  # the source reports into the stream's counters, stops with the stage
 
@@ -121,12 +122,15 @@ class SourceStage(Stage):
                 self.source.stats.drop("paused" if self._held else "gop_skip")
                 return
             self._skip_to_keyframe = False
-        if self._held:  # the first packet kept after a pause starts a gap (like a reconnect)
+        if self._held:
             self._unhold()
-            packet.gap = True
+            self._gap = True  # the first packet kept after a pause starts a gap (like a reconnect)
+        packet.gap = packet.gap or self._gap
         if len(self.out) >= self.out.capacity or not self.put(self.out, packet):
             self._skip_to_keyframe = True
             self.source.stats.drop("gop_skip")
+            return
+        self._gap = False
 
     def on_failure(self, exc: BaseException) -> None:
         # End the stream downstream so the other stages finish it; the error is on the bus.
