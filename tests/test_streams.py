@@ -50,6 +50,7 @@ def test_a_camera_added_then_removed_while_another_stream_runs(model, clips, rts
         assert sorted(t.name for t in threading.enumerate()) == threads
         assert fds() == open_fds
         assert final is not None and final["state"] == "removed" and final["results"] >= 5
+        assert final["results"] == rec.count("door") and "removed" not in final["drops"]  # drained: nothing discarded
         assert "door" not in p.streams and "door" not in p.inference.inputs and "door" not in p.tracker.streams
         assert p.summary()["streams"]["door"]["state"] == "removed"
         states = [line for line in generate_latest(p.metrics.registry).decode().splitlines()
