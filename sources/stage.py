@@ -41,7 +41,7 @@ class SourceStage(Stage):
         self._running.set()
         self._info: StreamInfo | None = None  # the last one passed on: sent again after a pause
         self._held = False  # paused: the decoder was told to hand over its frames (Discontinuity)
-        self._gap = False  # resumed: the next packet kept is marked gap
+        self._gap = False  # paused since the last packet kept: the next one kept is marked gap
         self.stop_reason = "stopped"  # the end of stream's reason when stopped ("removed": remove_stream)
         source.attach(stats, self._stop)  # the source reports into the stream's counters, stops with the stage
 
@@ -115,16 +115,16 @@ class SourceStage(Stage):
         if not self._running.is_set():  # paused: read and dropped; decoding resumes on a keyframe
             self.source.stats.drop("paused")
             self._hold()
-            self._skip_to_keyframe = True
+            # The first packet kept after the pause starts a gap (like a reconnect), even if a
+            # new session (StreamInfo) came meanwhile.
+            self._skip_to_keyframe = self._gap = True
             return
         if self._skip_to_keyframe:
             if not packet.keyframe:
-                self.source.stats.drop("paused" if self._held else "gop_skip")
+                self.source.stats.drop("paused" if self._gap else "gop_skip")
                 return
             self._skip_to_keyframe = False
-        if self._held:
-            self._unhold()
-            self._gap = True  # the first packet kept after a pause starts a gap (like a reconnect)
+        self._unhold()
         packet.gap = packet.gap or self._gap
         if len(self.out) >= self.out.capacity or not self.put(self.out, packet):
             self._skip_to_keyframe = True

@@ -18,10 +18,11 @@ from sources.synthetic import write_clip
 
 
 def make_clips(folder: Path) -> dict[str, Path]:
-    """``paced``: 6 s at 5 fps (keyframe every second), looped in real time as a camera;
+    """``paced``: 3 s at 5 fps (keyframe every second), looped in real time as a camera (a pause
+    often spans a loop);
     ``short``: 3 frames, for add/remove cycles."""
     paced, short = folder / "paced.mp4", folder / "short.mp4"
-    write_clip(paced, None, 30, 3, width=320, height=180, fps=5, gop=5)
+    write_clip(paced, None, 15, 3, width=320, height=180, fps=5, gop=5)
     write_clip(short, None, 3, 4, width=160, height=96, fps=10, gop=3)
     return {"paced": paced, "short": short}
 
