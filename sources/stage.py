@@ -10,8 +10,9 @@ until resumed, and resumes where it stopped. A live source (a camera, a URL, a
 ``realtime`` file standing in for one) keeps reading and drops what it reads (``paused``),
 as a DeepStream or Roboflow user expects of a camera: its session stays up, no stall
 watchdog fires, nothing queues up in its buffers, and on resume it is live at once, from
-the next keyframe, the first result marked ``gap``. What was in flight when it paused
-still finishes.
+the next keyframe, the first result marked ``gap`` (the decoder reopens, and the tracker
+takes it as it takes a reconnect: ``reset_on_reconnect``). What was in flight when it
+paused still finishes.
 """
 
 from __future__ import annotations
