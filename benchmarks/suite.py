@@ -60,6 +60,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("batching", "benchmarks.batching", "Cross-stream batching", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
     Benchmark("scaling", "benchmarks.scaling", "Scaling with streams", ("--frames", "100"),
               ("--frames", "10", "--streams", "1", "2")),
+    Benchmark("streams", "benchmarks.streams", "Streams added and removed at runtime", ("--seconds", "10"),
+              ("--seconds", "1", "--fps", "5")),
     Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
     Benchmark("serve", "benchmarks.serve", "HTTP serving (vidpipe serve)", ("--requests", "96"),
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),

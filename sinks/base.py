@@ -12,6 +12,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import Options
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
+from pipeline.core.roster import Roster
 from pipeline.core.stage import POLL_S, Bus, BusMessage, Stage, StopStage
 from pipeline.vision.result import Result
 
@@ -56,7 +57,8 @@ class Sink:
 
     def bind_streams(self, streams: list[str]) -> None:
         """The ids of the streams this sink will get, told before ``open`` (a sink writing a
-        file per stream checks those files at start)."""
+        file per stream checks those files at start), and again when streams join or are
+        removed while it runs."""
 
     def open(self) -> None:
         """Acquire resources; called on the owner's thread so errors surface at start."""
@@ -82,11 +84,13 @@ class SinkStage(Stage):
     """Runs one sink. With ``fail_fast`` a failing write stops the pipeline; without it
     the failure is logged and counted, and the sink (and every other) carries on."""
 
-    def __init__(self, sink: Sink, bus: Bus, inp: RingBuffer, streams: list[str]) -> None:
+    def __init__(self, sink: Sink, bus: Bus, inp: RingBuffer, streams: list[str], roster: Roster | None = None) -> None:
         super().__init__(f"sink:{sink.name}", bus)
         self.sink = sink
         self.inp = inp
-        self.streams = streams
+        self.streams = list(streams)
+        self.roster = roster if roster is not None else Roster(streams)
+        self.roster.join(self)
         self.fail_fast = sink.fail_fast
         self.errors = 0
         self.unfinished = 0  # streams whose end the sink could not finish (a video not finalised)
@@ -95,10 +99,14 @@ class SinkStage(Stage):
         if hasattr(sink, "stop_event"):
             sink.stop_event = self._stop  # lets a sink blocked on back-pressure notice a stop
 
+    def add_stream(self, stream_id: str) -> None:
+        """A stream joins while the pipeline runs: the sink is told the ids it now gets."""
+        self.streams = [*self.streams, stream_id]
+        self.sink.bind_streams(list(self.streams))
+
     def run(self) -> None:
         self.sink.begin_run()
-        open_streams = set(self.streams)
-        while open_streams:
+        while not self.roster.done(self):
             try:
                 item = self.inp.get(timeout=POLL_S)
             except RingEmpty:
@@ -109,8 +117,8 @@ class SinkStage(Stage):
             except RingClosed:
                 raise StopStage() from None
             if isinstance(item, EndOfStream):
-                open_streams.discard(item.stream_id)
                 self.unfinished += not self._guarded(self.sink.end_stream, item, item.stream_id, "end of stream")
+                self.roster.end(self, item.stream_id)
                 continue
             t0 = time.perf_counter()
             self.current_stream = item.stream_id

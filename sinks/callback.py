@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Callable
 
 from pipeline.core.errors import VidpipeError
+from pipeline.core.items import EndOfStream
 from pipeline.vision.result import Result
 from sinks.base import Sink, check_config
 from sinks.config import CallbackSinkConfig
@@ -33,10 +34,13 @@ def import_callable(target: str) -> Callable[[Result], object]:
 
 
 class CallbackSink(Sink):
-    """Calls ``fn(result)`` for every result, in the sink's thread."""
+    """Calls ``fn(result)`` for every result, in the sink's thread, and ``on_end(eos)``
+    (if given) when a stream ends: its last item, after its last result."""
 
-    def __init__(self, fn: Callable[[Result], object], lossless: bool = True, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[[Result], object], lossless: bool = True, name: str | None = None,
+                 on_end: Callable[[EndOfStream], object] | None = None) -> None:
         self.fn = fn
+        self.on_end = on_end  # told each stream's end (reason eos, stopped, error or removed)
         self.lossless = lossless
         self.name = name or f"callback:{getattr(fn, '__name__', 'fn')}"
 
@@ -50,3 +54,7 @@ class CallbackSink(Sink):
 
     def write(self, result: Result) -> None:
         self.fn(result)
+
+    def end_stream(self, eos: EndOfStream) -> None:
+        if self.on_end is not None:
+            self.on_end(eos)

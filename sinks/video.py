@@ -210,6 +210,7 @@ class AnnotatedVideoSink(Sink):
         writer.write(self.annotate(result), result.pts)
 
     def end_stream(self, eos: EndOfStream) -> None:
+        self._annotators.pop(eos.stream_id, None)  # a stream that left keeps no trace history
         writer = self.writers.pop(eos.stream_id, None)
         if writer is not None:
             writer.close()

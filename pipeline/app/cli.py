@@ -49,7 +49,7 @@ def status_table(pipeline, rates: dict[str, float] | None = None):
     for sid, st in pipeline.streams.items():
         drops = st.drops_snapshot()
         p = lat.get(sid, {})
-        table.add_row(sid, st.state, str(st.frames), str(st.results), f"{(rates or {}).get(sid, 0.0):.1f}",
+        table.add_row(sid, st.shown_state, str(st.frames), str(st.results), f"{(rates or {}).get(sid, 0.0):.1f}",
                       f"{p.get('p50', 0):.0f}", f"{p.get('p99', 0):.0f}",
                       ", ".join(f"{k}={v}" for k, v in drops.items()) or "0")
     return table
@@ -98,8 +98,8 @@ class Progress:
         rates: dict[str, float] = {}
         with Live(self._render(rates, t0), console=Console(stderr=True), refresh_per_second=1, transient=False) as live:
             while not self._stop.wait(1.0):
-                for sid, st in self.pipeline.streams.items():
-                    rates[sid] = st.results - last[sid]
+                for sid, st in self.pipeline.streams.items():  # streams may have joined since
+                    rates[sid] = st.results - last.get(sid, 0)
                     last[sid] = st.results
                 live.update(self._render(rates, t0))
 

@@ -48,7 +48,9 @@ class MetricsConfig(Options):
 
 class PipelineConfig(Options):
     name: str = "vidpipe"
-    streams: list[StreamConfig] = Field(min_length=1)
+    streams: list[StreamConfig] = Field(default_factory=list, description="at least one, unless keep_alive")
+    keep_alive: bool = Field(False, description="run on when every stream has ended, for streams added while it "
+                                                "runs (Pipeline.add_stream); until stopped (a signal)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     tracker: TrackerConfig | None = Field(None, description="null: no tracking (track_id -1)")
@@ -65,6 +67,12 @@ class PipelineConfig(Options):
         if dupes:
             raise ValueError(f"stream ids must be unique, repeated: {dupes}")
         return streams
+
+    @model_validator(mode="after")
+    def _some_stream(self) -> PipelineConfig:
+        if not self.streams and not self.keep_alive:
+            raise ValueError("streams: a pipeline needs at least one stream (or keep_alive: true, to add them while it runs)")
+        return self
 
     @model_validator(mode="after")
     def _interval_needs_tracker(self) -> PipelineConfig:
@@ -91,11 +99,23 @@ def _type_tags(union: Any) -> frozenset[str]:
 _TYPE_TAGS = _type_tags(SourceConfig) | _type_tags(SinkConfig)
 
 
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """The dotted field path of an error, without the union's tag pydantic puts after a
+    ``source`` or a sink's index (``source.rtsp.url`` is ``source.url``; a field named
+    like a tag, e.g. ``url``, stays)."""
+    parts: list[str] = []
+    prev: Any = None
+    for p in loc:
+        if not (isinstance(p, str) and p in _TYPE_TAGS and (prev == "source" or isinstance(prev, int))):
+            parts.append(str(p))
+        prev = p
+    return ".".join(parts)
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     errors = exc.errors()
     first = errors[0]
-    tags = _TYPE_TAGS
-    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in tags))
+    loc = _field_path(first["loc"])
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
@@ -113,6 +133,28 @@ def load_config_dict(data: Any, origin: str = "<dict>") -> PipelineConfig:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, origin)) from None
+
+
+def load_stream_config(data: StreamConfig | Any, origin: str = "stream") -> StreamConfig:
+    """A stream's options (``id``, ``source`` and the StreamOptions), as in ``streams:``;
+    a ConfigError naming the field otherwise (``config error in stream 'cam2' at source.url: ...``).
+
+    >>> load_stream_config({"id": "cam2", "source": {"type": "rtsp"}})
+    Traceback (most recent call last):
+    ...
+    pipeline.core.errors.ConfigError: config error in stream 'cam2' at source.url: Field required
+    """
+    if isinstance(data, StreamConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error in {origin}: expected a mapping, got {type(data).__name__}")
+    register_config(data)
+    sid = data.get("id")
+    where = f"{origin} {sid!r}" if isinstance(sid, str) and sid else origin
+    try:
+        return StreamConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, where)) from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

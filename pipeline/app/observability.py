@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -37,7 +38,7 @@ log = logging.getLogger("vidpipe.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-STATES = ("created", "connecting", "streaming", "reconnecting", "ended", "stopped", "failed")
+STATES = ("created", "connecting", "streaming", "reconnecting", "paused", "ended", "stopped", "failed", "removed")
 
 
 class LatencyWindow:
@@ -91,14 +92,16 @@ class _PipelineCollector(Collector):
         drops = CounterMetricFamily("vidpipe_stream_drops", "Drops by reason", labels=["stream", "reason"])
         state = GaugeMetricFamily("vidpipe_stream_state", "1 for the stream's current state", labels=["stream", "state"])
         reconnects = CounterMetricFamily("vidpipe_stream_reconnects", "Reconnects of a live source", labels=["stream"])
-        for sid, s in p.streams.items():
-            frames.add_metric([sid], s.frames)
-            results.add_metric([sid], s.results)
-            for reason, n in s.drops_snapshot().items():
+        live = {sid: s.summary() for sid, s in p.streams.items()}
+        # Removed streams keep their last figures (counters never go back) with state removed.
+        for sid, s in {**p.control.snapshot()[0], **live}.items():
+            frames.add_metric([sid], s["frames"])
+            results.add_metric([sid], s["results"])
+            for reason, n in s["drops"].items():
                 drops.add_metric([sid, reason], n)
             for name in STATES:
-                state.add_metric([sid, name], 1.0 if s.state == name else 0.0)
-            reconnects.add_metric([sid], s.reconnects)
+                state.add_metric([sid, name], 1.0 if s["state"] == name else 0.0)
+            reconnects.add_metric([sid], s.get("reconnects", 0))
         yield from (frames, results, drops, state, reconnects)
 
 
@@ -114,6 +117,7 @@ class PipelineMetrics:
                                     buckets=STAGE_BUCKETS, registry=self.registry)
         self.registry.register(_PipelineCollector(pipeline))
         self.windows: dict[str, LatencyWindow] = {}
+        self._stages: dict[str, set[str]] = {}  # per stream: the stages its histograms have, to forget them
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -124,7 +128,24 @@ class PipelineMetrics:
         window = self.windows.get(result.stream_id)
         if window is None:
             window = self.windows[result.stream_id] = LatencyWindow()
+            self._stages[result.stream_id] = set()
+        stages = self._stages[result.stream_id]
+        if not stages.issuperset(result.timings):
+            stages.update(result.timings)
         window.add(result.latency_ms)
+
+    def forget(self, stream_id: str) -> dict[str, float]:
+        """Drop a removed stream's histograms and window; returns its latency percentiles.
+        (Called after its end passed the tracker: nothing observes it any more.)"""
+        window = self.windows.pop(stream_id, None)
+        for stage in self._stages.pop(stream_id, set()):
+            with contextlib.suppress(KeyError):
+                self.stage_time.remove(stream_id, stage)
+        if window is None:
+            return {}
+        with contextlib.suppress(KeyError):
+            self.latency.remove(stream_id)
+        return window.percentiles()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         try:
@@ -145,4 +166,4 @@ class PipelineMetrics:
             self._thread = None
 
     def latency_summary(self) -> dict[str, Any]:
-        return {sid: w.percentiles() for sid, w in self.windows.items()}
+        return {sid: w.percentiles() for sid, w in list(self.windows.items())}  # streams join and leave meanwhile

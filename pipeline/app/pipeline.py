@@ -20,6 +20,11 @@ everything at once and is raised. Either way every thread is stopped and joined.
 SIGINT/SIGTERM during ``run()``: the sources stop, frames in flight finish, sinks flush
 and close (a graceful drain, bounded by ``drain_timeout_s``); a second signal aborts and
 counts what it lost (see :mod:`pipeline.app.shutdown`).
+
+Streams change while it runs, from any thread: ``add_stream``, ``remove_stream``,
+``pause_stream``, ``resume_stream``, ``pause``, ``resume`` (see :mod:`pipeline.app.streams`).
+A pipeline ends when all its streams have; with ``keep_alive=True`` (a service) it runs on
+without streams, waiting for new ones, until ``stop()`` or a signal.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.app import shutdown
-from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, load_config, load_config_dict
+from pipeline.app import report, shutdown, supervise
+from pipeline.app.config import MetricsConfig, PipelineConfig, RingsConfig, StreamConfig, load_config, load_config_dict
 from pipeline.app.observability import PipelineMetrics
 from pipeline.app.outputs import check_outputs
+from pipeline.app.streams import StreamControl
 from pipeline.core.errors import StageError
 from pipeline.core.items import EndOfStream
 from pipeline.core.options import StreamOptions
-from pipeline.core.redact import redact_obj
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty, RingPolicy
+from pipeline.core.roster import Roster
 from pipeline.core.stage import Bus, BusMessage, Stage
 from pipeline.core.stats import StreamStats
 from pipeline.infer.config import BatchingConfig
@@ -58,7 +64,8 @@ from sources.stage import SourceStage
 
 log = logging.getLogger("vidpipe.pipeline")
 
-JOIN_TIMEOUT_S = 3.0
+JOIN_TIMEOUT_S = supervise.JOIN_TIMEOUT_S
+ITERATOR = "iterator"  # the roster's name for the consumer of results()
 
 
 class Pipeline:
@@ -77,36 +84,54 @@ class Pipeline:
         metrics: MetricsConfig | None = None,
         decoder_threads: int = 0,
         name: str = "vidpipe",
+        keep_alive: bool = False,
+        config: PipelineConfig | None = None,
     ) -> None:
         """``streams`` holds each stream's options by id (ring policy, infer_interval,
-        max_fps, hwaccel); streams without an entry get the defaults."""
-        if not sources:
-            raise ValueError("a pipeline needs at least one source")
+        max_fps, hwaccel); streams without an entry get the defaults. ``keep_alive``: run
+        on when every stream has ended (streams may be none at first), until stopped.
+        ``config``: what it was built from (streams added later have their outputs checked)."""
+        if not sources and not keep_alive:
+            raise ValueError("a pipeline needs at least one source (or keep_alive=True)")
         check_task_trackable(getattr(model, "task", None), tracker, model.name)
-        self.name, self.model, self.sinks = name, model, list(sinks)
+        self.name, self.model, self.sinks, self.config = name, model, list(sinks), config
         self.rings_config = rings or RingsConfig()
         self.metrics_config = metrics
         self.metrics_port = metrics.port if metrics else None
+        self.decoder_threads = decoder_threads
         self.bus = Bus()
+        # Replaced, never changed in place, when streams join or leave (StreamControl): a
+        # reader iterating one (the metrics, a summary) is never disturbed.
         self.streams: dict[str, StreamStats] = {}
         self.sources: list[SourceStage] = []
         self.decoders: list[Decoder] = []
         self.rings: list[RingBuffer] = []
-        waker = threading.Event()  # set by every frame ring: the batcher watches them all
-        frame_rings = {src.stream_id: self._add_stream(src, (streams or {}).get(src.stream_id), decoder_threads, waker)
-                       for src in sources}
+        self.waker = threading.Event()  # set by every frame ring: the batcher watches them all
+        self.control = StreamControl(self)
+        ids = [src.stream_id for src in sources]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"two sources use stream id {next(i for i in ids if ids.count(i) > 1)!r}")
+        self.roster = Roster(ids, keep_alive=keep_alive)
+        parts = [self.control.build(src, (streams or {}).get(src.stream_id)) for src in sources]
         results = self._ring(self.rings_config.results, "block", "results")
-        intervals = {sid: opts.infer_interval for sid, opts in (streams or {}).items()}
-        self.inference = InferenceStage(self.bus, model, frame_rings, results, waker, batching, intervals)
+        intervals = {p.stats.stream_id: p.options.infer_interval for p in parts}
+        self.inference = InferenceStage(self.bus, model, {p.stats.stream_id: p.frames for p in parts}, results,
+                                        self.waker, batching, intervals, roster=self.roster)
         self.sink_stages = [self._add_sink(sink) for sink in self.sinks]
         self.metrics = PipelineMetrics(self)
         self.tracker = TrackerStage(self.bus, results, [st.inp for st in self.sink_stages], self.streams, tracker,
-                                    on_result=self.metrics.observe)
+                                    on_result=self.metrics.observe, roster=self.roster)
+        self._init_lifecycle()
+
+    def _init_lifecycle(self) -> None:
+        """What a run records of itself: errors, problems, how it was stopped, its clock."""
+        self.iterating_thread: int | None = None
         self.errors: list[StageError] = []
         # What left the run incomplete without stopping it (a truncated input, a sink that
         # failed frames, frames lost to an abort): one line each, in the summary's errors.
         self.problems: list[str] = []
         self._started = False
+        self._threads_started = False
         self._finished = False
         self._stop_requested = 0
         self.stopped_by: int | None = None  # the signal that stopped run() (vidpipe exits 128 + it)
@@ -118,32 +143,58 @@ class Pipeline:
         self._t_start = 0.0
         self._t_end = 0.0
 
-    def _add_stream(self, source: Source, options: StreamOptions | None, decoder_threads: int,
-                    waker: threading.Event) -> RingBuffer:
-        """The source and decoder stages of one stream, and its rings; returns its frame ring."""
-        sid = source.stream_id
-        if sid in self.streams:
-            raise ValueError(f"two sources use stream id {sid!r}")
-        options = options or StreamOptions()
-        stats = self.streams[sid] = StreamStats(sid)
-        # Live packets are never dropped by the ring: the source stage skips whole GOPs instead.
-        packets = self._ring(self.rings_config.packets, "drop_newest" if source.live else "block", f"packets:{sid}")
-        frame_policy = options.ring_policy or ("drop_oldest" if source.live else "block")
-        # The ring counts what it drops, once: no stage counts ring drops itself.
-        frames = self._ring(self.rings_config.frames, frame_policy, f"frames:{sid}", waker=waker,
-                            on_drop=lambda _item: stats.drop("frame_ring_full"))
-        self.sources.append(SourceStage(source, self.bus, packets, stats))
-        self.decoders.append(Decoder(sid, self.bus, packets, frames, stats, options, threads=decoder_threads))
-        return frames
-
     def _add_sink(self, sink: Sink) -> SinkStage:
         ring = self._ring(self.rings_config.sink, "block" if sink.lossless else "drop_oldest", f"sink:{sink.name}")
-        return SinkStage(sink, self.bus, ring, list(self.streams))
+        return SinkStage(sink, self.bus, ring, list(self.streams), roster=self.roster)
 
     def _ring(self, capacity: int, policy: RingPolicy, name: str, **kw: Any) -> RingBuffer:
         ring: RingBuffer = RingBuffer(capacity, policy, name, **kw)
-        self.rings.append(ring)
+        self.rings = [*self.rings, ring]
         return ring
+
+    # -- streams while it runs (pipeline.app.streams) -------------------------------------------
+    def add_stream(self, config: StreamConfig | dict[str, Any]) -> str:
+        """Add a stream (a ``streams:`` entry: ``id``, ``source``, options), before or while
+        it runs, from any thread; returns its id. Raises ConfigError (a bad config, or an
+        output it would clobber), SourceError (its input cannot be opened; a camera that is
+        offline is retried in its own thread instead), StreamExistsError, or
+        PipelineFinishedError; the running streams are never disturbed."""
+        return self.control.add(config)
+
+    def remove_stream(self, stream_id: str, *, drain: bool = True, wait: bool = True) -> dict[str, Any] | None:
+        """Remove a stream. ``drain=True``: it stops reading and what is queued finishes (every
+        frame read becomes a result); ``drain=False``: it stops now and what waits before the
+        model is dropped (``removed``). Its end (an EndOfStream, reason ``removed``) follows
+        its last result. With ``wait`` it returns once its threads are joined and its state
+        released: its final summary (state ``removed``); on a pipeline thread (a callback)
+        or the thread iterating ``results()`` it cannot wait, and returns None (the stream is
+        released as soon as its end has passed). Raises UnknownStreamError, or
+        PipelineFinishedError."""
+        return self.control.remove(stream_id, drain, wait)
+
+    def pause_stream(self, stream_id: str) -> None:
+        """Pause one stream: a file is not read; a live source reads and drops (``paused``)."""
+        self.control.pause(stream_id, True)
+
+    def resume_stream(self, stream_id: str) -> None:
+        self.control.pause(stream_id, False)
+
+    def pause(self) -> None:
+        """Pause every stream (and those added while paused) until ``resume()``."""
+        self.control.pause(None, True)
+
+    def resume(self) -> None:
+        """Resume the pipeline; streams paused one by one stay paused."""
+        self.control.pause(None, False)
+
+    @property
+    def started(self) -> bool:
+        """Its threads have started (a stream added from now on starts its own)."""
+        return self._threads_started
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     # -- construction from config ---------------------------------------------------------
     @classmethod
@@ -164,7 +215,7 @@ class Pipeline:
         sinks = [build_sink(s) for s in cfg.sinks]
         return cls(sources, model, sinks, streams={s.id: s for s in cfg.streams}, batching=cfg.batching,
                    tracker=cfg.tracker, rings=cfg.rings, metrics=cfg.metrics, decoder_threads=cfg.decoder_threads,
-                   name=cfg.name)
+                   name=cfg.name, keep_alive=cfg.keep_alive, config=cfg)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -175,26 +226,13 @@ class Pipeline:
         if self._started:
             raise RuntimeError("pipeline already started")
         self._started = True
-        opened = []
-        try:
-            for sink in self.sinks:
-                sink.open()
-                opened.append(sink)
-        except BaseException:
-            for sink in opened:
-                sink.close()
-            raise
-        if self.metrics_config is not None:
-            try:
-                self.metrics_port = self.metrics.serve(self.metrics_config.port, self.metrics_config.host)
-            except BaseException:
-                for sink in opened:
-                    sink.close()
-                raise
-        self._t_start = time.perf_counter()
-        # Downstream first, so nothing waits on a stage that is not running yet.
-        for stage in reversed(self.stages):
-            stage.start()
+        supervise.open_outputs(self)
+        with self.control.lock:  # a stream joining now starts its threads itself, after these
+            self._t_start = time.perf_counter()
+            # Downstream first, so nothing waits on a stage that is not running yet.
+            for stage in reversed(self.stages):
+                stage.start()
+            self._threads_started = True
         log.info("pipeline %s started: %d stream(s), model %s", self.name, len(self.sources), self.model.name)
 
     def stop(self) -> None:
@@ -205,7 +243,10 @@ class Pipeline:
         if self._stop_requested == 0:
             self._drain_deadline = time.monotonic() + self.drain_timeout_s
         self._stop_requested += 1
-        for src in self.sources:
+        with self.control.lock:  # a stream joining now is either stopped here or refused
+            self.roster.close()  # no stream joins a stopping pipeline; keep_alive ends
+            sources = list(self.sources)
+        for src in sources:
             src.stop()
 
     def abort(self) -> None:
@@ -214,6 +255,7 @@ class Pipeline:
         if self._ended_before_stop is None:
             self._ended_before_stop = shutdown.ended_streams(self)
         self._aborted = True
+        self.roster.close()
         if self._abort_deadline is None:
             self._abort_deadline = time.monotonic() + JOIN_TIMEOUT_S
         self._close_all()
@@ -226,68 +268,13 @@ class Pipeline:
             ring.close()
 
     def _handle(self, msg: BusMessage) -> None:
-        if msg.kind == "sink_failed" and msg.error is not None:
-            failing = [s for s in self.sink_stages if s.errors]
-            if len(failing) == len(self.sink_stages):
-                log.error("every sink is failing: stopping")
-                self.errors.append(msg.error)
-                self.abort()
-            else:
-                log.error("%s (the other sinks carry on)", msg.error)
-            return
-        if msg.kind != "error" or msg.error is None:
-            return
-        self.errors.append(msg.error)
-        stage = next((s for s in self.stages if s.name == msg.stage), None)
-        if stage is not None and stage.per_stream:
-            if msg.stream in self.streams:
-                self.streams[msg.stream].set_state("failed")
-                self.streams[msg.stream].error = str(msg.error)
-            log.error("stream %s ended by an error; other streams continue", msg.stream)
-        else:
-            self.abort()
-
-    def _done(self) -> bool:
-        tail: list[Stage] = [*self.sink_stages] or [self.tracker]
-        return all(not s.alive for s in tail) and self.tracker.join(0)
+        supervise.handle(self, msg)
 
     def _finish(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        self._close_all()  # everything downstream is done; release any producer still blocked
-        stuck = [s.name for s in self.stages if not s.join(JOIN_TIMEOUT_S)]
-        if self._aborted:
-            shutdown.count_aborted(self)
-        if self._ended_before_stop is not None:
-            shutdown.mark_stopped(self, self._ended_before_stop)
-        self.metrics.close()
-        while (msg := self.bus.poll(0)) is not None:
-            if msg.kind == "error" and msg.error is not None and msg.error not in self.errors:
-                self.errors.append(msg.error)
-        self._t_end = time.perf_counter()
-        # What the run did not deliver: truncated inputs, results sinks failed or dropped.
-        self.problems.extend(p for st in self.streams.values() for p in st.problems)
-        self.problems.extend(shutdown.sink_drop_problems(self))
-        self.problems.extend(p for p in (st.problem() for st in self.sink_stages) if p)
-        if stuck:
-            log.error("threads still running after stop: %s", stuck)
-        log.info("pipeline %s finished in %.2f s", self.name, self._t_end - self._t_start)
+        supervise.finish(self)
 
     def _supervise_until_done(self) -> None:
-        """Read the bus until the last stage has finished. A stop is bounded by
-        ``drain_timeout_s`` (then it aborts), an abort by JOIN_TIMEOUT_S (a stage stuck in a
-        call that never returns is left behind, and named by ``_finish``)."""
-        while not self._done():
-            now = time.monotonic()
-            if self._abort_deadline is not None and now > self._abort_deadline:
-                return
-            if self._drain_deadline is not None and not self._aborted and now > self._drain_deadline:
-                log.error("the graceful stop took over %g s: aborting", self.drain_timeout_s)
-                self.abort()
-            msg = self.bus.poll(0.05)
-            if msg is not None:
-                self._handle(msg)
+        supervise.until_done(self)
 
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end of every stream; returns the summary, raises the first error."""
@@ -303,14 +290,22 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[Result]:
         """Results as they come (all streams interleaved, each in order)."""
+        return self.results()  # type: ignore[return-value]  # events=False: results only
+
+    def results(self, events: bool = False) -> Iterator[Result | EndOfStream]:
+        """Results as they come (all streams interleaved, each in order); with ``events``
+        also each stream's end, after its last result (``reason``: eos, stopped, error,
+        removed). Starts the pipeline; runs it until it finishes."""
         ring: RingBuffer = self._ring(self.rings_config.sink, "block", "iterator")
         self.tracker.outputs.append(ring)
+        self.roster.join(ITERATOR)
         self.start()
-        open_streams = set(self.streams)
+        self.iterating_thread = threading.get_ident()  # remove_stream() from it does not wait
         try:
-            while open_streams:
+            while not self.roster.done(ITERATOR):
                 while (msg := self.bus.poll(0)) is not None:
                     self._handle(msg)
+                self.control.release_ready()
                 try:
                     item = ring.get(timeout=0.05)
                 except RingEmpty:
@@ -318,7 +313,9 @@ class Pipeline:
                 except RingClosed:
                     break
                 if isinstance(item, EndOfStream):
-                    open_streams.discard(item.stream_id)
+                    self.roster.end(ITERATOR, item.stream_id)
+                    if events:
+                        yield item
                     continue
                 yield item
             self._supervise_until_done()
@@ -340,31 +337,5 @@ class Pipeline:
 
     # -- reporting ------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        end = self._t_end or time.perf_counter()
-        wall = max(1e-9, end - self._t_start) if self._t_start else 0.0
-        results = sum(s.results for s in self.streams.values())
-        drops: dict[str, int] = {}
-        for s in self.streams.values():
-            for k, v in s.drops_snapshot().items():
-                drops[k] = drops.get(k, 0) + v
-        return redact_obj({  # type: ignore[return-value]  # errors may quote a URL
-            "pipeline": self.name,
-            "model": self.model.name,
-            "providers": self.model.backend.active_providers,
-            "requested_providers": self.model.backend.requested_providers,
-            "provider_fallback": self.model.backend.fell_back,
-            "postprocess_device": self.model.postprocess_device,
-            "wall_s": round(wall, 3),
-            "frames": sum(s.frames for s in self.streams.values()),
-            "results": results,
-            "detections": sum(s.detections for s in self.streams.values()),
-            "fps": round(results / wall, 2) if wall else 0.0,
-            "drops": drops,
-            "latency_ms": self.metrics.latency_summary(),
-            "batches": self.inference.batches,
-            "streams": {sid: s.summary() for sid, s in self.streams.items()},
-            "stages": {st.name: st.stats() for st in self.stages},
-            "rings": {r.name: {"capacity": r.capacity, "policy": r.policy, "puts": r.stats.puts, "dropped": r.stats.dropped,
-                               "max_depth": r.stats.max_depth} for r in self.rings},
-            "errors": [str(e) for e in self.errors] + self.problems,
-        })
+        """The run so far: totals, per stream (removed ones too), per stage, per ring, errors."""
+        return report.summary(self)

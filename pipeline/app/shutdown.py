@@ -58,7 +58,7 @@ def signal_handlers(pipeline: Pipeline, enabled: bool) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _drain(ring: RingBuffer) -> list[object]:
+def drain_ring(ring: RingBuffer) -> list[object]:
     """What is left in a ring nobody reads any more."""
     items = []
     while True:
@@ -76,7 +76,7 @@ def discard_sink_rings(pipeline: Pipeline) -> None:
     """An abort: the sinks write nothing more (a closed ring still hands out what it holds,
     which a graceful end wants and an abort does not); ``count_aborted`` counts it."""
     for stage in pipeline.sink_stages:
-        _drain(stage.inp)
+        drain_ring(stage.inp)
 
 
 def count_aborted(pipeline: Pipeline) -> None:
@@ -88,7 +88,7 @@ def count_aborted(pipeline: Pipeline) -> None:
         n = stats.frames - stats.results - stats.drops_snapshot().get("frame_ring_full", 0)
         ring = next((r for r in pipeline.rings if r.name == f"packets:{sid}"), None)
         if ring is not None:  # packets read but never decoded
-            n += sum(isinstance(p, Packet) for p in _drain(ring))
+            n += sum(isinstance(p, Packet) for p in drain_ring(ring))
         if n > 0:
             stats.drop("aborted", n)
             lost[sid] = n

@@ -32,3 +32,20 @@ class StageError(VidpipeError):
         self.error = error
         where = f"stage {stage!r}" + (f" on stream {stream!r}" if stream else "")
         super().__init__(f"{where} failed: {type(error).__name__}: {error}")
+
+
+class StreamError(VidpipeError, ValueError):
+    """A runtime stream operation was refused (``Pipeline.add_stream``, ``remove_stream``,
+    ``pause_stream``...): the message names the stream and why."""
+
+
+class UnknownStreamError(StreamError):
+    """No stream of that id in the pipeline (an HTTP layer: 404)."""
+
+
+class StreamExistsError(StreamError):
+    """A stream of that id is already in the pipeline (an HTTP layer: 409)."""
+
+
+class PipelineFinishedError(StreamError):
+    """The pipeline has finished or is stopping: streams can no longer change (409)."""

@@ -74,6 +74,7 @@ class Stage:
         self.stream_id = stream_id
         self.current_stream: str | None = stream_id  # named in errors
         self._stop = threading.Event()
+        self._abandon = False  # stop(now=True): a put waiting for space gives up too
         self._thread: threading.Thread | None = None
         self.busy_s = 0.0  # time spent working, not waiting
         self.put_wait_s = 0.0  # time blocked on full output rings (back-pressure)
@@ -87,7 +88,10 @@ class Stage:
         self._thread = threading.Thread(target=self._main, name=f"vidpipe:{self.name}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, now: bool = False) -> None:
+        """Ask the thread to stop. ``now``: also give up a put that waits for space (a
+        stream removed without draining); otherwise a waiting put still delivers."""
+        self._abandon = self._abandon or now
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -158,7 +162,8 @@ class Stage:
             t0 = time.perf_counter()
             if not ring.put(item, timeout=0):
                 while not ring.put(item, timeout=POLL_S):
-                    pass
+                    if self._abandon:
+                        raise StopStage()
                 self.put_wait_s += time.perf_counter() - t0
             return True
         except RingClosed:
@@ -175,6 +180,18 @@ class Stage:
                 continue
             except RingClosed:
                 raise StopStage() from None
+
+    def poll(self, ring: RingBuffer[Any]) -> Any:
+        """Next item of ``ring``, or None after POLL_S (so the caller can look at what else
+        may end it); raises StopStage when stopped or the ring is closed."""
+        if self.stopping:
+            raise StopStage()
+        try:
+            return ring.get(timeout=POLL_S)
+        except RingEmpty:
+            return None
+        except RingClosed:
+            raise StopStage() from None
 
     def stats(self) -> dict[str, Any]:
         end = self.finished_at or time.perf_counter()

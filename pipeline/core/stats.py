@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+END_STATES = ("ended", "stopped", "failed", "removed")  # a stream in one of these sends nothing more
+
 
 @dataclass
 class StreamStats:
@@ -16,7 +18,8 @@ class StreamStats:
     frames: int = 0
     results: int = 0
     detections: int = 0
-    state: str = "created"  # created | connecting | streaming | reconnecting | ended | stopped | failed
+    state: str = "created"  # created | connecting | streaming | reconnecting | ended | stopped | failed | removed
+    paused: bool = False  # pause_stream: reported as the state "paused" while it has not ended
     reconnects: int = 0
     error: str | None = None
     decoder: str | None = None  # what decodes the stream, e.g. "h264 (software)", "hevc (cuda)"
@@ -37,9 +40,14 @@ class StreamStats:
     def set_state(self, state: str) -> None:
         self.state = state
 
+    @property
+    def shown_state(self) -> str:
+        """The state as reported: ``paused`` while paused and not ended."""
+        return "paused" if self.paused and self.state not in END_STATES else self.state
+
     def summary(self) -> dict[str, Any]:
         out = {
-            "state": self.state,
+            "state": self.shown_state,
             "packets": self.packets,
             "frames": self.frames,
             "results": self.results,

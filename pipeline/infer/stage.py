@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from pipeline.core.items import EndOfStream, Frame
 from pipeline.core.ring import RingBuffer, RingClosed
+from pipeline.core.roster import Roster
 from pipeline.core.stage import POLL_S, Bus, Stage, StopStage
 from pipeline.infer.config import BatchingConfig
 from pipeline.infer.model import Model
@@ -29,10 +30,13 @@ log = logging.getLogger("vidpipe.inference")
 class InferenceStage(Stage):
     def __init__(self, bus: Bus, model: Model, inputs: dict[str, RingBuffer], out: RingBuffer,
                  waker: threading.Event, batching: BatchingConfig | None = None,
-                 infer_intervals: Mapping[str, int] | None = None) -> None:
+                 infer_intervals: Mapping[str, int] | None = None, roster: Roster | None = None) -> None:
         super().__init__(f"inference:{model.name}", bus)
         self.model = model
-        self.inputs = inputs
+        self.inputs = dict(inputs)
+        self._inputs_lock = threading.Lock()  # streams join (add_input) from other threads
+        self.roster = roster if roster is not None else Roster(inputs)
+        self.roster.join(self)
         self.out = out
         self.waker = waker
         batching = batching or BatchingConfig()
@@ -47,23 +51,40 @@ class InferenceStage(Stage):
         # every stream of the model, so the state is kept here, per stream, until its end.
         self.stream_states: dict[str, StreamState] = {}
 
+    def add_input(self, stream_id: str, ring: RingBuffer, infer_interval: int = 1) -> None:
+        """A stream joins the batch (the pipeline puts it on the roster too): its frames
+        are collected from the next pass on; no other stream waits for it."""
+        with self._inputs_lock:
+            self.intervals[stream_id] = infer_interval
+            self.inputs = {**self.inputs, stream_id: ring}  # a new dict: a pass in progress keeps its own
+        self.waker.set()
+
+    def remove_input(self, stream_id: str) -> None:
+        """Forget a stream: after its end of stream, or one that never started."""
+        with self._inputs_lock:
+            self.inputs = {sid: ring for sid, ring in self.inputs.items() if sid != stream_id}
+            self.intervals.pop(stream_id, None)
+        self.stream_states.pop(stream_id, None)
+
     def needs_inference(self, frame: Frame) -> bool:
         n = self.intervals.get(frame.stream_id, 1)
         return n <= 1 or frame.index % n == 0
 
-    def _collect(self, open_streams: list[str]) -> list:
-        """Items for one batch: up to max_batch_size frames, plus control items met."""
+    def _collect(self) -> list:
+        """Items for one batch: up to max_batch_size frames, plus control items met; empty
+        when nothing came and the roster says this stage is done."""
         items: list = []
         n_frames = 0
         deadline = None
         while True:
             self.waker.clear()  # before scanning, so a put during the scan is not missed
             progressed = False
-            count = len(open_streams)
+            rings = list(self.inputs.values())  # this pass's streams (joining ones: the next pass)
+            count = len(rings)
             for k in range(count):
-                sid = open_streams[(self._rr + k) % count]
+                ring = rings[(self._rr + k) % count]
                 try:
-                    item = self.inputs[sid].get_nowait()
+                    item = ring.get_nowait()
                 except RingClosed:
                     raise StopStage() from None
                 if item is None:
@@ -87,13 +108,14 @@ class InferenceStage(Stage):
                     return items
                 if self.stopping:
                     raise StopStage()
+                if deadline is None and self.roster.done(self):
+                    return items
                 wait = POLL_S if deadline is None else min(POLL_S, deadline - now)
                 self.waker.wait(max(0.0, wait))
 
     def run(self) -> None:
-        open_streams = list(self.inputs)
-        while open_streams:
-            items = self._collect(open_streams)
+        while not self.roster.done(self):
+            items = self._collect()
             frames, results = [], {}
             for it in items:
                 if isinstance(it, Frame):
@@ -113,8 +135,8 @@ class InferenceStage(Stage):
                 else:
                     self.put(self.out, it)
                     if isinstance(it, EndOfStream):
-                        open_streams.remove(it.stream_id)
-                        self.stream_states.pop(it.stream_id, None)
+                        self.remove_input(it.stream_id)  # what may follow in its ring is never read
+                        self.roster.end(self, it.stream_id)
 
     def _carried(self, f: Frame) -> Result:
         """A frame skipped by infer_interval: the tracker fills in its detections."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pipeline.core.items import EndOfStream, StreamInfo
 from pipeline.core.ring import RingBuffer
+from pipeline.core.roster import Roster
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
 from pipeline.track.base import Tracker
@@ -30,11 +31,14 @@ class TrackerStage(Stage):
     pass untracked. ``on_result`` (metrics) sees each result before the sinks do."""
 
     def __init__(self, bus: Bus, inp: RingBuffer, outputs: list[RingBuffer], streams: dict[str, StreamStats],
-                 config: TrackerConfig | None = None, on_result: Callable[[Result], None] | None = None) -> None:
+                 config: TrackerConfig | None = None, on_result: Callable[[Result], None] | None = None,
+                 roster: Roster | None = None) -> None:
         super().__init__("tracker", bus)
         self.inp = inp
         self.outputs = outputs
-        self.streams = streams
+        self.streams = dict(streams)  # its own: streams join and leave while it runs
+        self.roster = roster if roster is not None else Roster(streams)
+        self.roster.join(self)
         self.config = config
         self.carry_masks = config.carry_masks if config is not None else True  # frames without inference: last masks scaled, or none
         self.reset_on_reconnect = config is not None and config.reset_on_reconnect
@@ -43,6 +47,16 @@ class TrackerStage(Stage):
         self.infos: dict[str, StreamInfo] = {}
         if config is not None and config.type != "none":
             geometry.warm_up()  # compile the IoU kernel now, not on the first frame
+
+    def add_stream(self, stream_id: str, stats: StreamStats) -> None:
+        """A stream joins (before its first item can arrive): its counters."""
+        self.streams[stream_id] = stats
+
+    def forget(self, stream_id: str) -> None:
+        """Release a stream's tracker state and counters (after its end of stream)."""
+        self.trackers.pop(stream_id, None)
+        self.infos.pop(stream_id, None)
+        self.streams.pop(stream_id, None)
 
     def _fan_out(self, item: object) -> None:
         for ring in self.outputs:
@@ -72,14 +86,16 @@ class TrackerStage(Stage):
         item.timings["track"] = (time.perf_counter() - t0) * 1e3
 
     def run(self) -> None:
-        open_streams = set(self.streams)
-        while open_streams:
-            item = self.get(self.inp)
+        while not self.roster.done(self):
+            item = self.poll(self.inp)
+            if item is None:
+                continue
             if isinstance(item, StreamInfo):
                 self._on_stream_info(item)
                 continue
             if isinstance(item, EndOfStream):
-                open_streams.discard(item.stream_id)
+                self.forget(item.stream_id)  # a removed stream leaves no tracker state behind
+                self.roster.end(self, item.stream_id)
                 self._fan_out(item)
                 continue
             assert isinstance(item, Result)
