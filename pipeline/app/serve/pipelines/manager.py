@@ -245,7 +245,7 @@ class PipelineManager:
         ``not restored`` and kept in the file (the others start). Returns the one-line errors."""
         if self.state is None:
             return []
-        errors = []
+        errors: list[str] = []
         self._restoring = True
         try:
             self._restore_all(self.state.read(), errors)
