@@ -161,3 +161,14 @@ def test_a_server_restarted_with_state_restores_its_pipelines(tmp_path, clips):
         Poller(http, pid).until(lambda recs: results_of(recs, "yard") >= 3, "the restored pipeline's results")
         assert http.delete(f"/pipelines/{pid}").status_code == 200
     assert json.loads(state.read_text())["pipelines"] == []
+
+
+@pytest.mark.parametrize(("content", "words"), [("{nope", "not readable as JSON"),
+                                               ('{"pipelines": 3}', "not a vidpipe.serve-state/1 file")])
+def test_a_bad_state_file_is_one_line_and_exit_2(tmp_path, content, words):
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    proc = vidpipe("serve", "--port", "0", "--state", str(state))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"vidpipe: error: serve: --state {state}: {words}"), proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert state.read_text() == content  # left as it was
