@@ -115,6 +115,10 @@ def test_bad_requests_are_clear_and_the_running_stream_carries_on(tmp_path, clip
         cli = vidpipe("streams", "remove", "nope", "--server", server.url, "--pipeline", pid)
         assert cli.returncode == 2 and cli.stderr.startswith("vidpipe: error: streams: ") and "404: " in cli.stderr, cli
         assert http.get("/pipelines").json()["pipelines"][0]["streams"] == ["yard"]
+        paused = http.post(f"/pipelines/{pid}/pause").json()
+        assert paused["state"] == "paused" and paused["streams"]["yard"]["paused"] is True, paused
+        resumed = http.post(f"/pipelines/{pid}/resume").json()
+        assert resumed["state"] == "running" and resumed["streams"]["yard"]["paused"] is False, resumed
         n = results_of(poll.records, "yard")
         poll.until(lambda recs: results_of(recs, "yard") >= n + 3, "yard's results after the bad requests")
         # A reader that falls behind a small buffer is told how many records it missed.
