@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import free_port
 from tests.serve_pipelines_helpers import END, EventReader, Poller, ended, results_of
@@ -141,7 +142,8 @@ def test_a_server_restarted_with_state_restores_its_pipelines(tmp_path, clips):
     doomed.write_bytes(clips["short"].read_bytes())
     with ServeProcess(tmp_path, CONFIG, args=("--state", str(state))) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         pid = http.post("/pipelines", json=spec(camera("yard", clips["paced"]))).json()["id"]
-        assert http.post("/pipelines", json={"spec": spec(camera("cam", doomed)), "id": "doomed"}).status_code == 201
+        as_yaml = yaml.safe_dump({"spec": spec(camera("cam", doomed)), "id": "doomed"})  # YAML by its content type
+        assert http.post("/pipelines", content=as_yaml, headers={"Content-Type": "application/yaml"}).status_code == 201
         assert http.post(f"/pipelines/{pid}/streams", json=camera("gate", clips["paced"])).status_code == 201
         assert http.post(f"/pipelines/{pid}/streams/gate/pause").status_code == 200
         events = EventReader(f"{server.url}/pipelines/{pid}/events").start()
