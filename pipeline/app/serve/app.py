@@ -2,7 +2,8 @@
 
 Routes: ``POST /infer/{instance_segmentation|object_detection|keypoints_detection|classification}``,
 ``GET /info``, ``GET /model/registry``, ``POST /model/add|remove|clear``, ``GET /metrics``,
-``GET /healthz``, ``GET /readyz``. Blocking work never runs on the event loop: images are
+``GET /healthz``, ``GET /readyz``; and ``/pipelines/...``, pipelines run by the server
+(:mod:`pipeline.app.serve.pipelines`). Blocking work never runs on the event loop: images are
 decoded and models loaded in the thread pool, inference in each model's worker thread
 (:mod:`pipeline.app.serve.batcher`), started with the model and joined when it is unloaded
 or the app shuts down.
@@ -32,6 +33,8 @@ from pipeline.app.serve.errors import ServeError, overloaded
 from pipeline.app.serve.images import load_image
 from pipeline.app.serve.metrics import ServeMetrics
 from pipeline.app.serve.middleware import BodyLimit, RequestMetrics
+from pipeline.app.serve.pipelines.manager import PipelineManager
+from pipeline.app.serve.pipelines.routes import pipeline_routes
 from pipeline.app.serve.registry import ModelRegistry
 from pipeline.app.serve.requests import InferRequest, ModelRequest, parse_body
 from pipeline.app.serve.responses import ROUTE_TASKS, prediction
@@ -66,6 +69,8 @@ class Server:
         self.uuid = str(uuid.uuid4())
         self.ready = False
         self.in_progress = 0
+        # Pipelines run by the server (pipeline.app.serve.pipelines); their model ids resolve as the routes' do.
+        self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer)
 
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -241,6 +246,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for model_id in server.config.preload:
             await run_in_threadpool(server.registry.add, model_id)
+        await run_in_threadpool(server.pipelines.restore)  # --state: the pipelines it ran before
         server.ready = True
         if on_ready is not None:
             on_ready()
@@ -248,6 +254,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
             yield
         finally:
             server.ready = False
+            await run_in_threadpool(server.pipelines.close)  # stops and joins every pipeline's thread
             await run_in_threadpool(server.registry.clear)  # joins every model's worker thread
             if on_stop is not None:
                 on_stop()
@@ -258,9 +265,12 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
         Route("/model/remove", model_remove, methods=["POST"]), Route("/model/clear", model_clear, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]), Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *pipeline_routes(),  # /pipelines/...: pipelines run by the server
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ServeError: _serve_error, HTTPException: _http_error, Exception: _internal_error})
     app.state.server = server
     max_bytes = int(server.config.limits.max_body_mb * 1024 * 1024)
-    return RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)
+    outer: Any = RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)
+    outer.server = server  # the command's hook at a signal: end the pipelines' event streams
+    return outer
