@@ -30,6 +30,7 @@ from pipeline.app.serve.auth import check_key
 from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError, overloaded
 from pipeline.app.serve.images import load_image
+from pipeline.app.serve.inference_pipelines import inference_pipeline_routes
 from pipeline.app.serve.metrics import ServeMetrics
 from pipeline.app.serve.middleware import BodyLimit, RequestMetrics
 from pipeline.app.serve.registry import ModelRegistry
@@ -254,7 +255,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
                 on_stop()
 
     routes = [
-        *workflow_routes(),  # before /infer/{task}: it would take /infer/workflows
+        *workflow_routes(), *inference_pipeline_routes(),  # before /infer/{task}: it would take /infer/workflows
         Route("/infer/{task}", infer, methods=["POST"]), Route("/info", info, methods=["GET"]),
         Route("/model/registry", registry, methods=["GET"]), Route("/model/add", model_add, methods=["POST"]),
         Route("/model/remove", model_remove, methods=["POST"]), Route("/model/clear", model_clear, methods=["POST"]),
