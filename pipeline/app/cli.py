@@ -1,4 +1,4 @@
-"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve.
+"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve, streams.
 
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
 exits with code 2; a stage failure during a run, or a run that finished incomplete (the
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from pipeline.app.serve.command import add_parser as add_serve_parser
+from pipeline.app.serve.pipelines.cli import add_parser as add_streams_parser
 from pipeline.core.errors import StageError, VidpipeError
 from pipeline.core.redact import install_filter, redact_text
 
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--force", action="store_true", help="replace keys already in DIR")
     gen.set_defaults(func=cmd_keys)
     add_serve_parser(sub)
+    add_streams_parser(sub)
     return parser
 
 

@@ -33,6 +33,8 @@ from pipeline.app.serve.images import load_image
 from pipeline.app.serve.inference_pipelines import inference_pipeline_routes
 from pipeline.app.serve.metrics import ServeMetrics
 from pipeline.app.serve.middleware import BodyLimit, RequestMetrics
+from pipeline.app.serve.pipelines.manager import PipelineManager
+from pipeline.app.serve.pipelines.routes import pipeline_routes
 from pipeline.app.serve.registry import ModelRegistry
 from pipeline.app.serve.requests import InferRequest, ModelRequest, parse_body
 from pipeline.app.serve.responses import ROUTE_TASKS, prediction
@@ -68,6 +70,8 @@ class Server:
         self.uuid = str(uuid.uuid4())
         self.ready = False
         self.in_progress = 0
+        # Pipelines run by the server (pipeline.app.serve.pipelines); their model ids resolve as the routes' do.
+        self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer)
 
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -243,6 +247,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for model_id in server.config.preload:
             await run_in_threadpool(server.registry.add, model_id)
+        await run_in_threadpool(server.pipelines.restore)  # --state: the pipelines it ran before
         server.ready = True
         if on_ready is not None:
             on_ready()
@@ -250,6 +255,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
             yield
         finally:
             server.ready = False
+            await run_in_threadpool(server.pipelines.close)  # stops and joins every pipeline's thread
             await run_in_threadpool(server.registry.clear)  # joins every model's worker thread
             if on_stop is not None:
                 on_stop()
@@ -261,9 +267,12 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
         Route("/model/remove", model_remove, methods=["POST"]), Route("/model/clear", model_clear, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]), Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *pipeline_routes(),  # /pipelines/...: pipelines run by the server
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ServeError: _serve_error, HTTPException: _http_error, Exception: _internal_error})
     app.state.server = server
     max_bytes = int(server.config.limits.max_body_mb * 1024 * 1024)
-    return RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)
+    outer: Any = RequestMetrics(BodyLimit(app, max_bytes, server.config.limits.read_timeout_s), server.metrics)
+    outer.server = server  # the command's hook at a signal: end the pipelines' event streams
+    return outer

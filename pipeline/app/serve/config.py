@@ -58,6 +58,9 @@ class ServeConfig(Options):
                                                                            "GPU, falling back to the CPU where there is none)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     urls: UrlConfig = Field(default_factory=UrlConfig)
+    state: Path | None = Field(None, description="pipelines run by the server (POST /pipelines) are written here on "
+                                                 "each change and restored at start")
+    pipeline_buffer: int = Field(1000, ge=1, description="records kept per pipeline for GET /pipelines/{id}/results")
 
 
 def load_serve_config(path: str | Path | None, **overrides: object) -> ServeConfig:

@@ -15,7 +15,9 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from pipeline.app.serve.config import ServeConfig, load_serve_config
 from pipeline.core.errors import ConfigError
@@ -33,10 +35,10 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_config(config_path: str | None, host: str | None = None, port: int | None = None, api_key: str | None = None,
-                 models: str | None = None) -> ServeConfig:
+                 models: str | None = None, state: str | None = None) -> ServeConfig:
     """The serve config with the command line's flags on top; ConfigError for a public bind without a key."""
     config = load_serve_config(config_path, host=host, port=port, api_key=api_key,
-                               models_dir=str(Path(models)) if models else None)
+                               models_dir=str(Path(models)) if models else None, state=state)
     if not is_loopback(config.host) and not config.api_key:
         raise ConfigError(f"serve: binding {config.host} (not loopback) needs an API key: --api-key KEY "
                           "(or api_key in the config), or bind 127.0.0.1")
@@ -56,6 +58,22 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         raise ConfigError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        """uvicorn's server, telling the app that it stops before waiting for open responses."""
+
+        on_exit: Any = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.on_exit is not None:  # from a thread: the signal may have interrupted a holder of its locks
+                threading.Thread(target=self.on_exit, name="serve-exit", daemon=True).start()
+            super().handle_exit(sig, frame)
+
+    return _Server
 
 
 def run(config: ServeConfig) -> int:
@@ -83,7 +101,9 @@ def run(config: ServeConfig) -> int:
         raise SystemExit(128 + signum)  # the CLI's convention: 143 after SIGTERM (130 after SIGINT)
 
     app = create_app(config, on_ready=ready, on_stop=stopped)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    _Server = _server_class()
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server.on_exit = app.server.pipelines.end_event_streams  # open event streams end, or uvicorn would wait on them
     # uvicorn handles SIGTERM itself (a graceful shutdown), then raises it again for the handler found before it
     previous = signal.signal(signal.SIGTERM, exit_on)
     try:
