@@ -124,18 +124,11 @@ class WorkflowPipelines:
 
 
 def _pipelines(request: Request) -> WorkflowPipelines:
-    """The app's :class:`WorkflowPipelines`, over the server's pipeline manager (made here
-    while the server has none of its own)."""
+    """The app's :class:`WorkflowPipelines`, over the server's pipeline manager."""
     state = request.app.state
     found = getattr(state, "workflow_pipelines", None)
-    if found is None:
-        server = state.server
-        manager = getattr(server, "pipelines", None)
-        if manager is None:
-            from pipeline.app.serve.pipelines.manager import PipelineManager
-
-            manager = server.pipelines = PipelineManager(resolve_model=server.registry.resolve)
-        found = state.workflow_pipelines = WorkflowPipelines(manager)
+    if found is None:  # the event loop's thread only: no lock needed
+        found = state.workflow_pipelines = WorkflowPipelines(state.server.pipelines)
     return found
 
 
