@@ -119,8 +119,29 @@ def test_bad_pipeline_requests_are_clear_errors(server, small_clip, tmp_path):
     for spec, video, proc, status, named in cases:
         r = initialise(server, spec, video, **proc)
         assert r.status_code == status and named in r.json()["message"], r.text
-    assert httpx.get(f"{server.url}/inference_pipelines/list").json()["pipelines"] == []  # nothing left running
-    r = httpx.get(f"{server.url}/inference_pipelines/nope/status")
+    assert httpx.get(f"{server.url}/inference_pipelines/list", timeout=60).json()["pipelines"] == []  # nothing left running
+    r = httpx.get(f"{server.url}/inference_pipelines/nope/status", timeout=60)
     assert r.status_code == 404 and "nope" in r.json()["message"]
-    r = httpx.post(f"{server.url}/inference_pipelines/nope/terminate")
+    r = httpx.post(f"{server.url}/inference_pipelines/nope/terminate", timeout=60)
     assert r.status_code == 404
+
+
+def test_a_restarted_server_consumes_its_workflow_pipelines(small_clip, tmp_path):
+    """With --state, a pipeline started from a workflow runs again after a restart, and consume
+    answers the workflow's outputs for it."""
+    state = tmp_path / "state.json"
+    with ServeProcess(tmp_path, CONFIG, args=("--state", str(state))) as first:
+        r = initialise(first, tracked_spec(), str(small_clip))
+        assert r.status_code == 200, r.text
+        pid = r.json()["context"]["pipeline_id"]
+    assert (tmp_path / "state.json.workflows.json").exists()
+    with ServeProcess(tmp_path, CONFIG, args=("--state", str(state))) as second:
+        assert httpx.get(f"{second.url}/inference_pipelines/list", timeout=60).json()["pipelines"] == [pid]
+        got = httpx.get(f"{second.url}/inference_pipelines/{pid}/consume", timeout=60).json()
+        for _ in range(20):  # each call waits up to a second for a frame
+            if got["outputs"]:
+                break
+            got = httpx.get(f"{second.url}/inference_pipelines/{pid}/consume", timeout=60).json()
+        assert got["frames_metadata"][0]["frame_id"] == 0
+        assert got["outputs"][0]["model"] == PROPS["model_id"] and "tracked" in got["outputs"][0]
+        assert httpx.post(f"{second.url}/inference_pipelines/{pid}/terminate", timeout=120).status_code == 200

@@ -21,7 +21,8 @@ from tests.test_serve import b64, without_ids
 from tests.workflow_specs import BOUND, PROPS, infer_body, parameters, seg_spec
 
 SDK_PYTHON = REPO / ".venv-rfsdk" / "bin" / "python"
-CONFIG = {"preload": ["shapes-yolov8seg"], "batching": {"max_batch_size": 1, "max_wait_ms": 1},
+CONFIG = {"preload": ["shapes-yolov8seg"], "models_dir": str(REPO / "tests" / "fixtures" / "ultralytics"),
+          "batching": {"max_batch_size": 1, "max_wait_ms": 1},
           "backend": {"intra_op_threads": 1}}
 
 
@@ -112,6 +113,37 @@ def test_run_workflow_answers_what_infer_answers(server, frame):
     r = httpx.post(f"{server.url}/infer/workflows", json={"specification": seg_spec(2),
                    "inputs": {"image": [b64(frame), b64(frame)], **parameters()}}, timeout=120)
     assert r.status_code == 200 and len(r.json()["outputs"]) == 2
+
+
+def test_every_model_family_in_one_spec(server, frame):
+    """Object detection (a segmentation model, no masks), keypoints and classification blocks,
+    each answering what its /infer route answers; a model of the wrong task is refused."""
+    steps = [("roboflow_core/roboflow_object_detection_model@v1", "shapes-yolov8seg", "object_detection",
+              {"confidence": 0.5, "max_detections": 3}),
+             ("roboflow_core/roboflow_keypoint_detection_model@v2", "shapes-yolov8pose", "keypoints_detection",
+              {"keypoint_confidence": 0.5}),
+             ("roboflow_core/roboflow_classification_model@v2", "yolo11-cls", "classification", {"confidence": 0.1})]
+    spec = {"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "img"}],
+            "steps": [{"type": t, "name": f"s{i}", "images": "$inputs.img", "model_id": m, **props}
+                      for i, (t, m, _, props) in enumerate(steps)],
+            "outputs": [{"type": "JsonField", "name": f"o{i}", "selector": f"$steps.s{i}.predictions"}
+                        for i in range(len(steps))]}
+    r = run(server, spec, {"img": b64(frame)})
+    assert r.status_code == 200, r.text
+    (out,) = r.json()["outputs"]
+    for i, (_, model_id, route, props) in enumerate(steps):
+        infer = httpx.post(f"{server.url}/infer/{route}", json={"model_id": model_id, "image": b64(frame), **props},
+                           timeout=120).json()
+        got = out[f"o{i}"]
+        if route == "classification":
+            assert got["top"] == infer["top"] and got["predictions"] == infer["predictions"]
+        else:
+            assert without_ids(got["predictions"]) == without_ids(infer["predictions"]) and infer["predictions"], route
+    assert all("points" not in p for p in out["o0"]["predictions"]) and len(out["o0"]["predictions"]) <= 3
+    assert all("keypoints" in p for p in out["o1"]["predictions"])
+    wrong = seg_spec(2)
+    r = run(server, wrong, {"image": b64(frame), **parameters(), "model_id": "shapes-yolov8pose"})
+    assert r.status_code == 400 and "shapes-yolov8pose is a pose model" in r.json()["message"]
 
 
 def test_bad_workflow_requests_are_422(server, frame):

@@ -8,15 +8,19 @@
 (a stream per video reference: ids ``"0"``, ``"1"``, ...; ``max_fps``; the memory sink's
 ``results_buffer_size`` as the pipeline's buffer). ``consume`` hands over the oldest frame
 not yet consumed (Roboflow's: one at a time, an empty answer when none is ready; vidpipe waits
-up to ``CONSUME_WAIT_S`` for one rather than have the client spin). Answers are Roboflow's:
+up to ``CONSUME_WAIT_S`` for one rather than have the client spin). With ``--state FILE`` the
+workflows of the pipelines started here are kept in ``FILE.workflows.json`` (the manager keeps
+the pipelines), so that ``consume`` answers for them after a restart. Answers are Roboflow's:
 ``{"status": "success", "context": {"request_id", "pipeline_id"}, ...}``; errors ``{"message"}``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,10 +30,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.app.serve.errors import ServeError
+from pipeline.app.serve.pipelines.state import StateFile
 from pipeline.app.serve.requests import _Request, parse_body
 from pipeline.app.serve.responses import ROUTE_TASKS
 from pipeline.app.serve.workflow_spec import compile_workflow
 from pipeline.app.serve.workflow_video import VideoWorkflow, frame_metadata
+from pipeline.core.errors import VidpipeError
+
+log = logging.getLogger("vidpipe.serve")
 
 CONSUME_WAIT_S = 1.0
 END_SCHEMA = "vidpipe.end/1"
@@ -68,27 +76,57 @@ class ConsumeRequest(_Request):
 
 @dataclass
 class Consumer:
-    """What ``consume`` keeps per pipeline: the workflow and the last record handed over."""
+    """What ``consume`` keeps per pipeline: the workflow (and what it was built from: the spec,
+    parameters and image input's name) and the last record handed over."""
 
     workflow: VideoWorkflow
+    source: dict[str, Any]
     after: int = 0
+
+
+def _workflow(source: dict[str, Any]) -> VideoWorkflow:
+    return VideoWorkflow(compile_workflow(source["specification"]), source["parameters"], source["image_input_name"])
 
 
 class WorkflowPipelines:
     """The pipelines started from Workflow specs: their consumers, by pipeline id."""
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: Any, state: Path | None = None) -> None:
         self.manager = manager
         self.consumers: dict[str, Consumer] = {}
         self.lock = threading.Lock()  # one consume at a time per server: a frame is handed over once
+        self.file = StateFile(state.with_name(f"{state.name}.workflows.json")) if state is not None else None
+        self._restore()
+
+    def _restore(self) -> None:
+        """The workflows of the pipelines the manager restored (from the state file)."""
+        if self.file is None:
+            return
+        try:
+            entries = self.file.read()
+        except VidpipeError as exc:
+            log.error("%s", exc)
+            return
+        for entry in entries:
+            if entry["id"] in self.manager.pipelines:
+                try:
+                    self.consumers[entry["id"]] = Consumer(_workflow(entry["spec"]), entry["spec"])
+                except (ServeError, KeyError) as exc:
+                    log.error("%s: pipeline %s: its workflow is not usable: %s", self.file.path, entry["id"], exc)
+        self._save()
+
+    def _save(self) -> None:
+        if self.file is not None:
+            self.file.write([{"id": pid, "spec": c.source} for pid, c in self.consumers.items()])
 
     def start(self, req: InitialiseRequest) -> str:
         proc = req.processing_configuration
         if proc.workflow_specification is None:
             raise ServeError(422, "a workflow_specification is needed: vidpipe does not fetch workflows from "
                                   "Roboflow's platform (workspace_name/workflow_id)")
-        wf = VideoWorkflow(compile_workflow(proc.workflow_specification), proc.workflows_parameters or {},
-                           proc.image_input_name)
+        source = {"specification": proc.workflow_specification, "parameters": proc.workflows_parameters or {},
+                  "image_input_name": proc.image_input_name}
+        wf = _workflow(source)
         refs = req.video_configuration.video_reference
         spec = wf.spec(refs if isinstance(refs, list) else [refs], req.video_configuration.max_fps)
         pid: str = self.manager.create(spec, buffer_size=req.sink_configuration.results_buffer_size,
@@ -99,7 +137,8 @@ class WorkflowPipelines:
             raise ServeError(422, f"workflow: step {wf.model.name}: model {wf.model_id} is a {task} model; "
                                   f"{wf.model.type} runs {' or '.join(ROUTE_TASKS[wf.route])} models")
         with self.lock:
-            self.consumers[pid] = Consumer(wf)
+            self.consumers[pid] = Consumer(wf, source)
+            self._save()
         return pid
 
     def consume(self, pid: str, excluded: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -121,6 +160,7 @@ class WorkflowPipelines:
     def forget(self, pid: str) -> None:
         with self.lock:
             self.consumers.pop(pid, None)
+            self._save()
 
 
 def _pipelines(request: Request) -> WorkflowPipelines:
@@ -128,7 +168,8 @@ def _pipelines(request: Request) -> WorkflowPipelines:
     state = request.app.state
     found = getattr(state, "workflow_pipelines", None)
     if found is None:  # the event loop's thread only: no lock needed
-        found = state.workflow_pipelines = WorkflowPipelines(state.server.pipelines)
+        server = state.server
+        found = state.workflow_pipelines = WorkflowPipelines(server.pipelines, server.config.state)
     return found
 
 
