@@ -2,7 +2,8 @@
 
 Routes: ``POST /infer/{instance_segmentation|object_detection|keypoints_detection|classification}``,
 ``GET /info``, ``GET /model/registry``, ``POST /model/add|remove|clear``, ``GET /metrics``,
-``GET /healthz``, ``GET /readyz``. Blocking work never runs on the event loop: images are
+``GET /healthz``, ``GET /readyz``; and ``/pipelines/...``, pipelines run by the server
+(:mod:`pipeline.app.serve.pipelines`). Blocking work never runs on the event loop: images are
 decoded and models loaded in the thread pool, inference in each model's worker thread
 (:mod:`pipeline.app.serve.batcher`), started with the model and joined when it is unloaded
 or the app shuts down.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.app.serve.config import ServeConfig, load_serve_config
+from pipeline.app.serve.pipelines.state import StateFile
 from pipeline.core.errors import ConfigError
 
 log = logging.getLogger("vidpipe.serve")
@@ -44,6 +45,10 @@ def serve_config(config_path: str | None, host: str | None = None, port: int | N
                           "(or api_key in the config), or bind 127.0.0.1")
     if config.models_dir is not None and not config.models_dir.is_dir():
         raise ConfigError(f"serve: --models {config.models_dir}: not a folder")
+    if config.state is not None:  # a bad state file is refused before the server starts
+        if not config.state.parent.is_dir():
+            raise ConfigError(f"serve: --state {config.state}: no folder {config.state.parent}")
+        StateFile(config.state).read()
     return config
 
 

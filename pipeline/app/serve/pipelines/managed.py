@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.app.pipeline import Pipeline
 from pipeline.app.serve.pipelines.buffer import ResultBuffer, end_record
 from pipeline.core.items import EndOfStream
+from pipeline.core.redact import redact_obj
 from pipeline.vision.result import Result
 from pipeline.wire.records import to_record
 
@@ -114,10 +115,11 @@ class ManagedPipeline:
 
     def status(self) -> dict[str, Any]:
         p = self.pipeline
-        return {"id": self.id, "name": p.name, "model": p.model.name, "state": self.state,
-                "streams": self.stream_status(), "seq": self.buffer.seq,
-                "errors": [*([self.error] if self.error else []), *p.problems, *p.control.problems],
-                "created": self.created}
+        return redact_obj({  # type: ignore[return-value]  # a stream's error may quote a camera's URL
+            "id": self.id, "name": p.name, "model": p.model.name, "state": self.state,
+            "streams": self.stream_status(), "seq": self.buffer.seq,
+            "errors": [*([self.error] if self.error else []), *p.problems, *p.control.problems],
+            "created": self.created})
 
     def brief(self) -> dict[str, Any]:
         """The list's line: id, name, state and stream ids."""

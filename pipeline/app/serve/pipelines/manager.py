@@ -50,12 +50,13 @@ def _as_serve_errors(where: str) -> Iterator[None]:
         yield
     except ServeError:
         raise
-    except UnknownStreamError as exc:
-        raise ServeError(404, f"{where}: {exc}") from None
-    except (StreamExistsError, PipelineFinishedError) as exc:
-        raise ServeError(409, f"{where}: {exc}") from None
-    except VidpipeError as exc:  # config, source, model, output errors: the request's content
-        raise ServeError(422, f"{where}: {exc}") from None
+    except VidpipeError as exc:
+        message = str(exc) if where in str(exc) else f"{where}: {exc}"
+        if isinstance(exc, UnknownStreamError):
+            raise ServeError(404, message) from None
+        if isinstance(exc, (StreamExistsError, PipelineFinishedError)):
+            raise ServeError(409, message) from None
+        raise ServeError(422, message) from None  # config, source, model, output errors: the request's content
 
 
 class PipelineManager:
@@ -69,6 +70,11 @@ class PipelineManager:
         self.state = StateFile(Path(state)) if state is not None else None
         self.buffer_size = buffer_size
         self.pipelines: dict[str, ManagedPipeline] = {}
+        # State-file entries that failed to restore: kept in the file (a later start retries
+        # them), listed with their error, forgotten by terminate().
+        self.unrestored: dict[str, tuple[dict[str, Any], str]] = {}
+        self._restoring = False  # no writes while restoring: the file still holds what is not yet back
+        self._creating: set[str] = set()  # ids being created: a second create of one is refused
         self._lock = threading.RLock()
 
     # -- create ---------------------------------------------------------------------------
@@ -79,15 +85,20 @@ class PipelineManager:
             raise ServeError(422, "a pipeline spec must be a mapping (the YAML of vidpipe run)")
         pid = pipeline_id or uuid.uuid4().hex[:12]
         with self._lock:
-            if pid in self.pipelines:
+            if pid in self.pipelines or pid in self._creating or pid in self.unrestored:
                 raise ServeError(409, f"a pipeline {pid!r} exists")
-        with _as_serve_errors("pipeline spec"):
-            cfg = self._config(spec)
-            pipeline = Pipeline.from_config(cfg)
-        managed = ManagedPipeline(pid, pipeline, spec, buffer_size or self.buffer_size, mask_format)
-        self._start(managed)
-        with self._lock:
-            self.pipelines[pid] = managed
+            self._creating.add(pid)
+        try:
+            with _as_serve_errors("pipeline spec"):
+                cfg = self._config(spec)
+                pipeline = Pipeline.from_config(cfg)
+            managed = ManagedPipeline(pid, pipeline, spec, buffer_size or self.buffer_size, mask_format)
+            self._start(managed)
+            with self._lock:
+                self.pipelines[pid] = managed
+        finally:
+            with self._lock:
+                self._creating.discard(pid)
         log.info("pipeline %s created (%s, %d stream(s))", pid, pipeline.name, len(pipeline.streams))
         if save:
             self.save()
@@ -122,14 +133,18 @@ class PipelineManager:
             managed = self.pipelines.get(pipeline_id)
             have = ", ".join(sorted(self.pipelines)) or "none"
         if managed is None:
+            if pipeline_id in self.unrestored:
+                raise ServeError(404, f"pipeline {pipeline_id!r} was not restored: {self.unrestored[pipeline_id][1]} "
+                                      f"(DELETE /pipelines/{pipeline_id} forgets it)")
             raise ServeError(404, f"no pipeline {pipeline_id!r} (pipelines: {have})")
         return managed
 
     def list_pipelines(self) -> list[dict[str, Any]]:
         """Every pipeline: id, name, state and stream ids."""
         with self._lock:
-            pipelines = list(self.pipelines.values())
-        return [m.brief() for m in pipelines]
+            pipelines, unrestored = list(self.pipelines.values()), dict(self.unrestored)
+        return [*(m.brief() for m in pipelines),
+                *({"id": pid, "state": "not restored", "error": error} for pid, (_, error) in unrestored.items())]
 
     def status(self, pipeline_id: str) -> dict[str, Any]:
         return self.get(pipeline_id).status()
@@ -184,12 +199,17 @@ class PipelineManager:
 
     def terminate(self, pipeline_id: str) -> dict[str, Any]:
         """Stop the pipeline (a graceful drain), join its thread, forget it; its summary."""
+        with self._lock:
+            forgotten = self.unrestored.pop(pipeline_id, None)
+        if forgotten is not None:
+            self.save()
+            return {"state": "not restored", "errors": [forgotten[1]]}
         managed = self.get(pipeline_id)
         with self._lock:
             self.pipelines.pop(pipeline_id, None)
         self.save()
         summary = managed.stop()
-        log.info("pipeline %s terminated: %d results", pipeline_id, summary["results"])
+        log.info("pipeline %s terminated: %d results", pipeline_id, summary.get("results", 0))
         return summary
 
     # -- the server's lifetime -------------------------------------------------------------
@@ -214,18 +234,29 @@ class PipelineManager:
 
     def save(self) -> None:
         """Write the state file (if any): every pipeline's spec, streams and pauses."""
-        if self.state is None:
+        if self.state is None or self._restoring:
             return
         with self._lock:
-            self.state.write([_entry(m) for m in self.pipelines.values()])
+            self.state.write([*(_entry(m) for m in self.pipelines.values()),
+                              *(entry for entry, _ in self.unrestored.values())])
 
     def restore(self) -> list[str]:
-        """Recreate the pipelines of the state file; one that fails is logged and left out
-        (the others start). Returns the one-line errors."""
+        """Recreate the pipelines of the state file; one that fails is logged, listed as
+        ``not restored`` and kept in the file (the others start). Returns the one-line errors."""
         if self.state is None:
             return []
-        errors = []
-        for entry in self.state.read():
+        errors: list[str] = []
+        self._restoring = True
+        try:
+            self._restore_all(self.state.read(), errors)
+        finally:
+            self._restoring = False
+        self.save()
+        return errors
+
+    def _restore_all(self, entries: list[dict[str, Any]], errors: list[str]) -> None:
+        assert self.state is not None
+        for entry in entries:
             try:
                 pid = self.create(entry["spec"], entry["id"], buffer_size=entry.get("buffer_size"),
                                   mask_format=entry.get("mask_format", "rle"), save=False)
@@ -234,10 +265,11 @@ class PipelineManager:
                 if entry.get("paused"):
                     self.pause(pid)
             except ServeError as exc:
-                errors.append(f"state file {self.state.path}: pipeline {entry.get('id')!r}: {exc.message}")
+                errors.append(f"state file {self.state.path}: pipeline {entry['id']!r}: {exc.message}")
                 log.error("%s", errors[-1])
-        self.save()
-        return errors
+                with self._lock:
+                    if entry["id"] not in self.pipelines:  # (a pause that failed leaves it running)
+                        self.unrestored[entry["id"]] = (entry, exc.message)
 
 
 def _entry(m: ManagedPipeline) -> dict[str, Any]:
