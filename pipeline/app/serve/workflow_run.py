@@ -104,7 +104,19 @@ def select(wf: Workflow, selector: str, results: dict[str, dict[str, Any]], para
 
 
 async def run_workflow(request: Request) -> Response:
+    """The route: counted with the ``/infer`` requests in progress (the same bound)."""
     server = request.app.state.server
+    limit = server.config.limits.max_requests
+    if server.in_progress >= limit:
+        raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
+    server.in_progress += 1  # the event loop's thread only: no lock needed
+    try:
+        return await _run_workflow(server, request)
+    finally:
+        server.in_progress -= 1
+
+
+async def _run_workflow(server: Any, request: Request) -> Response:
     body = await server.body(request)
     server.authorise(request, body)
     req: WorkflowRequest = parse_body(WorkflowRequest, body)
