@@ -116,10 +116,21 @@ def test_bad_pipeline_requests_are_clear_errors(server, small_clip, tmp_path):
              (seg_spec(2), str(small_clip), {"image_input_name": "frame"}, 422, "$inputs.frame"),
              (seg_spec(2), str(tmp_path / "missing.mp4"), {}, 422, "missing.mp4"),
              (seg_spec(2), {"no": 1}, {}, 422, "video_reference")]
+    good = initialise(server, seg_spec(2), str(small_clip))
+    assert good.status_code == 200, good.text
+    pid = good.json()["context"]["pipeline_id"]
     for spec, video, proc, status, named in cases:
         r = initialise(server, spec, video, **proc)
         assert r.status_code == status and named in r.json()["message"], r.text
-    assert httpx.get(f"{server.url}/inference_pipelines/list", timeout=60).json()["pipelines"] == []  # nothing left running
+    # nothing of the refused ones runs; the running one is untouched and still answers
+    assert httpx.get(f"{server.url}/inference_pipelines/list", timeout=60).json()["pipelines"] == [pid]
+    got = httpx.get(f"{server.url}/inference_pipelines/{pid}/consume", timeout=60).json()
+    for _ in range(20):  # each call waits up to a second for a frame
+        if got["outputs"]:
+            break
+        got = httpx.get(f"{server.url}/inference_pipelines/{pid}/consume", timeout=60).json()
+    assert got["frames_metadata"][0]["frame_id"] == 0 and got["outputs"][0]["predictions"]["predictions"]
+    assert httpx.post(f"{server.url}/inference_pipelines/{pid}/terminate", timeout=120).status_code == 200
     r = httpx.get(f"{server.url}/inference_pipelines/nope/status", timeout=60)
     assert r.status_code == 404 and "nope" in r.json()["message"]
     r = httpx.post(f"{server.url}/inference_pipelines/nope/terminate", timeout=60)
