@@ -31,6 +31,7 @@ from pipeline.app.serve.auth import check_key
 from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError, overloaded
 from pipeline.app.serve.images import load_image
+from pipeline.app.serve.inference_pipelines import inference_pipeline_routes
 from pipeline.app.serve.metrics import ServeMetrics
 from pipeline.app.serve.middleware import BodyLimit, RequestMetrics
 from pipeline.app.serve.pipelines.manager import PipelineManager
@@ -40,6 +41,7 @@ from pipeline.app.serve.requests import InferRequest, ModelRequest, parse_body
 from pipeline.app.serve.responses import ROUTE_TASKS, prediction
 from pipeline.app.serve.urls import UrlFetcher
 from pipeline.app.serve.visualize import visualization
+from pipeline.app.serve.workflow_run import workflow_routes
 
 log = logging.getLogger("vidpipe.serve")
 SERVER_NAME = "vidpipe inference server"
@@ -260,6 +262,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
                 on_stop()
 
     routes = [
+        *workflow_routes(), *inference_pipeline_routes(),  # before /infer/{task}: it would take /infer/workflows
         Route("/infer/{task}", infer, methods=["POST"]), Route("/info", info, methods=["GET"]),
         Route("/model/registry", registry, methods=["GET"]), Route("/model/add", model_add, methods=["POST"]),
         Route("/model/remove", model_remove, methods=["POST"]), Route("/model/clear", model_clear, methods=["POST"]),
