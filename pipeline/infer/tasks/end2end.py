@@ -22,7 +22,7 @@ from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.tasks.base import PostprocessTimings, StreamState, host
 from pipeline.infer.tasks.keypoints import keypoints_to_source
 from pipeline.infer.tasks.masks import box_masks
-from pipeline.infer.tasks.segmentation import allowed_classes, with_mask
+from pipeline.infer.tasks.segmentation import allowed_classes, area_fits, with_mask
 from pipeline.vision.detections import Detections
 
 
@@ -71,14 +71,8 @@ class EndToEndDecoder:
             keep &= inside & self.allowed[np.where(inside, cls, 0)]
         rows = rows[keep]
         xyxy = letterbox.to_source_xyxy(rows[:, :4])
-        if o.max_area_ratio is not None or o.min_area_ratio is not None:
-            wh = xyxy[:, 2:] - xyxy[:, :2]
-            area, frame = wh[:, 0] * wh[:, 1], letterbox.src_h * letterbox.src_w
-            fits = np.ones(len(rows), np.bool_)
-            if o.max_area_ratio is not None:
-                fits &= area <= o.max_area_ratio * frame
-            if o.min_area_ratio is not None:
-                fits &= area >= o.min_area_ratio * frame
+        fits = area_fits(xyxy, letterbox, o)
+        if fits is not None:
             rows, xyxy = rows[fits], xyxy[fits]
         order = np.argsort(-rows[:, 4], kind="stable")[: o.max_detections]
         return np.ascontiguousarray(rows[order], np.float32), xyxy[order]

@@ -56,6 +56,29 @@ def with_mask(masks: list[np.ndarray]) -> np.ndarray | None:
     return None if has.all() else np.flatnonzero(has)
 
 
+def area_fits(xyxy: np.ndarray, letterbox: Letterbox, options: PostprocessOptions) -> np.ndarray | None:
+    """Which boxes (source pixels) pass ``min_area_ratio``/``max_area_ratio`` of the frame, or
+    None when neither is set.
+
+    >>> from pipeline.infer.letterbox import Letterbox
+    >>> lb = Letterbox.fit((100, 100), (640, 640))
+    >>> boxes = np.array([[0, 0, 10, 10], [0, 0, 90, 90]], np.float32)
+    >>> area_fits(boxes, lb, PostprocessOptions(max_area_ratio=0.5)).tolist()
+    [True, False]
+    """
+    o = options
+    if o.max_area_ratio is None and o.min_area_ratio is None:
+        return None
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    area, frame = wh[:, 0] * wh[:, 1], letterbox.src_h * letterbox.src_w
+    fits = np.ones(len(xyxy), np.bool_)
+    if o.max_area_ratio is not None:
+        fits &= area <= o.max_area_ratio * frame
+    if o.min_area_ratio is not None:
+        fits &= area >= o.min_area_ratio * frame
+    return fits
+
+
 class SegmentationDecoder:
     """Boxes, classes, scores and (with prototypes) masks cropped to their boxes."""
 
@@ -99,14 +122,8 @@ class SegmentationDecoder:
         found = self.kernels.candidates(output0, lay.channels_first, lay.has_objectness, lay.num_classes,
                                         lay.extra_channels, o.confidence, self.allowed)
         boxes = letterbox.to_source_xyxy(found.boxes)
-        if (o.max_area_ratio is not None or o.min_area_ratio is not None) and len(found):
-            wh = boxes[:, 2:] - boxes[:, :2]
-            area, frame = wh[:, 0] * wh[:, 1], letterbox.src_h * letterbox.src_w
-            fits = np.ones(len(found), np.bool_)
-            if o.max_area_ratio is not None:
-                fits &= area <= o.max_area_ratio * frame
-            if o.min_area_ratio is not None:
-                fits &= area >= o.min_area_ratio * frame
+        fits = area_fits(boxes, letterbox, o) if len(found) else None
+        if fits is not None:
             found, boxes = found.subset(fits), boxes[fits]
         if len(found) > o.max_candidates:
             top = np.argsort(-found.scores, kind="stable")[: o.max_candidates]
