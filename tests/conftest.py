@@ -54,6 +54,16 @@ def model():
 
 
 @pytest.fixture(scope="session")
+def clips(media_dir) -> dict[str, Path]:
+    """The short clips of the tests whose streams come and go (tests/stream_helpers.py)."""
+    from tests.stream_helpers import make_clips
+
+    folder = media_dir / "stream-clips"
+    folder.mkdir(exist_ok=True)
+    return make_clips(folder)
+
+
+@pytest.fixture(scope="session")
 def gt_small(media_dir) -> dict:
     _, gt = _clip(media_dir, "small", 40, 11, "640x360")
     return json.loads(gt.read_text())

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,14 +16,9 @@ import yaml
 from tests.conftest import free_port
 from tests.serve_pipelines_helpers import END, EventReader, Poller, ended, results_of
 from tests.serve_process import REPO, ServeProcess
-from tests.stream_helpers import camera, make_clips, rtsp
+from tests.stream_helpers import camera, rtsp
 
 CONFIG = {"backend": {"intra_op_threads": 1}}
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    return make_clips(tmp_path_factory.mktemp("pipes-clips"))
 
 
 def spec(*streams: dict) -> dict:

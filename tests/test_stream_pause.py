@@ -3,24 +3,8 @@ stops being read and loses nothing; a live source (a camera-paced file) reads an
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from pipeline.app.config import RingsConfig
-from pipeline.infer.model import Model
-from pipeline.zoo import default_model_path
-from tests.stream_helpers import Recorder, Running, build, camera, make_clips, wait_for
-
-
-@pytest.fixture(scope="module")
-def model():
-    return Model.load(default_model_path(), intra_op_threads=2)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    return make_clips(tmp_path_factory.mktemp("stream-clips"))
+from tests.stream_helpers import Recorder, Running, build, camera, wait_for
 
 
 def test_pause_and_resume_streams_and_the_pipeline(model, clips, small_clip):

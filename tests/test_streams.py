@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import re
 import threading
-from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -17,23 +16,11 @@ from pipeline import Pipeline
 from pipeline.app.streams import REMOVED_KEPT
 from pipeline.core.errors import ConfigError, PipelineFinishedError, SourceError, StreamError, StreamExistsError, UnknownStreamError
 from pipeline.core.items import EndOfStream
-from pipeline.infer.model import Model
 from pipeline.track.config import TrackerConfig
-from pipeline.zoo import default_model_path
 from sinks.files import OutputExists
 from sources.synthetic import write_clip
 from tests.conftest import free_port
-from tests.stream_helpers import Recorder, Running, build, camera, consecutive, fds, make_clips, rtsp
-
-
-@pytest.fixture(scope="module")
-def model():
-    return Model.load(default_model_path(), intra_op_threads=2)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    return make_clips(tmp_path_factory.mktemp("stream-clips"))
+from tests.stream_helpers import Recorder, Running, build, camera, consecutive, fds, rtsp
 
 
 def test_a_camera_added_then_removed_while_another_stream_runs(model, clips, rtsp_server):
