@@ -11,13 +11,12 @@ or the app shuts down.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.app.serve.auth import check_key
+from pipeline.app.serve.batcher import detections_of
 from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError, overloaded
 from pipeline.app.serve.images import load_image
@@ -74,6 +74,20 @@ class Server:
         # Pipelines run by the server (pipeline.app.serve.pipelines); their model ids resolve as the routes' do.
         self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer)
 
+    @contextmanager
+    def inference_slot(self) -> Iterator[None]:
+        """One inference request in progress (``/infer``, workflows): 503 at once beyond
+        ``limits.max_requests``, which bounds the memory of requests read and decoded but not
+        yet queued. The event loop's thread only: no lock needed."""
+        limit = self.config.limits.max_requests
+        if self.in_progress >= limit:
+            raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
+        self.in_progress += 1
+        try:
+            yield
+        finally:
+            self.in_progress -= 1
+
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
         if not raw:
@@ -100,16 +114,12 @@ async def infer(request: Request) -> Response:
     route = request.path_params["task"]
     if route not in ROUTE_TASKS:
         raise ServeError(404, f"no route /infer/{route}: one of {', '.join('/infer/' + r for r in ROUTE_TASKS)}")
-    limit = server.config.limits.max_requests
-    if server.in_progress >= limit:  # bounds the memory of requests read and decoded but not yet queued
-        raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
-    server.in_progress += 1  # the event loop's thread only: no lock needed
-    preparing = Preparing(server)
-    try:
-        return await _infer(server, request, route, preparing)
-    finally:
-        preparing.done()
-        server.in_progress -= 1
+    with server.inference_slot():
+        preparing = Preparing(server)
+        try:
+            return await _infer(server, request, route, preparing)
+        finally:
+            preparing.done()
 
 
 class Preparing:
@@ -147,13 +157,7 @@ async def _infer(server: Server, request: Request, route: str, preparing: Prepar
         futures = worker.submit(images, req.postprocess())
     finally:
         preparing.done()
-    try:
-        dets = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
-                                      server.config.limits.request_timeout_s)
-    except asyncio.TimeoutError:
-        for f in futures:
-            f.cancel()
-        raise overloaded(f"model {req.model_id}: no answer within {server.config.limits.request_timeout_s} s") from None
+    dets = await detections_of(futures, req.model_id, server.config.limits.request_timeout_s)
     seconds = time.perf_counter() - t0
 
     def answer() -> list[dict[str, Any]]:

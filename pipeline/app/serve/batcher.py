@@ -15,6 +15,7 @@ request that sends the same ones.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -46,6 +47,17 @@ class Job:
     decoder: OutputDecoder
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.perf_counter)
+
+
+async def detections_of(futures: Sequence[Future], model_id: str, timeout_s: float) -> list[Detections]:
+    """The detections of a request's submitted images, awaited on the event loop; 503 (and
+    the images cancelled where they have not run) when they take over ``timeout_s``."""
+    try:
+        return list(await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)), timeout_s))
+    except asyncio.TimeoutError:
+        for f in futures:
+            f.cancel()
+        raise overloaded(f"model {model_id}: no answer within {timeout_s} s") from None
 
 
 class ModelWorker:

@@ -11,7 +11,6 @@ video: it runs in ``/inference_pipelines``, and here it is a 422.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -22,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.app.serve.errors import ServeError, overloaded
+from pipeline.app.serve.batcher import detections_of
+from pipeline.app.serve.errors import ServeError
 from pipeline.app.serve.images import load_image
 from pipeline.app.serve.requests import ImageRef, _Request, parse_body
 from pipeline.app.serve.responses import ROUTE_TASKS, prediction
@@ -71,13 +71,7 @@ async def run_step(server: Any, step: Step, props: dict[str, Any], images: list[
                               f"{step.type} runs {' or '.join(ROUTE_TASKS[route])} models")
     t0 = time.perf_counter()
     futures = worker.submit(images, options)
-    timeout = server.config.limits.request_timeout_s
-    try:
-        dets = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)), timeout)
-    except asyncio.TimeoutError:
-        for f in futures:
-            f.cancel()
-        raise overloaded(f"model {model_id}: no answer within {timeout} s") from None
+    dets = await detections_of(futures, model_id, server.config.limits.request_timeout_s)
     seconds = time.perf_counter() - t0
 
     def outputs() -> list[dict[str, Any]]:
@@ -106,14 +100,8 @@ def select(wf: Workflow, selector: str, results: dict[str, dict[str, Any]], para
 async def run_workflow(request: Request) -> Response:
     """The route: counted with the ``/infer`` requests in progress (the same bound)."""
     server = request.app.state.server
-    limit = server.config.limits.max_requests
-    if server.in_progress >= limit:
-        raise overloaded(f"server is overloaded: {limit} inference requests in progress; retry later")
-    server.in_progress += 1  # the event loop's thread only: no lock needed
-    try:
+    with server.inference_slot():
         return await _run_workflow(server, request)
-    finally:
-        server.in_progress -= 1
 
 
 async def _run_workflow(server: Any, request: Request) -> Response:
