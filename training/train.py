@@ -22,7 +22,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,17 +63,22 @@ def letterboxed_sample(image: np.ndarray, objects: list) -> tuple[dict, float, i
     return sample, r, top, left
 
 
-def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
-    """Letterboxed 640 frames with an instance map (index into ``classes``) per pixel."""
-    samples = []
+def training_frames(num_clips: int, frames_per_clip: int, every: int, seed: int) -> Iterator[tuple[np.ndarray, Any]]:
+    """(image, labels) of every ``every``-th frame of the training clips of ``seed``
+    (scene seeds from TRAIN_SEED_BASE: never the evaluation clips')."""
     for clip in range(num_clips):
         scene = SyntheticScene(seed=TRAIN_SEED_BASE + seed * 1000 + clip)
         for t in range(frames_per_clip * every):
             image, labels = scene.step()
             if t % every == 0:
-                # H.264 softens edges a little; a light blur at training time covers that.
-                samples.append(letterboxed_sample(image, labels.objects)[0])
-    return samples
+                yield image, labels
+
+
+def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
+    """Letterboxed 640 frames with an instance map (index into ``classes``) per pixel."""
+    # H.264 softens edges a little; a light blur at training time covers that.
+    return [letterboxed_sample(image, labels.objects)[0]
+            for image, labels in training_frames(num_clips, frames_per_clip, every, seed)]
 
 
 def augmented_crop(sample: dict, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple]:

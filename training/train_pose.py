@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from sources.keypoints import FLIP_X, FLIP_Y, KEYPOINT_NAMES
-from sources.scene import CLASS_NAMES, SyntheticScene
+from sources.scene import CLASS_NAMES
 from training.net import flatten_outputs
 from training.onnx_metadata import dynamic_axes
 from training.pose_net import (
@@ -43,7 +43,17 @@ from training.pose_net import (
     load_pose_onnx,
     load_seg_onnx,
 )
-from training.train import IMGSZ, TRAIN_SEED_BASE, assign, augmented_crop, finalize_onnx, giou, instances, letterboxed_sample, to_tensor
+from training.train import (
+    IMGSZ,
+    assign,
+    augmented_crop,
+    finalize_onnx,
+    giou,
+    instances,
+    letterboxed_sample,
+    to_tensor,
+    training_frames,
+)
 
 log = logging.getLogger("vidpipe.train")
 
@@ -55,21 +65,16 @@ OKS_SIGMA = 0.05
 def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
     """Letterboxed 640 frames, an instance map (index+1 into ``classes``) and keypoints (n, K, 3)."""
     samples = []
-    for clip in range(num_clips):
-        scene = SyntheticScene(seed=TRAIN_SEED_BASE + seed * 1000 + clip)
-        for t in range(frames_per_clip * every):
-            image, labels = scene.step()
-            if t % every:
-                continue
-            sample, r, top, left = letterboxed_sample(image, labels.objects)
-            kpts = np.zeros((len(labels.objects), K, 3), np.float32)
-            for k, obj in enumerate(labels.objects):
-                assert obj.keypoints is not None
-                kpts[k] = obj.keypoints
-            # Source pixel centres map through the letterbox as the runtime maps them back.
-            kpts[:, :, 0] = kpts[:, :, 0] * r + left
-            kpts[:, :, 1] = kpts[:, :, 1] * r + top
-            samples.append({**sample, "kpts": kpts})
+    for image, labels in training_frames(num_clips, frames_per_clip, every, seed):
+        sample, r, top, left = letterboxed_sample(image, labels.objects)
+        kpts = np.zeros((len(labels.objects), K, 3), np.float32)
+        for k, obj in enumerate(labels.objects):
+            assert obj.keypoints is not None
+            kpts[k] = obj.keypoints
+        # Source pixel centres map through the letterbox as the runtime maps them back.
+        kpts[:, :, 0] = kpts[:, :, 0] * r + left
+        kpts[:, :, 1] = kpts[:, :, 1] * r + top
+        samples.append({**sample, "kpts": kpts})
     return samples
 
 
