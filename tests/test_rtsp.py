@@ -117,8 +117,11 @@ def test_server_killed_and_restarted_resumes_with_a_gap(rtsp_server, fast_model)
         assert waited <= source.config.backoff_max * (1 + source.config.backoff_jitter) + 2.0 + 1.0, waited  # backoff + 2 s (+ start)
         assert resumed[3] is True, "the first result after a reconnect carries the gap marker"
         assert resumed[2] > last[2], "frame indices stay monotonic across the reconnect"
-        more = run.collect(1.0)
-        assert len(more) > 20 and not any(m[3] for m in more)
+        # Streaming goes on after the reconnect: the next 20 results arrive, none a second gap.
+        # (Counted, not timed: how many land in a second depends on the runner's load.)
+        more = [run.next(timeout=10) for _ in range(20)]
+        assert not any(m[3] for m in more), [m[2] for m in more if m[3]]
+        assert [m[2] for m in more] == sorted(set(m[2] for m in more)), "in order, none repeated"
         assert run.pipeline.streams["cam"].reconnects >= 1
         assert run.pipeline.streams["cam"].state == "streaming"
     assert "error" not in run.box
