@@ -94,6 +94,10 @@ def test_instance_segmentation_equals_in_process(server, frames, model):
     assert isinstance(answers, list) and len(answers) == len(frames)
     local = model.infer(frames)
     assert sum(len(d) for d in local) > 0
+    # Where the time went: each part named, the model's own time within the inference's.
+    timing = dict(part.split(";dur=") for part in r.headers["server-timing"].split(", "))
+    assert set(timing) == {"decode", "infer", "model", "answer"}, timing
+    assert 0 < float(timing["model"]) <= float(timing["infer"]) and float(timing["decode"]) > 0, timing
     for answer, dets, frame in zip(answers, local, frames):
         assert answer["image"] == {"width": frame.shape[1], "height": frame.shape[0]}
         assert answer["visualization"] is None and answer["time"] > 0 and answer["inference_id"]

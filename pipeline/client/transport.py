@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from pipeline.client.errors import HTTPCallErrorError, HTTPClientError, HTTPServerConnectionError, redact_key
+from pipeline.client.jsonbody import json_bytes
 
 log = logging.getLogger("vidpipe.client")
 
@@ -41,6 +42,13 @@ class Call:
     body: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    def content(self) -> bytes | None:
+        """The body as JSON bytes (base64 images spliced in: :mod:`pipeline.client.jsonbody`)."""
+        return None if self.body is None else json_bytes(self.body)
+
+    def all_headers(self) -> dict[str, str]:
+        return self.headers if self.body is None else {"Content-Type": "application/json", **self.headers}
 
     @property
     def what(self) -> str:
@@ -115,8 +123,8 @@ class Transport:
         """The JSON answer of one request."""
         timeout = timeout_s or self.timeout_s
         try:
-            response = self._client.request(call.method, call.path, json=call.body, params=call.params,
-                                            headers=call.headers, timeout=timeout)
+            response = self._client.request(call.method, call.path, content=call.content(), params=call.params,
+                                            headers=call.all_headers(), timeout=timeout)
         except httpx.HTTPError as exc:
             raise _failure(self.api_url, call, exc, timeout) from None
         return _answer(call, response)
@@ -168,8 +176,8 @@ class Transport:
             async def once(call: Call) -> Any:
                 async with gate:
                     try:
-                        response = await client.request(call.method, call.path, json=call.body, params=call.params,
-                                                        headers=call.headers)
+                        response = await client.request(call.method, call.path, content=call.content(), params=call.params,
+                                                        headers=call.all_headers())
                     except httpx.HTTPError as exc:
                         raise _failure(self.api_url, call, exc, timeout) from None
                     return _answer(call, response)

@@ -47,16 +47,17 @@ class Job:
     decoder: OutputDecoder
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.perf_counter)
+    model_s: float = 0.0  # the model's time on this image: its share of the batch's preprocess + run, and its decode
 
 
-async def detections_of(futures: Sequence[Future], model_id: str, timeout_s: float) -> list[Detections]:
+async def detections_of(jobs: Sequence[Job], model_id: str, timeout_s: float) -> list[Detections]:
     """The detections of a request's submitted images, awaited on the event loop; 503 (and
     the images cancelled where they have not run) when they take over ``timeout_s``."""
     try:
-        return list(await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)), timeout_s))
+        return list(await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(j.future) for j in jobs)), timeout_s))
     except asyncio.TimeoutError:
-        for f in futures:
-            f.cancel()
+        for j in jobs:
+            j.future.cancel()
         raise overloaded(f"model {model_id}: no answer within {timeout_s} s") from None
 
 
@@ -111,8 +112,9 @@ class ModelWorker:
         self._decoders[key] = built
         return built
 
-    def submit(self, images: Sequence[np.ndarray], options: PostprocessOptions) -> list[Future]:
-        """Queue a request's images (all or none: 503 when they do not fit); a future per image."""
+    def submit(self, images: Sequence[np.ndarray], options: PostprocessOptions) -> list[Job]:
+        """Queue a request's images (all or none: 503 when they do not fit); a job per image,
+        whose future gets its detections."""
         decoder = self.decoder(options)
         jobs = [Job(image, decoder) for image in images]
         with self._submit_lock:  # one request's images are queued together or not at all
@@ -124,7 +126,7 @@ class ModelWorker:
                                  f"has room for {free}, the request has {len(jobs)}; retry later")
             for job in jobs:
                 self.queue.put_nowait(job)
-        return [job.future for job in jobs]
+        return jobs
 
     def _collect(self) -> list[Job]:
         """Up to max_batch_size jobs: the first waited for, the rest until max_wait_ms after it
@@ -156,6 +158,7 @@ class ModelWorker:
 
     def _run(self, jobs: list[Job]) -> None:
         model = self.model
+        t0 = time.perf_counter()
         try:
             blob, geoms = model.preprocess([j.image for j in jobs])
             outputs = model.run(blob)
@@ -168,9 +171,12 @@ class ModelWorker:
         self.images += len(jobs)
         if self._on_batch is not None:
             self._on_batch(self.model_id, len(jobs))
+        share = (time.perf_counter() - t0) / len(jobs)
         for i, (job, geom) in enumerate(zip(jobs, geoms)):
+            t1 = time.perf_counter()
             try:
                 dets: Detections = job.decoder.decode(outputs, i, geom, None, None)
+                job.model_s = share + time.perf_counter() - t1
             except Exception as exc:  # noqa: BLE001 - one image's failure is that request's
                 log.exception("model %s: post-processing failed", self.model_id)
                 job.future.set_exception(ServeError(500, f"model {self.model_id}: post-processing failed: {exc}"))

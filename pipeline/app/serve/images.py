@@ -19,6 +19,7 @@ import base64
 import binascii
 import io
 import re
+import sys
 import warnings
 
 import cv2
@@ -62,6 +63,8 @@ def b64_bytes(value: str) -> bytes:
     if value.startswith("data:") and "," in value[:100]:
         value = value.split(",", 1)[1]
     try:
+        if sys.version_info >= (3, 11):  # the same strictness in C: validate=True runs a regex over the string (2x slower)
+            return binascii.a2b_base64(value, strict_mode=True)
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise bad_image("image value is not valid base64") from None

@@ -70,8 +70,8 @@ async def run_step(server: Any, step: Step, props: dict[str, Any], images: list[
         raise ServeError(400, f"workflow: step {step.name}: model {model_id} is a {worker.model.task} model; "
                               f"{step.type} runs {' or '.join(ROUTE_TASKS[route])} models")
     t0 = time.perf_counter()
-    futures = worker.submit(images, options)
-    dets = await detections_of(futures, model_id, server.config.limits.request_timeout_s)
+    jobs = worker.submit(images, options)
+    dets = await detections_of(jobs, model_id, server.config.limits.request_timeout_s)
     seconds = time.perf_counter() - t0
 
     def outputs() -> list[dict[str, Any]]:
