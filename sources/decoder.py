@@ -2,7 +2,9 @@
 
 Video packets are decoded by a PyAV codec context opened from the source's
 :class:`StreamInfo` with ``thread_type = "AUTO"`` (frame threading: about 1.7× faster on
-two cores, and older PyAV deadlocks on HEVC with the default slice threading). Image
+two cores, and older PyAV deadlocks on HEVC with the default slice threading) — except live
+sources, decoded with slice threading (``low_delay``): frame threading returns each frame
+a frame per extra thread late. Image
 packets are decoded with OpenCV; raw packets (the synthetic world) pass through. A corrupt
 packet or image is counted as a ``decode_error`` drop, logged, and skipped; it never
 shifts the indices of the frames after it. A frame's index is its position in the
@@ -48,10 +50,11 @@ class Decoder(Stage):
     per_stream = True
 
     def __init__(self, stream_id: str, bus: Bus, inp: RingBuffer, out: RingBuffer, stats: StreamStats,
-                 options: StreamOptions | None = None, threads: int = 0, thread_type: str = "AUTO") -> None:
+                 options: StreamOptions | None = None, threads: int = 0, thread_type: str = "AUTO", live: bool = False) -> None:
         super().__init__(f"decoder:{stream_id}", bus, stream_id)
         self.inp, self.out, self.stream_stats = inp, out, stats
         self.thread_type, self.threads = thread_type, threads
+        self.live = live  # the source delivers in real time (a camera, a realtime file): decode with low delay
         self.options = options or StreamOptions()
         self.sid = stream_id  # the Stage's stream_id is optional; a decoder's never is
         self._codec: Any = None  # av's VideoCodecContext (its typing stubs lack decode())
@@ -75,9 +78,15 @@ class Decoder(Stage):
                 log.warning("stream %s: hardware decoding (%s) unavailable (%s): decoding in software",
                             self.stream_id, self.options.hwaccel, self.hwaccel_error)
         ctx = av.CodecContext.create(codec, "r")
-        ctx.thread_type = self.thread_type  # frame threading is for software decoding only
+        # Frame threading (software only) decodes N frames at once and so returns each N-1
+        # frames late: 2 frames (133 ms at 15 fps) on two cores. Live sources want each frame
+        # now: slice threading, no hold-back (and no FFmpeg LOW_DELAY flag, which would
+        # reorder a stream with B-frames wrongly).
+        low_delay = self.options.low_delay if self.options.low_delay is not None else self.live or bool(self._info and self._info.live)
+        ctx.thread_type = "SLICE" if low_delay else self.thread_type
         ctx.thread_count = self.threads
-        self.stream_stats.decoder = f"{codec} (software" + (f"; {self.options.hwaccel} unavailable)" if self.options.hwaccel else ")")
+        mode = "; low delay" if low_delay else ""
+        self.stream_stats.decoder = f"{codec} (software{mode}" + (f"; {self.options.hwaccel} unavailable)" if self.options.hwaccel else ")")
         return ctx
 
     def _open_codec(self, info: StreamInfo) -> None:

@@ -164,3 +164,21 @@ def test_tracker_state_kept_or_reset_on_reconnect():
     assert reset[3] == 1, "after a reset, ids start again"
     assert kept[3] == 2, "kept state: the new object gets a new id"
     assert np.all(np.array(kept[4:]) >= 1)
+
+
+def test_live_sources_decode_with_low_delay_and_the_same_frames(small_clip):
+    # Frame threading returns each frame a frame per extra thread late; live sources (here a
+    # realtime file) decode each frame as it comes. Forced on a file, the frames are the same.
+    def run(source: dict, **stream) -> tuple[str, list]:
+        with Pipeline.from_config(_cfg(source, **stream)) as p:
+            results = list(p)
+        return p.summary()["streams"]["s"]["decoder"], [(r.frame_index, len(r.detections)) for r in results]
+
+    live_decoder, _ = run({"type": "file", "path": str(small_clip), "realtime": True})
+    assert live_decoder == "h264 (software; low delay)"
+    off_decoder, _ = run({"type": "file", "path": str(small_clip), "realtime": True}, low_delay=False)
+    assert off_decoder == "h264 (software)"
+    file_decoder, frames = run({"type": "file", "path": str(small_clip)})
+    forced_decoder, forced = run({"type": "file", "path": str(small_clip)}, low_delay=True)
+    assert (file_decoder, forced_decoder) == ("h264 (software)", "h264 (software; low delay)")
+    assert forced == frames and len(frames) == 40

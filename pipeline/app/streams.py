@@ -93,7 +93,7 @@ class StreamControl:
         frames: RingBuffer = RingBuffer(p.rings_config.frames, options.ring_policy or ("drop_oldest" if source.live else "block"),
                                         f"frames:{sid}", waker=p.waker, on_drop=lambda _item: stats.drop("frame_ring_full"))
         parts = StreamParts(SourceStage(source, p.bus, packets, stats),
-                            Decoder(sid, p.bus, packets, frames, stats, options, threads=p.decoder_threads),
+                            Decoder(sid, p.bus, packets, frames, stats, options, threads=p.decoder_threads, live=source.live),
                             packets, frames, stats, options)
         with self.lock:  # new lists and dicts: a reader iterating the old ones is never disturbed
             self.parts = {**self.parts, sid: parts}

@@ -38,3 +38,5 @@ class StreamOptions(Options):
     max_fps: float | None = Field(None, gt=0, description="keep evenly spaced frames up to this rate (the rest: drops 'max_fps')")
     hwaccel: HwAccel | None = Field(None, description="hardware decoding (cuda: NVDEC); falls back to software where unavailable")
     hwaccel_device: str | None = Field(None, description="the device, e.g. '1' for the second GPU; default: the first")
+    low_delay: bool | None = Field(None, description="decode each frame as it comes (slice threading) instead of frame "
+                                   "threading, which holds back a frame per extra thread; default: on for live sources")
