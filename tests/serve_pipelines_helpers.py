@@ -5,6 +5,8 @@ waits on a condition."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -81,3 +83,30 @@ class EventReader:
     def records(self) -> list[dict[str, Any]]:
         with self.cond:
             return [data for event, data in self.events if event in ("result", "end")]
+
+
+def scraped(http: httpx.Client) -> dict[str, float]:
+    """The server's ``/metrics`` as {'name{labels}': value}."""
+    text = http.get("/metrics").text
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+
+
+def open_sockets(pid: int) -> int:
+    """Sockets the process ``pid`` holds open (its descriptors that are sockets)."""
+    fds = f"/proc/{pid}/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        try:
+            count += os.readlink(f"{fds}/{fd}").startswith("socket:")
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return count
+
+
+def settles(value: Callable[[], float], target: float, why: str, timeout: float = 15.0) -> None:
+    """Waits until ``value()`` is at most ``target`` (a bound on the wait, not a timing assert:
+    a closed connection's socket goes once the server has read its end)."""
+    deadline = time.monotonic() + timeout
+    while (now := value()) > target:
+        assert time.monotonic() < deadline, f"{why}: {now}, expected at most {target}"
+        time.sleep(0.05)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port
-from tests.serve_pipelines_helpers import END, EventReader, Poller, ended, results_of
+from tests.serve_pipelines_helpers import END, EventReader, Poller, ended, open_sockets, results_of, scraped, settles
 from tests.serve_process import REPO, ServeProcess
 from tests.stream_helpers import camera, rtsp
 
@@ -42,6 +42,8 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
         events = EventReader(f"{server.url}/pipelines/{pid}/events").start()
         poll = Poller(http, pid)
         poll.until(lambda recs: results_of(recs, "yard") >= 3, "yard's results")
+        assert server.proc is not None
+        threads, sockets = scraped(http)['vidpipe_serve_threads{kind="vidpipe"}'], open_sockets(server.proc.pid)
         r = http.post(f"/pipelines/{pid}/streams", json=rtsp("door", cam.url))
         assert r.status_code == 201 and r.json()["id"] == "door", r.text
         poll.until(lambda recs: results_of(recs, "door") >= 3, "door's results")
@@ -51,6 +53,9 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
         for line in status["streams"].values():
             assert {"state", "fps", "latency_ms", "drops", "results"} <= set(line) and line["results"] >= 1
         assert status["streams"]["door"]["state"] == "streaming"
+        metrics = scraped(http)
+        assert metrics[f'vidpipe_pipeline_stream_results_total{{pipeline="{pid}",stream="door"}}'] >= 1
+        assert metrics['vidpipe_serve_threads{kind="vidpipe"}'] > threads and open_sockets(server.proc.pid) > sockets
         listed = vidpipe("streams", "list", "--server", server.url)
         assert listed.returncode == 0 and " door " in listed.stdout and " yard " in listed.stdout, listed
         removed = vidpipe("streams", "remove", "door", "--server", server.url)  # the only pipeline: no --pipeline
@@ -61,6 +66,9 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
         assert all(r["schema"] == "vidpipe.result/1" for r in door[:-1])
         events.wait(lambda ev: ("end", door[-1]) in ev, "door's end as an event")
         assert http.get(f"/pipelines/{pid}").json()["streams"]["door"]["state"] == "removed"
+        # Released in the server: its threads at once, its RTSP socket (and the CLI's connections) once closed.
+        assert scraped(http)['vidpipe_serve_threads{kind="vidpipe"}'] == threads
+        settles(lambda: open_sockets(server.proc.pid), sockets, "the server's open sockets")
         r = http.post(f"/pipelines/{pid}/streams/yard/pause")
         assert r.status_code == 200 and r.json()["streams"]["yard"]["state"] == "paused"
         r = http.post(f"/pipelines/{pid}/streams/yard/resume")
@@ -77,6 +85,38 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["frame"] for r in written if r["stream"] == "door"] == [r["frame"] for r in door[:-1]]
     assert server.proc is not None and server.proc.returncode == 143, server.log
+    assert "Traceback" not in server.log, server.log
+
+
+def test_fifty_streams_added_and_removed_over_http_leave_nothing_behind(tmp_path, clips):
+    with ServeProcess(tmp_path, CONFIG) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        r = http.post("/pipelines", json=spec())
+        assert r.status_code == 201, r.text
+        pid, poll = r.json()["id"], Poller(http, pid=r.json()["id"])
+
+        def cycle(i: int) -> None:
+            sid = f"c{i}"
+            assert http.post(f"/pipelines/{pid}/streams", json={"id": sid, "source": {"type": "file", "path": str(clips["short"])}}
+                             ).status_code == 201
+            if i % 2:
+                poll.until(lambda recs: ended(recs, sid), f"{sid}'s end")  # ended by itself, then removed
+                assert http.delete(f"/pipelines/{pid}/streams/{sid}").status_code == 200
+            else:
+                assert http.delete(f"/pipelines/{pid}/streams/{sid}", params={"drain": "false"}).status_code == 200
+
+        for i in range(5):  # warm-up: allocator pools, first-use caches, the server's thread pool
+            cycle(i)
+        before = scraped(http)
+        for i in range(5, 55):
+            cycle(i)
+        after = scraped(http)
+        assert after['vidpipe_serve_threads{kind="vidpipe"}'] == before['vidpipe_serve_threads{kind="vidpipe"}']
+        settles(lambda: scraped(http)["process_open_fds"], before["process_open_fds"], "the server's open descriptors")
+        grown_mb = (after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / 2**20
+        assert grown_mb < 5, f"the server's RSS grew by {grown_mb:.1f} MB over 50 cycles"
+        assert http.get(f"/pipelines/{pid}").json()["streams"].keys() <= {f"c{i}" for i in range(55)}
+        assert all(results_of(poll.records, f"c{i}") == 3 for i in range(5, 55, 2)), "every frame of the drained ones"
+        assert http.delete(f"/pipelines/{pid}").status_code == 200
     assert "Traceback" not in server.log, server.log
 
 

@@ -73,6 +73,7 @@ class Server:
         self.in_progress = 0
         # Pipelines run by the server (pipeline.app.serve.pipelines); their model ids resolve as the routes' do.
         self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer)
+        self.metrics.watch_pipelines(self.pipelines.statuses)
 
     @contextmanager
     def inference_slot(self) -> Iterator[None]:

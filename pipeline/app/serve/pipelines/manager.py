@@ -149,6 +149,12 @@ class PipelineManager:
     def status(self, pipeline_id: str) -> dict[str, Any]:
         return self.get(pipeline_id).status()
 
+    def statuses(self) -> list[dict[str, Any]]:
+        """The status of every running pipeline (for the server's metrics)."""
+        with self._lock:
+            pipelines = list(self.pipelines.values())
+        return [m.status() for m in pipelines]
+
     def read(self, pipeline_id: str, after: int = 0, limit: int | None = None) -> tuple[list[dict[str, Any]], int, int]:
         """Records after seq ``after``, the next seq, and how many the reader missed."""
         return self.get(pipeline_id).buffer.read(after, limit)
