@@ -2,8 +2,11 @@
 
 Like DeepStream's stream muxer, it gathers frames from all its streams into a batch of up
 to ``max_batch_size``, sent when full or when ``max_wait_ms`` has passed since the batch's
-first frame. Streams are visited round-robin, one frame each per pass, so a busy stream
-cannot starve the others and a stalled one delays nobody by more than ``max_wait_ms``.
+first frame — or, as soon as every stream has a frame in the batch and none has another
+waiting, at once: nothing more can come sooner than a stream's next frame, so waiting
+would only add latency (a lone camera's frame would wait ``max_wait_ms`` for nobody).
+Streams are visited round-robin, one frame each per pass, so a busy stream cannot starve
+the others and a stalled one delays nobody by more than ``max_wait_ms``.
 Results go out in the order frames came in, so each stream's order is kept.
 """
 
@@ -76,6 +79,7 @@ class InferenceStage(Stage):
         items: list = []
         n_frames = 0
         deadline = None
+        contributed: set[str] = set()  # streams with a frame in this batch
         while True:
             self.waker.clear()  # before scanning, so a put during the scan is not missed
             progressed = False
@@ -91,6 +95,8 @@ class InferenceStage(Stage):
                     continue
                 progressed = True
                 items.append(item)
+                if isinstance(item, Frame):
+                    contributed.add(item.stream_id)
                 if isinstance(item, Frame) and self.needs_inference(item):
                     n_frames += 1
                     if deadline is None:
@@ -104,7 +110,7 @@ class InferenceStage(Stage):
                 return items  # control items only: pass them on at once
             if not progressed:
                 now = time.perf_counter()
-                if deadline is not None and now >= deadline:
+                if deadline is not None and (now >= deadline or contributed.issuperset(self.inputs)):
                     return items
                 if self.stopping:
                     raise StopStage()
