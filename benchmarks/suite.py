@@ -62,6 +62,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               ("--frames", "10", "--streams", "1", "2")),
     Benchmark("streams", "benchmarks.streams", "Streams added and removed at runtime", ("--seconds", "10"),
               ("--seconds", "1", "--fps", "5")),
+    Benchmark("streams-http", "benchmarks.streams_http", "Streams added and removed over HTTP (vidpipe serve)",
+              ("--seconds", "10"), ("--seconds", "1", "--fps", "5")),
     Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
     Benchmark("serve", "benchmarks.serve", "HTTP serving (vidpipe serve)", ("--requests", "96"),
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),

@@ -35,6 +35,7 @@ from sources.file import stream_info
 log = logging.getLogger("vidpipe.source.live")
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+RTSP_ANALYZE_US = 500_000  # how long FFmpeg probes an RTSP input before it streams (microseconds)
 LiveSourceConfig = RtspSourceConfig | UrlSourceConfig | WebcamSourceConfig
 
 
@@ -70,6 +71,10 @@ class LiveVideoSource(Source):
         options = dict(c.options)
         if isinstance(c, RtspSourceConfig):
             options.setdefault("rtsp_transport", c.rtsp_transport)
+            # FFmpeg probes a live input for 5 s by default (frame rate from many frames):
+            # 2.8 s before a 10 fps camera's first packet. Half a second finds codec, size
+            # and rate (the SDP carries the parameter sets): 0.6 s. Overridable in `options`.
+            options.setdefault("analyzeduration", str(RTSP_ANALYZE_US))
         elif isinstance(c, WebcamSourceConfig):
             if c.video_size:
                 options.setdefault("video_size", c.video_size)

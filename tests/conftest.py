@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.rtsp_camera import SYSTEM_PYTHON, RtspServer, rtsp_server_usable, write_camera_aus
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # In CI the property tests replay the same examples (a new counterexample is found by
@@ -82,84 +84,6 @@ def no_thread_leak():
 
 
 # -- a real RTSP server (tests/rtsp_server.py under the system interpreter) -------------------
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER_SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
-
-
-def _rtsp_server_usable() -> str | None:
-    """None when the system interpreter has gst-rtsp-server and the elements; else why not."""
-    import subprocess
-
-    check = ("import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
-             "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-             "missing=[e for e in ('appsrc','h264parse','rtph264pay') if not Gst.ElementFactory.find(e)];"
-             "assert not missing, missing")
-    try:
-        proc = subprocess.run([SYSTEM_PYTHON, "-c", check], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return None if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1]
-
-
-class RtspServer:
-    """One server process on 127.0.0.1; kill / restart / pause it like a flaky camera."""
-
-    def __init__(self, aus: Path, port: int, fps: float = 30.0) -> None:
-        self.aus, self.port, self.fps = aus, port, fps
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam"
-
-    def start(self, timeout: float = 20.0) -> RtspServer:
-        import selectors
-        import subprocess
-        import time
-
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--aus", str(self.aus),
-                                      "--fps", str(self.fps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                line = self.proc.stdout.readline()
-                if line.startswith("READY"):
-                    return self
-                if not line:
-                    break
-        err = self.proc.stderr.read() if self.proc.poll() is not None else ""
-        self.close()
-        raise RuntimeError(f"RTSP server did not start: {err}")
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        import signal as _signal
-        import subprocess
-
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        self.proc = None
-
-
 def free_port() -> int:
     import socket
 
@@ -170,7 +94,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def rtsp_usable() -> None:
-    why = _rtsp_server_usable()
+    why = rtsp_server_usable()
     if why is not None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the RTSP tests, but the server cannot start: {why} (run `make system-deps`)")
@@ -179,32 +103,8 @@ def rtsp_usable() -> None:
 
 @pytest.fixture(scope="session")
 def camera_aus(media_dir) -> Path:
-    """2 s of the synthetic world, 640×360, H.264 access units (GOP 15, no B-frames)."""
-    import struct
-    from fractions import Fraction
-
-    import av
-
-    from sources.scene import SyntheticScene
-
-    path = media_dir / "camera.aus"
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 640, 360, "yuv420p"
-    ctx.time_base, ctx.framerate = Fraction(1, 30), 30
-    ctx.options = {"preset": "veryfast", "g": "15", "bf": "0", "crf": "23", "repeat-headers": "1"}
-    scene = SyntheticScene(5, 640, 360)
-    with path.open("wb") as fh:
-        frames = []
-        for i in range(60):
-            frame = av.VideoFrame.from_ndarray(scene.step()[0], format="bgr24")
-            frame.pts = i
-            frames.extend(ctx.encode(frame))
-        frames.extend(ctx.encode(None))
-        for p in frames:
-            data = bytes(p)
-            fh.write(struct.pack("<IB", len(data), int(p.is_keyframe)))
-            fh.write(data)
-    return path
+    """2 s of the synthetic world, 640×360, H.264 access units (tests/rtsp_camera.py)."""
+    return write_camera_aus(media_dir / "camera.aus")
 
 
 @pytest.fixture

@@ -57,6 +57,5 @@ def test_bench_list_names_every_benchmark():
     proc = _bench("--list")
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines()]
-    assert names == ["decode", "postprocess", "families", "tracker", "pipeline", "batching", "scaling", "streams", "model", "serve",
-                     "zmq",
-                     "latency", "soak", "gpu"]
+    assert names == ["decode", "postprocess", "families", "tracker", "pipeline", "batching", "scaling", "streams",
+                     "streams-http", "model", "serve", "zmq", "latency", "soak", "gpu"]
