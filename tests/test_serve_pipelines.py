@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import free_port
 from tests.serve_pipelines_helpers import END, EventReader, Poller, ended, open_sockets, results_of, scraped, settles
 from tests.serve_process import REPO, ServeProcess
-from tests.stream_helpers import camera, rtsp
+from tests.stream_helpers import camera, consecutive, rtsp
 
 CONFIG = {"backend": {"intra_op_threads": 1}}
 
@@ -31,17 +31,20 @@ def vidpipe(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, rtsp_server):
-    cam = rtsp_server(fps=5)
+    # A camera and a realtime file run; a second camera joins over HTTP, then leaves.
+    # (What the others feel meanwhile, and how soon it delivers: `vidpipe bench streams-http`.)
+    gate, cam = rtsp_server(fps=5), rtsp_server(fps=5)
     with ServeProcess(tmp_path, CONFIG) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         out = tmp_path / "out.jsonl"  # a file sink works as in vidpipe run
-        r = http.post("/pipelines", json={**spec(camera("yard", clips["paced"])), "sinks": [{"type": "jsonl", "path": str(out)}]})
+        r = http.post("/pipelines", json={**spec(camera("yard", clips["paced"]), rtsp("gate", gate.url)),
+                                          "sinks": [{"type": "jsonl", "path": str(out)}]})
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
         assert http.get("/pipelines").json()["pipelines"] == [{"id": pid, "name": "site", "state": "running",
-                                                               "streams": ["yard"]}]
+                                                               "streams": ["gate", "yard"]}]
         events = EventReader(f"{server.url}/pipelines/{pid}/events").start()
         poll = Poller(http, pid)
-        poll.until(lambda recs: results_of(recs, "yard") >= 3, "yard's results")
+        poll.until(lambda recs: results_of(recs, "yard") >= 3 and results_of(recs, "gate") >= 3, "yard's and gate's results")
         assert server.proc is not None
         threads, sockets = scraped(http)['vidpipe_serve_threads{kind="vidpipe"}'], open_sockets(server.proc.pid)
         r = http.post(f"/pipelines/{pid}/streams", json=rtsp("door", cam.url))
@@ -49,7 +52,7 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
         poll.until(lambda recs: results_of(recs, "door") >= 3, "door's results")
         events.wait(lambda ev: results_of([d for e, d in ev if e == "result"], "door") >= 1, "door's results as events")
         status = http.get(f"/pipelines/{pid}").json()
-        assert status["state"] == "running" and set(status["streams"]) == {"yard", "door"}
+        assert status["state"] == "running" and set(status["streams"]) == {"yard", "gate", "door"}
         for line in status["streams"].values():
             assert {"state", "fps", "latency_ms", "drops", "results"} <= set(line) and line["results"] >= 1
         assert status["streams"]["door"]["state"] == "streaming"
@@ -66,6 +69,8 @@ def test_a_camera_added_over_http_streams_results_then_its_end(tmp_path, clips, 
         assert all(r["schema"] == "vidpipe.result/1" for r in door[:-1])
         events.wait(lambda ev: ("end", door[-1]) in ev, "door's end as an event")
         assert http.get(f"/pipelines/{pid}").json()["streams"]["door"]["state"] == "removed"
+        yard = [r["frame"] for r in poll.of("yard")]
+        assert consecutive(yard), "the file never paused nor lost a frame while the camera came and went"
         # Released in the server: its threads at once, its RTSP socket (and the CLI's connections) once closed.
         assert scraped(http)['vidpipe_serve_threads{kind="vidpipe"}'] == threads
         settles(lambda: open_sockets(server.proc.pid), sockets, "the server's open sockets")
