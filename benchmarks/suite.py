@@ -67,6 +67,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
     Benchmark("serve", "benchmarks.serve", "HTTP serving (vidpipe serve)", ("--requests", "96"),
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),
+    Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "3"),
+              ("--frames", "10", "--repeat", "1")),
     Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),
     Benchmark("latency", "benchmarks.soak", "Latency over time at 2× overload", ("--minutes", "1"), ("--minutes", "0.1"),
               plot="latency.png"),

@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from av.video.frame import PictureType
 
@@ -52,10 +53,23 @@ MUXER_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
 DEFAULT_FPS = 30.0
 
 
+def yuv420_frame(image: np.ndarray) -> av.VideoFrame:
+    """A BGR image (even sizes) as the encoder's yuv420p frame: OpenCV's BT.601 conversion
+    written straight into the frame's planes (0.3 ms at 720p; PyAV's ``from_ndarray`` and
+    swscale take 2-3 ms)."""
+    h, w = image.shape[:2]
+    i420 = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)  # Y (h rows), then U and V (h/4 rows of w each)
+    frame = av.VideoFrame(w, h, "yuv420p")
+    planes = (i420[:h], i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2))
+    for plane, data in zip(frame.planes, planes):
+        np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width] = data
+    return frame
+
+
 class _StreamWriter:
     """One stream's mp4: H.264 frames at their own timestamps, fragment by fragment."""
 
-    def __init__(self, output: OutputFile, width: int, height: int, fps: float, crf: int) -> None:
+    def __init__(self, output: OutputFile, width: int, height: int, fps: float, crf: int, preset: str = "ultrafast") -> None:
         self.output = output
         self.path = output.begin()
         self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
@@ -63,7 +77,7 @@ class _StreamWriter:
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
         self.stream.codec_context.time_base = self.stream.time_base = TIME_BASE
-        self.stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
+        self.stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency",
                                "g": str(max(1, round(fps * 10)))}  # keyframes are forced by time; this is a cap
         self.fps = fps
         self.frames = 0
@@ -86,7 +100,7 @@ class _StreamWriter:
         return t
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="bgr24")
+        frame = yuv420_frame(image[: self.height, : self.width])
         t = self._time(pts)
         ticks = max(round(t / TIME_BASE), round(self._last_t / TIME_BASE) + 1 if self.frames else 0)
         frame.pts, frame.time_base = ticks, TIME_BASE
@@ -163,9 +177,9 @@ class AnnotatedVideoSink(Sink):
             region = image[b[1]:b[3], b[0]:b[2]]
             if region.size == 0:
                 continue
-            color = np.array(palette.by_idx(c).as_bgr(), np.float32)
-            pixels = region[m].astype(np.float32)
-            region[m] = (pixels * (1 - opacity) + color * opacity).astype(np.uint8)
+            # The box blended whole with the colour (OpenCV, fixed point), copied back where the mask is.
+            blended = cv2.addWeighted(region, 1 - opacity, np.full_like(region, palette.by_idx(c).as_bgr()), opacity, 0)
+            np.copyto(region, blended, where=m[:, :, None])
 
     def annotate(self, result: Result) -> np.ndarray:
         """The result's frame with its detections drawn (per the config's switches)."""
@@ -206,7 +220,8 @@ class AnnotatedVideoSink(Sink):
         if writer is None:
             output = OutputFile(self._path(result.stream_id), self.config.overwrite, self.name)
             writer = self.writers[result.stream_id] = _StreamWriter(output, result.width, result.height,
-                                                                    self.config.fps or DEFAULT_FPS, self.config.crf)
+                                                                    self.config.fps or DEFAULT_FPS, self.config.crf,
+                                                                    self.config.preset)
         writer.write(self.annotate(result), result.pts)
 
     def end_stream(self, eos: EndOfStream) -> None:
