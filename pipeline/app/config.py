@@ -37,6 +37,8 @@ class StreamConfig(StreamOptions):
 class RingsConfig(Options):
     packets: int = Field(64, ge=1)
     frames: int = Field(4, ge=1)
+    live_frames: int = Field(2, ge=1, description="the frame ring of a live stream (it drops the oldest): small, so a "
+                             "model that falls behind takes a recent frame, not one that waited behind several")
     results: int = Field(32, ge=1)
     sink: int = Field(64, ge=1)
 

@@ -90,7 +90,9 @@ class StreamControl:
         packets: RingBuffer = RingBuffer(p.rings_config.packets, "drop_newest" if source.live else "block",
                                          f"packets:{sid}")
         # The ring counts what it drops, once: no stage counts ring drops itself.
-        frames: RingBuffer = RingBuffer(p.rings_config.frames, options.ring_policy or ("drop_oldest" if source.live else "block"),
+        policy = options.ring_policy or ("drop_oldest" if source.live else "block")
+        size = p.rings_config.live_frames if policy == "drop_oldest" and source.live else p.rings_config.frames
+        frames: RingBuffer = RingBuffer(size, policy,
                                         f"frames:{sid}", waker=p.waker, on_drop=lambda _item: stats.drop("frame_ring_full"))
         parts = StreamParts(SourceStage(source, p.bus, packets, stats),
                             Decoder(sid, p.bus, packets, frames, stats, options, threads=p.decoder_threads, live=source.live),
