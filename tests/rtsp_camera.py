@@ -30,8 +30,8 @@ def rtsp_server_usable() -> str | None:
 class RtspServer:
     """One server process on 127.0.0.1; kill / restart / pause it like a flaky camera."""
 
-    def __init__(self, aus: Path, port: int, fps: float = 30.0) -> None:
-        self.aus, self.port, self.fps = aus, port, fps
+    def __init__(self, aus: Path, port: int, fps: float = 30.0, log: Path | None = None, timestamp_now: bool = False) -> None:
+        self.aus, self.port, self.fps, self.log, self.timestamp_now = aus, port, fps, log, timestamp_now
         self.proc = None
 
     @property
@@ -44,7 +44,9 @@ class RtspServer:
         import time
 
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--aus", str(self.aus),
-                                      "--fps", str(self.fps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                      "--fps", str(self.fps), *(["--log", str(self.log)] if self.log else []),
+                                      *(["--timestamp-now"] if self.timestamp_now else [])],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
@@ -86,9 +88,26 @@ class RtspServer:
         self.proc = None
 
 
-def write_camera_aus(path: Path) -> Path:
-    """2 s of the synthetic world, 640×360, H.264 access units (GOP 15, no B-frames), as
-    records of [u32 length, u8 keyframe, bytes] (what tests/rtsp_server.py reads)."""
+STAMP_BITS, STAMP_CELL = 6, 16  # the stamp: the access unit's index in 6 white/black 16-px squares
+
+
+def stamp_cells(height: int) -> list[tuple[int, int]]:
+    """Top-left corners (x, y) of the stamp's squares: a row at the frame's bottom left."""
+    return [(8 + i * (STAMP_CELL + 4), height - STAMP_CELL - 4) for i in range(STAMP_BITS)]
+
+
+def read_stamp(image) -> int:
+    """The access unit index stamped in a decoded frame (see ``write_camera_aus(stamp=True)``)."""
+    half = STAMP_CELL // 2
+    bits = [int(image[y + half - 2:y + half + 2, x + half - 2:x + half + 2].mean() > 127) for x, y in stamp_cells(image.shape[0])]
+    return sum(b << i for i, b in enumerate(bits))
+
+
+def write_camera_aus(path: Path, stamp: bool = False, size: tuple[int, int] = (640, 360)) -> Path:
+    """2 s of the synthetic world (``size``: 640×360), H.264 access units (GOP 15, no B-frames), as
+    records of [u32 length, u8 keyframe, bytes] (what tests/rtsp_server.py reads);
+    ``stamp``: each frame carries its index in its pixels (:func:`read_stamp`), so a frame
+    that comes out of a pipeline can be matched with when the server sent it."""
     import struct
     from fractions import Fraction
 
@@ -97,14 +116,19 @@ def write_camera_aus(path: Path) -> Path:
     from sources.scene import SyntheticScene
 
     ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 640, 360, "yuv420p"
+    width, height = size
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base, ctx.framerate = Fraction(1, 30), 30
     ctx.options = {"preset": "veryfast", "g": "15", "bf": "0", "crf": "23", "repeat-headers": "1"}
-    scene = SyntheticScene(5, 640, 360)
+    scene = SyntheticScene(5, width, height)
     with path.open("wb") as fh:
         frames = []
         for i in range(60):
-            frame = av.VideoFrame.from_ndarray(scene.step()[0], format="bgr24")
+            image = scene.step()[0].copy()
+            if stamp:
+                for bit, (x, y) in enumerate(stamp_cells(height)):
+                    image[y:y + STAMP_CELL, x:x + STAMP_CELL] = 255 if (i >> bit) & 1 else 0
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i
             frames.extend(ctx.encode(frame))
         frames.extend(ctx.encode(None))

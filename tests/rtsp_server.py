@@ -4,9 +4,10 @@ under the system interpreter, which has python3-gi:
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --aus clip.aus --fps 30
 
 It serves ``rtsp://127.0.0.1:PORT/cam``: H.264 access units read from ``--aus`` (records
-of [u32 length, u8 keyframe, bytes], written by tests/conftest.py) pushed through
+of [u32 length, u8 keyframe, bytes], written by tests/rtsp_camera.py) pushed through
 ``appsrc`` at real-time rate, looping forever with timestamps that keep increasing
-across loops. It prints ``READY <port>`` once it listens. Ends on SIGTERM/SIGINT.
+across loops; ``--log FILE`` records when each one was sent. It prints ``READY <port>``
+once it listens. Ends on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def read_access_units(path: str) -> list[tuple[bytes, bool]]:
 class Feeder:
     """Pushes the access units into one media's appsrc, paced by the wall clock."""
 
-    def __init__(self, appsrc, aus: list[tuple[bytes, bool]], fps: float) -> None:
-        self.appsrc, self.aus, self.fps = appsrc, aus, fps
+    def __init__(self, appsrc, aus: list[tuple[bytes, bool]], fps: float, log=None, timestamp_now: bool = False) -> None:
+        self.appsrc, self.aus, self.fps, self.log = appsrc, aus, fps, log
+        self.timestamp_now = timestamp_now  # appsrc stamps each buffer as it is pushed (do-timestamp)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -52,8 +54,12 @@ class Feeder:
             if delay > 0 and self.stop.wait(delay):
                 return
             buf = Gst.Buffer.new_wrapped(data)
-            buf.pts = buf.dts = n * duration  # monotonic across loops
+            if not self.timestamp_now:
+                buf.pts = buf.dts = n * duration  # monotonic across loops
             buf.duration = duration
+            if self.log is not None:  # when each access unit left (wall clock), for glass-to-result latency
+                self.log.write(f"{time.time():.6f} {n % len(self.aus)}\n")
+                self.log.flush()
             if self.appsrc.emit("push-buffer", buf) != Gst.FlowReturn.OK:
                 return
             n += 1
@@ -65,12 +71,17 @@ def main() -> int:
     parser.add_argument("--aus", required=True)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--path", default="/cam")
+    parser.add_argument("--log", help="append '<wall time> <access unit index>' for each access unit sent")
+    parser.add_argument("--timestamp-now", action="store_true",
+                        help="timestamp each access unit when pushed (the pipeline sends it at once; without this the "
+                             "media sends it at its pts from the feeder's start, later by the session's set-up time)")
     args = parser.parse_args()
+    log = open(args.log, "a") if args.log else None  # noqa: SIM115 - open for the server's life
     Gst.init(None)
     aus = read_access_units(args.aus)
     fps_frac = f"{round(args.fps * 1000)}/1000"
     launch = (
-        f"( appsrc name=src is-live=true format=time do-timestamp=false min-latency=0 "
+        f"( appsrc name=src is-live=true format=time do-timestamp={'true' if args.timestamp_now else 'false'} min-latency=0 "
         f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps_frac} "
         f"! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
@@ -84,7 +95,7 @@ def main() -> int:
 
     def on_configure(_factory, media) -> None:
         appsrc = media.get_element().get_by_name_recurse_up("src")
-        feeder = Feeder(appsrc, aus, args.fps)
+        feeder = Feeder(appsrc, aus, args.fps, log, args.timestamp_now)
         feeders.append(feeder)
         media.connect("unprepared", lambda *_: feeder.stop.set())
         feeder.thread.start()
