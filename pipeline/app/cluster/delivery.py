@@ -1,0 +1,137 @@
+"""What has been delivered, per stream: the watermark that makes a failure invisible.
+
+Results reach the control plane from the workers and are *delivered* there (to the
+pipeline's sinks, its iterator, the HTTP buffer). The ledger admits each result at most
+once: a stream's *watermark* is the index of its last delivered frame, and a result at
+or below it is a duplicate. A worker that dies takes with it only results that were not
+delivered; the stream's new worker starts after the watermark, so:
+
+* a **file** stream resumes at ``watermark + 1`` (``resume_after``) and every frame has
+  exactly one result across the failure (no gap: frames after the watermark are made again;
+  no duplicate: the new worker starts after it, and the ledger drops any that slip by);
+* a **live** stream cannot go back: it reconnects on its new worker, whose frame count
+  starts at 0, so its indices are shifted to continue after the watermark (per-stream
+  order is kept) and its first result there is marked ``gap``.
+
+Only the worker a stream is assigned to is heard: results or ends from a worker the
+control plane gave up on (a heartbeat timeout, then it answered after all) are dropped.
+
+Example:
+    >>> from pipeline.vision.detections import Detections
+    >>> def r(i): return Result("f", i, None, 0.0, 8, 8, "m", Detections.empty((8, 8)))
+    >>> ledger = Ledger()
+    >>> _ = ledger.open("f", {"id": "f"}, live=False, worker="w1")
+    >>> [ledger.admit("w1", r(i)) is not None for i in (0, 1, 1, 2)]
+    [True, True, False, True]
+    >>> ledger.move("f", "w2")          # w1 died: resume after frame 2
+    2
+    >>> ledger.admit("w1", r(3)) is None, ledger.admit("w2", r(3)).frame_index
+    (True, 3)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.app.serve.pipelines.managed import RateMeter
+from pipeline.vision.result import Result
+
+
+@dataclass
+class StreamLedger:
+    """One stream as the control plane knows it."""
+
+    stream_id: str
+    config: dict[str, Any]  # its ``streams:`` entry, as given (what a new worker is sent)
+    live: bool
+    worker: str | None  # the worker it is assigned to (None: waiting for one)
+    watermark: int = -1  # the last delivered frame's index
+    offset: int = 0  # live: added to the worker's indices (its count restarted on a new worker)
+    gap_next: bool = False  # live: the next delivered result follows a move
+    moves: int = 0
+    delivered: int = 0
+    duplicates: int = 0  # results dropped at or below the watermark
+    ended: str | None = None  # the end's reason, once delivered
+    removing: bool = False  # the control plane asked for its removal
+    history: list[str] = field(default_factory=list)  # the workers it ran on
+
+
+class Ledger:
+    """Every stream's delivery state (see the module docstring); thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.streams: dict[str, StreamLedger] = {}
+        self.rates = RateMeter()
+        self.stale = 0  # items from a worker that no longer holds the stream
+
+    def open(self, stream_id: str, config: dict[str, Any], live: bool, worker: str | None) -> StreamLedger:
+        with self.lock:
+            entry = self.streams[stream_id] = StreamLedger(stream_id, config, live, worker,
+                                                            history=[worker] if worker else [])
+            return entry
+
+    def forget(self, stream_id: str) -> StreamLedger | None:
+        with self.lock:
+            self.rates.forget(stream_id)
+            return self.streams.pop(stream_id, None)
+
+    def admit(self, worker: str, result: Result) -> Result | None:
+        """The result to deliver (its index shifted for a moved live stream, ``gap`` set on
+        the first after a move), or None: a duplicate, an ended stream, a stale worker. The
+        watermark moves here: deliver what this returns before admitting the next."""
+        with self.lock:
+            entry = self.streams.get(result.stream_id)
+            if entry is None or entry.ended is not None or entry.worker != worker:
+                self.stale += 1
+                return None
+            index = result.frame_index + entry.offset
+            if index <= entry.watermark:
+                entry.duplicates += 1
+                return None
+            result.frame_index = index
+            if entry.gap_next:
+                result.gap, entry.gap_next = True, False
+            entry.watermark = index
+            entry.delivered += 1
+            self.rates.tick(result.stream_id)
+            return result
+
+    def end(self, worker: str, stream_id: str, reason: str) -> bool:
+        """Whether a worker's end of a stream is its end (to deliver): eos or error, or the
+        removal the control plane asked for; not one from a stale worker."""
+        with self.lock:
+            entry = self.streams.get(stream_id)
+            if entry is None or entry.ended is not None or entry.worker != worker:
+                return False
+            if reason in ("eos", "error") or entry.removing:
+                entry.ended = reason
+                self.rates.forget(stream_id)
+                return True
+            return False
+
+    def move(self, stream_id: str, worker: str | None) -> int:
+        """The stream goes to ``worker`` (None: none yet). Returns where it resumes: a file's
+        last delivered frame (the new worker starts after it); -1 for a live stream (its
+        indices will continue after the watermark, the first marked as a gap)."""
+        with self.lock:
+            entry = self.streams[stream_id]
+            if entry.worker is not None:
+                entry.moves += 1
+            entry.worker = worker
+            if worker is not None:
+                entry.history.append(worker)
+            if entry.live:
+                entry.offset, entry.gap_next = entry.watermark + 1, entry.watermark >= 0
+                return -1
+            return entry.watermark
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per stream: worker, watermark, delivered, duplicates, moves, fps, state."""
+        with self.lock:
+            return {sid: {"worker": e.worker, "live": e.live, "last_frame": e.watermark, "delivered": e.delivered,
+                          "duplicates_dropped": e.duplicates, "moves": e.moves, "fps": self.rates.fps(sid),
+                          "state": f"ended ({e.ended})" if e.ended else "running" if e.worker else "waiting"}
+                    for sid, e in self.streams.items()}

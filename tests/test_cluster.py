@@ -1,0 +1,122 @@
+"""Cluster mode on a real local Ray cluster (ray.cluster_utils.Cluster): a head without CPUs
+(nothing is placed on it, so removing any worker's node is safe) and three 1-CPU nodes.
+
+One module-scoped cluster keeps the time down; each test stops its own pipeline and checks
+that no worker actor is left alive."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from pipeline.app.cluster.pipeline import ClusterPipeline  # noqa: E402
+from pipeline.app.cluster_options import ClusterConfig  # noqa: E402
+from pipeline.app.config import load_config_dict  # noqa: E402
+from pipeline.zoo import default_model_path  # noqa: E402
+from sources.synthetic import write_clip  # noqa: E402
+from tests.stream_helpers import Recorder, rtsp  # noqa: E402
+
+FILE_FRAMES = 60
+BACKOFF_MAX = 0.5  # tests.stream_helpers.rtsp
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(3)]
+    ray.init(address=cluster.address, logging_level="warning", log_to_driver=False)
+    try:
+        yield cluster, nodes
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster_clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("cluster-clips")
+    clips = []
+    for i in range(6):
+        path = folder / f"f{i}.mp4"
+        write_clip(path, None, FILE_FRAMES, 20 + i, width=320, height=180, fps=10, gop=10)
+        clips.append(path)
+    return clips
+
+
+def _config(streams: list[dict], **extra) -> object:
+    return load_config_dict({"name": "cluster-test", "streams": streams, "model": {"path": str(default_model_path())},
+                             "batching": {"max_batch_size": 4}, **extra})
+
+
+def _alive_workers() -> list[str]:
+    from ray._private.state import state
+
+    return [aid for aid, a in state.actor_table(None).items()
+            if a.get("State") not in ("DEAD", 4) and a.get("ActorClassName", "").endswith("PipelineWorker")]
+
+
+def _wait_no_workers(timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (alive := _alive_workers()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling Ray's actor table: it has no event to wait on
+    return alive
+
+
+def test_node_lost_mid_run_files_exactly_once_rtsp_resumes(ray_cluster, cluster_clips, rtsp_server):
+    cluster, nodes = ray_cluster
+    server = rtsp_server(fps=10.0)
+    rec = Recorder()
+    files = [{"id": f"f{i}", "source": {"type": "file", "path": str(p)}} for i, p in enumerate(cluster_clips)]
+    cfg = _config([rtsp("cam", server.url), *files])
+    pipeline = ClusterPipeline(cfg, ClusterConfig(streams_per_worker=4, heartbeat_timeout_s=2.5, min_workers=1),
+                               sinks=[rec.sink])
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (pipeline.run(), done.set()), name="test-cluster-run")
+    runner.start()
+    try:
+        rec.wait(lambda: len(pipeline.status()["workers"]) >= 2 and sum(1 for i in rec.items if i[0] == "r") >= 60,
+                 "two workers and 60 results", timeout=60)
+        status = pipeline.status()
+        assert len(status["workers"]) >= 2, status
+        spread = {s["worker"] for s in status["streams"].values()}
+        assert len(spread) >= 2, f"streams on one worker only: {status['streams']}"
+        victim = status["streams"]["cam"]["worker"]
+        node_id = status["workers"][victim]["node"]
+        node = next(n for n in nodes if node_id in (n.node_id, n.unique_id))
+        cam_before = len(rec.items)
+        # Files on the lost worker part-way through: they must resume after their last delivered frame.
+        cut = {sid: s["last_frame"] for sid, s in status["streams"].items()
+               if s["worker"] == victim and sid != "cam" and s["state"] == "running"}
+        t_removed = time.monotonic()
+        cluster.remove_node(node, allow_graceful=False)
+        # The camera comes back on another worker: its next result is marked as a gap.
+        rec.wait(lambda: any(i[0] == "r" and i[1] == "cam" and i[3] for i in rec.items[cam_before:]),
+                 "the camera's gap after the move", timeout=30)
+        resumed_s = time.monotonic() - t_removed
+        for f in files:
+            rec.wait_end(f["id"], timeout=60)
+        after = pipeline.status()
+        assert victim not in after["workers"]
+        assert after["streams"]["cam"]["moves"] == 1 and after["streams"]["cam"]["worker"] != victim
+        assert any("lost" in e for e in after["events"]), after["events"]
+        assert cut and all(after["streams"][sid]["moves"] == 1 for sid in cut), (cut, after["streams"])
+        print(f"camera back after {resumed_s:.1f} s; files cut at {cut}; events: {after['events']}")
+    finally:
+        pipeline.stop()
+        runner.join(30)
+    assert done.is_set()
+    for f in files:  # every frame of every file exactly once, in order
+        frames = [i[2] for i in rec.results(f["id"])]
+        assert frames == list(range(FILE_FRAMES)), f"{f['id']}: {frames}"
+    cam = [i[2] for i in rec.results("cam")]
+    assert cam == sorted(cam) and len(set(cam)) == len(cam), "the camera's indices go on in order across the move"
+    assert resumed_s < BACKOFF_MAX + 5, f"the camera resumed {resumed_s:.1f} s after the node went"
+    assert not _wait_no_workers(), "worker actors left alive"
+    cluster.add_node(num_cpus=1)  # for the next tests: three 1-CPU nodes again
