@@ -6,6 +6,9 @@ that no worker actor is left alive."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,8 +20,10 @@ ray = pytest.importorskip("ray")
 from pipeline.app.cluster.pipeline import ClusterPipeline  # noqa: E402
 from pipeline.app.cluster_options import ClusterConfig  # noqa: E402
 from pipeline.app.config import load_config_dict  # noqa: E402
+from pipeline.core.errors import ClusterError, SourceError  # noqa: E402
 from pipeline.zoo import default_model_path  # noqa: E402
 from sources.synthetic import write_clip  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 from tests.stream_helpers import Recorder, rtsp  # noqa: E402
 
 FILE_FRAMES = 60
@@ -120,3 +125,62 @@ def test_node_lost_mid_run_files_exactly_once_rtsp_resumes(ray_cluster, cluster_
     assert resumed_s < BACKOFF_MAX + 5, f"the camera resumed {resumed_s:.1f} s after the node went"
     assert not _wait_no_workers(), "worker actors left alive"
     cluster.add_node(num_cpus=1)  # for the next tests: three 1-CPU nodes again
+
+
+def test_cli_run_on_the_cluster_writes_one_line_per_frame(ray_cluster, cluster_clips, tmp_path):
+    cluster, _ = ray_cluster
+    out = tmp_path / "out.jsonl"
+    config = tmp_path / "cluster.yaml"
+    config.write_text(f"""
+name: cli-cluster
+model: {{path: {default_model_path()}}}
+streams:
+  - {{id: a, source: {{type: file, path: {cluster_clips[0]}}}}}
+sinks:
+  - {{type: jsonl, path: {out}}}
+cluster: {{streams_per_worker: 2, num_cpus: 0.5}}
+""")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "--cluster", f"ray://{cluster.address}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = [json.loads(line)["frame"] for line in out.read_text().splitlines()]
+    assert frames == list(range(FILE_FRAMES))
+    assert "cli-cluster (cluster): 60 results" in proc.stderr
+    assert not _wait_no_workers(), "worker actors left alive"
+
+
+def test_bad_input_clear_errors_and_the_control_plane_runs_on(ray_cluster, cluster_clips, tmp_path):
+    with pytest.raises(ClusterError, match=r"no node of the Ray cluster can hold a worker needing CPU=1, GPU=1"):
+        ClusterPipeline(_config([], keep_alive=True), ClusterConfig(num_gpus=1)).start()
+    rec = Recorder()
+    pipeline = ClusterPipeline(_config([], keep_alive=True), ClusterConfig(num_cpus=0.5), sinks=[rec.sink])
+    pipeline.start()
+    try:
+        missing = tmp_path / "gone.mp4"
+        with pytest.raises(SourceError, match="gone.mp4"):
+            pipeline.add_stream({"id": "bad", "source": {"type": "file", "path": str(missing)}})
+        broken = ClusterPipeline(_config([], keep_alive=True, model={"path": str(tmp_path / "nowhere.onnx")}),
+                                 ClusterConfig(num_cpus=0.5))
+        with pytest.raises(ClusterError, match=r"could not build its pipeline: .*nowhere\.onnx"):
+            broken.start()
+        broken.stop()
+        pipeline.add_stream({"id": "good", "source": {"type": "file", "path": str(cluster_clips[1])}})
+        rec.wait_end("good", timeout=60)
+        assert [i[2] for i in rec.results("good")] == list(range(FILE_FRAMES))
+        assert "bad" not in pipeline.status()["streams"]
+    finally:
+        pipeline.stop()
+    assert not _wait_no_workers(), "worker actors left alive"
+
+
+def test_unreachable_cluster_address_is_one_line_exit_2(cluster_clips, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"streams: [{{id: a, source: {{type: file, path: {cluster_clips[0]}}}}}]\n")
+    port = free_port()
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "--cluster", f"ray://127.0.0.1:{port}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"vidpipe: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "--cluster", "spark://x"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "expected 'ray' or 'ray://HOST:PORT'" in proc.stderr

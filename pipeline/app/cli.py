@@ -1,4 +1,4 @@
-"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve, streams.
+"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve, streams, cluster.
 
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
 exits with code 2; a stage failure during a run, or a run that finished incomplete (the
@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from pipeline.app.cluster.cli import add_parser as add_cluster_parser
 from pipeline.app.serve.command import add_parser as add_serve_parser
 from pipeline.app.serve.pipelines.cli import add_parser as add_streams_parser
 from pipeline.core.errors import StageError, VidpipeError
@@ -154,6 +155,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary_path = _writable(args.summary, "--summary") if args.summary else None  # fail now, not after the run
     config = load_config(args.config, args.set)
+    if args.cluster:
+        from pipeline.app.cluster.cli import run_on_cluster
+
+        code, summary = run_on_cluster(overwrite_all(config) if args.overwrite else config, args.cluster, args.quiet)
+        if summary_path is not None:
+            summary_path.write_text(json.dumps(summary, indent=2))
+        return code
     pipeline = Pipeline.from_config(overwrite_all(config) if args.overwrite else config)
     code = 0
     with Progress(pipeline, _total_frames(pipeline), not args.quiet):
@@ -273,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="let every sink replace its existing output files (else an existing output is refused)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    run.add_argument("--cluster", metavar="ray[://HOST:PORT]",
+                     help="run the streams on a Ray cluster's workers (extra [ray]; README: Running on a Ray cluster)")
     run.set_defaults(func=cmd_run)
 
     info = sub.add_parser("info", help="describe a model: layout, input size, classes, providers")
@@ -319,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_keys)
     add_serve_parser(sub)
     add_streams_parser(sub)
+    add_cluster_parser(sub)
     return parser
 
 

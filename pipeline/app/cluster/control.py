@@ -29,8 +29,9 @@ from typing import Any
 
 from pipeline.app.cluster.delivery import Ledger
 from pipeline.app.cluster.placement import Placement
-from pipeline.app.cluster.worker import Item
-from pipeline.app.cluster.workers import WorkerHandle, check_feasible, has_room, kill, start_worker, stop_worker
+from pipeline.app.cluster.poller import Poller
+from pipeline.app.cluster.status import publish, snapshot, status_key, withdraw
+from pipeline.app.cluster.workers import CALL_TIMEOUT_S, WorkerHandle, call, check_feasible, has_room, kill, start_worker, stop_worker
 from pipeline.app.cluster_options import ClusterConfig
 from pipeline.app.config import load_stream_config
 from pipeline.core.errors import ClusterError, StreamExistsError, UnknownStreamError, VidpipeError
@@ -38,11 +39,9 @@ from pipeline.vision.result import Result
 
 log = logging.getLogger("vidpipe.cluster")
 
-TAKE_MAX, TAKE_WAIT_S = 512, 0.2  # results per take; how long a take waits for one
-POLL_S = 0.05
-CALL_TIMEOUT_S = 60.0  # add/remove on a worker (an RTSP open may take its open_timeout)
 RETRY_S = 2.0  # streams waiting for a worker are tried again this often
 EVENTS_KEPT = 50
+PUBLISH_S = 1.0  # the status in the cluster's key-value store (vidpipe cluster status)
 
 ResultHook = Callable[[Result], None]
 EndHook = Callable[[str, str, str | None], None]  # stream id, reason, error
@@ -52,7 +51,7 @@ class ClusterControl:
     """See the module docstring. ``ray``: the connected module (:func:`connect`)."""
 
     def __init__(self, ray: Any, worker_config: dict[str, Any], cluster: ClusterConfig, on_result: ResultHook,
-                 on_end: EndHook, keep_images: bool = False) -> None:
+                 on_end: EndHook, keep_images: bool = False, name: str = "vidpipe") -> None:
         self.ray, self.worker_config, self.cluster = ray, worker_config, cluster
         self.on_result, self.on_end, self.keep_images = on_result, on_end, keep_images
         self.placement = Placement(cluster.streams_per_worker)
@@ -64,9 +63,9 @@ class ClusterControl:
         self.ends: dict[str, threading.Event] = {}
         self.paused: set[str] = set()
         self.unplaced: set[str] = set()
-        self._stop = threading.Event()
-        self._next_retry = 0.0
-        self.thread = threading.Thread(target=self._poll, name="vidpipe:cluster-poll", daemon=True)
+        self._next_retry = self._next_publish = 0.0
+        self.status_key = status_key(name)  # where `vidpipe cluster status` reads it
+        self.poller = Poller(self)
 
     # -- lifetime -------------------------------------------------------------------------
     def start(self) -> None:
@@ -75,17 +74,16 @@ class ClusterControl:
         with self.ops:
             for _ in range(self.cluster.min_workers):
                 self._grow(required=True)
-        self.thread.start()
+        self.poller.start()
 
     def close(self) -> None:
         """Stop polling and every worker (their streams end ``stopped``, not delivered)."""
-        self._stop.set()
-        if self.thread.is_alive():
-            self.thread.join(CALL_TIMEOUT_S)
+        self.poller.stop(CALL_TIMEOUT_S)
         with self.lock:
             handles, self.workers = list(self.workers.values()), {}
         for h in handles:
             stop_worker(self.ray, h)
+        withdraw(self.status_key)
 
     def _grow(self, required: bool = False) -> WorkerHandle | None:
         """Start one more worker if the cluster has room (and max_workers allows); with
@@ -162,20 +160,8 @@ class ClusterControl:
                                                           ", reconnecting (gap marked)"))
         return wid
 
-    def _call(self, handle: WorkerHandle, method: str, *args: Any) -> Any:
-        """A worker's method, waited for; its VidpipeError raised as itself, Ray's errors as
-        a ClusterError (and the worker lost)."""
-        ray = self.ray
-        try:
-            return ray.get(getattr(handle.actor, method).remote(*args), timeout=CALL_TIMEOUT_S)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, VidpipeError):
-                raise type(cause)(str(cause)) from None
-            raise ClusterError(f"worker {handle.worker_id}: {method} failed: {cause or exc}") from None
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-            self._lose(handle, f"{method} failed: {type(exc).__name__}")
-            raise ClusterError(f"worker {handle.worker_id} was lost during {method}: {type(exc).__name__}") from None
+    def _call(self, handle: WorkerHandle, method: str, *args: Any) -> Any:  # a worker lost meanwhile is healed
+        return call(self.ray, handle, method, *args, on_lost=self.lose)
 
     def remove_stream(self, sid: str, drain: bool = True, timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         """Remove a stream; once its end has been delivered, its line of the ledger."""
@@ -196,7 +182,7 @@ class ClusterControl:
                 self.ends[sid].set()
         if not self.ends[sid].wait(timeout_s):
             raise ClusterError(f"stream {sid!r}: its end was not delivered within {timeout_s:g} s")
-        self._release(sid)
+        self.release(sid)
         line = self.ledger.snapshot().get(sid, {})
         self.ledger.forget(sid)
         self.paused.discard(sid)
@@ -214,7 +200,7 @@ class ClusterControl:
                 if handle is not None and self.ledger.streams[s].ended is None:
                     self._call(handle, "pause", s, paused)
 
-    def _release(self, sid: str) -> None:
+    def release(self, sid: str) -> None:
         """The stream has ended: off its worker's slot (and off the worker: fire and forget)."""
         with self.lock:
             wid = self.placement.unassign(sid)
@@ -224,59 +210,8 @@ class ClusterControl:
         if handle is not None:
             handle.actor.forget.remote(sid)
 
-    # -- the poll loop --------------------------------------------------------------------
-    def _poll(self) -> None:
-        ray = self.ray
-        while not self._stop.is_set():
-            with self.lock:
-                handles = [h for h in self.workers.values() if h.lost is None]
-            for h in handles:
-                if h.take_ref is None:
-                    h.take_ref = h.actor.take.remote(TAKE_MAX, TAKE_WAIT_S)
-            if not handles:
-                self._stop.wait(POLL_S)
-            else:
-                by_ref = {h.take_ref: h for h in handles}
-                ready, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=POLL_S)
-                for ref in ready:
-                    self._collect(by_ref[ref], ref)
-            self._check_heartbeats(handles)
-            self._housekeeping()
-
-    def _collect(self, handle: WorkerHandle, ref: Any) -> None:
-        ray = self.ray
-        handle.take_ref = None
-        try:
-            items = ray.get(ref)
-        except ray.exceptions.ActorUnavailableError:
-            return  # maybe back soon: the heartbeat clock decides
-        except ray.exceptions.RayError as exc:
-            self._lose(handle, f"died ({type(exc).__name__})")
-            return
-        handle.last_seen = time.monotonic()
-        self._deliver(handle, items)
-
-    def _deliver(self, handle: WorkerHandle, items: list[Item]) -> None:
-        for item in items:
-            if item[0] == "result":
-                result = self.ledger.admit(handle.worker_id, item[1])
-                if result is not None:
-                    handle.results += 1
-                    self.on_result(result)
-            elif self.ledger.end(handle.worker_id, item[1], item[2]):
-                self.on_end(item[1], item[2], item[3])
-                self.ends[item[1]].set()
-                if not self.ledger.streams[item[1]].removing:
-                    self._release(item[1])
-
-    def _check_heartbeats(self, handles: list[WorkerHandle]) -> None:
-        now = time.monotonic()
-        for h in handles:
-            silent = now - h.last_seen
-            if h.lost is None and silent > self.cluster.heartbeat_timeout_s:
-                self._lose(h, f"no heartbeat for {silent:.1f} s")
-
-    def _lose(self, handle: WorkerHandle, why: str) -> None:
+    # -- losses and housekeeping (called by the poller) ------------------------------------
+    def lose(self, handle: WorkerHandle, why: str) -> None:
         """Give the worker up (kill it for good) and place its streams again."""
         with self.ops:
             with self.lock:
@@ -297,16 +232,26 @@ class ClusterControl:
             self._place_waiting()
 
     def _place_waiting(self) -> None:
+        """Place the streams that wait; one its new worker refuses (its file is gone) ends
+        ``error``; a cluster without room is retried every ``RETRY_S``."""
         for sid in sorted(self.unplaced):
             try:
                 self._place(sid)
-            except VidpipeError as exc:
+            except ClusterError as exc:
                 log.error("stream %s could not be placed again (retrying every %g s): %s", sid, RETRY_S, exc)
+            except VidpipeError as exc:
+                self.unplaced.discard(sid)
+                self.ledger.streams[sid].ended = "error"
+                self.on_end(sid, "error", str(exc))
+                self.ends[sid].set()
         self._next_retry = time.monotonic() + RETRY_S
 
-    def _housekeeping(self) -> None:
-        """Retry streams waiting for a worker; stop workers idle too long."""
+    def housekeeping(self) -> None:
+        """Retry streams waiting for a worker; stop workers idle too long; publish the status."""
         now = time.monotonic()
+        if now >= self._next_publish:
+            self._next_publish = now + PUBLISH_S
+            publish(self.status_key, self.status())
         if self.unplaced and now >= self._next_retry:
             with self.ops:
                 self._place_waiting()
@@ -318,15 +263,15 @@ class ClusterControl:
                 self._drain(h)
 
     def _drain(self, handle: WorkerHandle) -> None:
-        with self.ops:
-            with self.lock:
-                if self.placement.workers.get(handle.worker_id) is None or self.placement.workers[handle.worker_id].streams:
-                    return  # a stream came meanwhile
-                self.workers.pop(handle.worker_id, None)
-                self.placement.remove_worker(handle.worker_id)
-                handle.lost = "drained (idle)"
-            stop_worker(self.ray, handle)
-            self._event(f"worker {handle.worker_id} drained: idle for {self.cluster.idle_drain_s:g} s")
+        with self.ops, self.lock:
+            load = self.placement.workers.get(handle.worker_id)
+            if load is None or load.streams:
+                return  # a stream came meanwhile
+            self.workers.pop(handle.worker_id, None)
+            self.placement.remove_worker(handle.worker_id)
+            handle.lost = "drained (idle)"
+        stop_worker(self.ray, handle)
+        self._event(f"worker {handle.worker_id} drained: idle for {self.cluster.idle_drain_s:g} s")
 
     def _event(self, line: str) -> None:
         log.warning("%s", line) if "lost" in line else log.info("%s", line)
@@ -336,17 +281,8 @@ class ClusterControl:
     # -- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The placement: workers (node, streams, heartbeat), streams (worker, last frame,
-        delivered, moves), totals, recent events."""
-        now = time.monotonic()
+        delivered, moves), totals, recent events (:func:`pipeline.app.cluster.status.snapshot`)."""
         with self.lock:
-            workers = {wid: {"node": h.node, "host": h.info.get("host"), "pid": h.info.get("pid"),
-                             "streams": list(self.placement.workers[wid].streams), "capacity": self.cluster.streams_per_worker,
-                             "results": h.results, "heartbeat_age_s": round(now - h.last_seen, 2),
-                             "up_s": round(time.time() - h.started, 1)} for wid, h in self.workers.items()}
+            workers = {wid: (h, list(self.placement.workers[wid].streams)) for wid, h in self.workers.items()}
             events = list(self.events)
-        streams = self.ledger.snapshot()
-        totals = {"workers": len(workers), "streams": sum(1 for s in streams.values() if not s["state"].startswith("ended")),
-                  "delivered": sum(s["delivered"] for s in streams.values()),
-                  "duplicates_dropped": sum(s["duplicates_dropped"] for s in streams.values()),
-                  "moves": sum(s["moves"] for s in streams.values()), "fps": round(sum(s["fps"] for s in streams.values()), 2)}
-        return {"workers": workers, "streams": streams, "totals": totals, "events": events}
+        return snapshot(workers, self.cluster.streams_per_worker, self.ledger.snapshot(), events)

@@ -65,6 +65,7 @@ class ClusterPipeline:
         self.open_streams: set[str] = set()
         self.cond = threading.Condition()
         self.stopping = False
+        self._stopping_now = False  # stop() has begun (a second call returns)
         self.finished = False
         self.results_delivered = 0
         self.last_status: dict[str, Any] | None = None  # the placement when it stopped
@@ -75,7 +76,8 @@ class ClusterPipeline:
         """Join the cluster, start the workers and the sinks, place the config's streams."""
         ray = connect(self.address)
         keep_images = any(s.type in IMAGE_SINKS for s in self.config.sinks)
-        self.control = ClusterControl(ray, worker_config(self.config), self.cluster, self._deliver, self._end, keep_images)
+        self.control = ClusterControl(ray, worker_config(self.config), self.cluster, self._deliver, self._end, keep_images,
+                                      self.name)
         self.control.start()
         try:
             for stage in self.sink_stages:
@@ -96,17 +98,21 @@ class ClusterPipeline:
         try:
             with self.cond:
                 while not self.stopping and (self.open_streams or self.config.keep_alive):
-                    self.cond.wait(0.5)
+                    self.cond.wait(0.2)
         finally:
             self.stop()
         return self.summary()
 
+    def stop_requested(self) -> None:
+        """From a signal handler: ``run()`` returns soon, stopping everything (never blocks)."""
+        self.stopping = True
+
     def stop(self) -> None:
         """Stop the workers; streams not ended end ``stopped``; the sinks flush and close."""
         with self.cond:
-            if self.finished:
+            if self.finished or self._stopping_now:
                 return
-            self.stopping = True
+            self.stopping = self._stopping_now = True
             self.cond.notify_all()
         if self.control is not None:
             self.last_status = self.control.status()

@@ -15,16 +15,18 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.app.cluster.worker import PipelineWorker
 from pipeline.app.cluster_options import ClusterConfig
-from pipeline.core.errors import ClusterError
+from pipeline.core.errors import ClusterError, VidpipeError
 
 log = logging.getLogger("vidpipe.cluster")
 
 STOP_TIMEOUT_S = 15.0
+CALL_TIMEOUT_S = 60.0  # add/remove on a worker (an RTSP open may take its open_timeout)
 _ids = itertools.count(1)
 
 
@@ -105,3 +107,18 @@ def stop_worker(ray: Any, handle: WorkerHandle) -> None:
     except Exception as exc:  # noqa: BLE001 - dead or stuck: killed below either way
         log.debug("worker %s did not close: %s", handle.worker_id, exc)
     kill(ray, handle.actor)
+
+
+def call(ray: Any, handle: WorkerHandle, method: str, *args: Any, on_lost: Callable[[WorkerHandle, str], None]) -> Any:
+    """A worker's method, waited for: its VidpipeError raised as itself (a stream's bad
+    config or source), Ray's errors as a ClusterError after ``on_lost`` (the worker died)."""
+    try:
+        return ray.get(getattr(handle.actor, method).remote(*args), timeout=CALL_TIMEOUT_S)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VidpipeError):
+            raise type(cause)(str(cause)) from None
+        raise ClusterError(f"worker {handle.worker_id}: {method} failed: {cause or exc}") from None
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        on_lost(handle, f"{method} failed: {type(exc).__name__}")
+        raise ClusterError(f"worker {handle.worker_id} was lost during {method}: {type(exc).__name__}") from None
