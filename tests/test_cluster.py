@@ -98,7 +98,7 @@ def test_node_lost_mid_run_files_exactly_once_rtsp_resumes(ray_cluster, cluster_
         cam_before = len(rec.items)
         # Files on the lost worker part-way through: they must resume after their last delivered frame.
         cut = {sid: s["last_frame"] for sid, s in status["streams"].items()
-               if s["worker"] == victim and sid != "cam" and s["state"] == "running"}
+               if s["worker"] == victim and sid != "cam" and s["state"] == "streaming"}
         t_removed = time.monotonic()
         cluster.remove_node(node, allow_graceful=False)
         # The camera comes back on another worker: its next result is marked as a gap.
@@ -184,3 +184,43 @@ def test_unreachable_cluster_address_is_one_line_exit_2(cluster_clips, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config), "--cluster", "spark://x"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "expected 'ray' or 'ray://HOST:PORT'" in proc.stderr
+
+
+def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_path):
+    import httpx
+
+    from tests.serve_pipelines_helpers import Poller, results_of
+    from tests.serve_process import ServeProcess
+    from tests.stream_helpers import camera
+
+    cluster, _ = ray_cluster
+    spec = {"name": "site", "model": {"path": "shapes-yolov8seg", "intra_op_threads": 1},
+            "cluster": {"streams_per_worker": 3, "min_workers": 2, "num_cpus": 0.5},
+            "streams": [camera(sid, clips["paced"]) for sid in ("a", "b", "c")]}
+    args = ("--cluster", f"ray://{cluster.address}")
+    with ServeProcess(tmp_path, {"backend": {"intra_op_threads": 1}}, args) as server, \
+            httpx.Client(base_url=server.url, timeout=120) as http:
+        r = http.post("/pipelines", json=spec)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        placed = http.get(f"/pipelines/{pid}").json()["cluster"]["workers"]
+        loads = {wid: len(w["streams"]) for wid, w in placed.items()}
+        assert sorted(loads.values()) == [1, 2], placed
+        least = min(loads, key=lambda w: loads[w])
+        r = http.post(f"/pipelines/{pid}/streams", json=camera("d", clips["paced"]))
+        assert r.status_code == 201, r.text
+        status = http.get(f"/pipelines/{pid}").json()
+        assert status["streams"]["d"]["worker"] == least, status["cluster"]
+        assert {"state", "fps", "latency_ms", "drops", "results"} <= set(status["streams"]["d"])
+        poll = Poller(http, pid)
+        poll.until(lambda recs: results_of(recs, "d") >= 3, "d's results through the control plane", timeout=60)
+        frames = [rec["frame"] for rec in poll.of("d")]
+        assert frames == sorted(set(frames))
+        r = http.delete(f"/pipelines/{pid}/streams/d")
+        assert r.status_code == 200, r.text
+        assert http.get(f"/pipelines/{pid}").json()["streams"]["d"]["state"] == "removed"
+        status = subprocess.run([sys.executable, "-m", "pipeline", "cluster", "status", "--cluster",
+                                 f"ray://{cluster.address}"], capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and "control plane site/" in status.stdout, status.stderr[-2000:]
+        assert http.delete(f"/pipelines/{pid}").status_code == 200
+    assert not _wait_no_workers(), "worker actors left alive"

@@ -268,11 +268,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a pipeline from a YAML config")
     run.add_argument("config", help="pipeline YAML (see configs/)")
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
@@ -284,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cluster", metavar="ray[://HOST:PORT]",
                      help="run the streams on a Ray cluster's workers (extra [ray]; README: Running on a Ray cluster)")
     run.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_run_parser(sub)
 
     info = sub.add_parser("info", help="describe a model: layout, input size, classes, providers")
     info.add_argument("model", help="bundled model name or path to an ONNX file")

@@ -37,7 +37,7 @@ def run_on_cluster(config: PipelineConfig, url: str, quiet: bool) -> tuple[int, 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    failed = [sid for sid, s in summary["streams"].items() if s["state"] == "ended (error)"]
+    failed = [sid for sid, s in summary["streams"].items() if s["state"] == "failed"]
     code = 128 + stopped_by[0] if stopped_by else 1 if failed or summary["errors"] else 0
     if not quiet:
         print(format_summary(summary), file=sys.stderr)

@@ -183,10 +183,8 @@ class ClusterControl:
         if not self.ends[sid].wait(timeout_s):
             raise ClusterError(f"stream {sid!r}: its end was not delivered within {timeout_s:g} s")
         self.release(sid)
-        line = self.ledger.snapshot().get(sid, {})
-        self.ledger.forget(sid)
         self.paused.discard(sid)
-        return line
+        return self.ledger.snapshot().get(sid, {})  # its line stays (state removed) until the id is added again
 
     def pause(self, sid: str | None, paused: bool) -> None:
         """Pause or resume one stream, or every stream (None); carried over when it moves."""
@@ -196,6 +194,7 @@ class ClusterControl:
                 raise UnknownStreamError(f"no stream {sid!r} in the cluster pipeline")
             for s in targets:
                 (self.paused.add if paused else self.paused.discard)(s)
+                self.ledger.streams[s].paused = paused
                 handle = self.workers.get(self.ledger.streams[s].worker or "")
                 if handle is not None and self.ledger.streams[s].ended is None:
                     self._call(handle, "pause", s, paused)

@@ -35,7 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.app.serve.pipelines.managed import RateMeter
+from pipeline.app.rates import RateMeter
 from pipeline.vision.result import Result
 
 
@@ -55,7 +55,18 @@ class StreamLedger:
     duplicates: int = 0  # results dropped at or below the watermark
     ended: str | None = None  # the end's reason, once delivered
     removing: bool = False  # the control plane asked for its removal
+    paused: bool = False
     history: list[str] = field(default_factory=list)  # the workers it ran on
+
+
+END_STATES = {"eos": "ended", "error": "failed", "removed": "removed", "stopped": "stopped"}
+
+
+def _state(entry: StreamLedger) -> str:
+    """As ``vidpipe serve`` names a stream's state; ``waiting``: for a worker after a loss."""
+    if entry.ended:
+        return END_STATES.get(entry.ended, "ended")
+    return "paused" if entry.paused else "streaming" if entry.worker else "waiting"
 
 
 class Ledger:
@@ -133,5 +144,5 @@ class Ledger:
         with self.lock:
             return {sid: {"worker": e.worker, "live": e.live, "last_frame": e.watermark, "delivered": e.delivered,
                           "duplicates_dropped": e.duplicates, "moves": e.moves, "fps": self.rates.fps(sid),
-                          "state": f"ended ({e.ended})" if e.ended else "running" if e.worker else "waiting"}
+                          "state": _state(e)}
                     for sid, e in self.streams.items()}

@@ -66,6 +66,8 @@ class ClusterPipeline:
         self.cond = threading.Condition()
         self.stopping = False
         self._stopping_now = False  # stop() has begun (a second call returns)
+        self._placed = False  # start() has placed the config's streams
+        self.drain_timeout_s = 10.0  # (vidpipe serve's stop reads it; the workers stop at once)
         self.finished = False
         self.results_delivered = 0
         self.last_status: dict[str, Any] | None = None  # the placement when it stopped
@@ -86,6 +88,7 @@ class ClusterPipeline:
             self._t0 = time.perf_counter()
             for stream in self.config.streams:
                 self.add_stream(stream)
+            self._placed = True
         except BaseException:
             self.stop()
             raise
@@ -102,6 +105,15 @@ class ClusterPipeline:
         finally:
             self.stop()
         return self.summary()
+
+    @property
+    def started(self) -> bool:
+        """Its workers and sinks run, and the config's streams are placed."""
+        return self._placed and not self.finished
+
+    def abort(self) -> None:
+        """As :meth:`stop` (results not yet delivered are made again by no one: nothing runs on)."""
+        self.stop()
 
     def stop_requested(self) -> None:
         """From a signal handler: ``run()`` returns soon, stopping everything (never blocks)."""
@@ -159,6 +171,13 @@ class ClusterPipeline:
 
     def resume_stream(self, stream_id: str) -> None:
         self._require().pause(stream_id, False)
+
+    def pause(self) -> None:
+        """Pause every stream (a paused file is not read; a live one reads and drops)."""
+        self._require().pause(None, True)
+
+    def resume(self) -> None:
+        self._require().pause(None, False)
 
     def _require(self) -> ClusterControl:
         if self.control is None or self.stopping:

@@ -9,13 +9,13 @@ cluster can print where every stream runs, without knowing where the control pla
 Example of the printed form:
     >>> print(format_status("demo/123", {"workers": {"w1": {"node": "a1b2c3d4e5f6a7", "host": "n1", "streams": ["cam"],
     ...     "capacity": 4, "results": 10, "heartbeat_age_s": 0.1}}, "streams": {"cam": {"worker": "w1", "last_frame": 9,
-    ...     "delivered": 10, "moves": 0, "fps": 5.0, "state": "running"}}, "totals": {"workers": 1, "streams": 1,
+    ...     "delivered": 10, "moves": 0, "fps": 5.0, "state": "streaming"}}, "totals": {"workers": 1, "streams": 1,
     ...     "delivered": 10, "moves": 0, "fps": 5.0}, "events": []}))
     control plane demo/123: 1 worker(s), 1 stream(s), 10 results delivered, 5.0 results/s, 0 move(s)
       worker  node          host          streams  capacity  results  heartbeat
       w1      a1b2c3d4e5f6  n1                  1         4       10       0.1s
       stream  worker  state      last frame  delivered  moves    fps
-      cam     w1      running             9         10      0    5.0
+      cam     w1      streaming           9         10      0    5.0
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def snapshot(workers: dict[str, tuple[WorkerHandle, list[str]]], capacity: int, 
     lines = {wid: {"node": h.node, "host": h.info.get("host"), "pid": h.info.get("pid"), "streams": placed,
                    "capacity": capacity, "results": h.results, "heartbeat_age_s": round(now - h.last_seen, 2),
                    "up_s": round(time.time() - h.started, 1)} for wid, (h, placed) in workers.items()}
-    running = [s for s in streams.values() if not s["state"].startswith("ended")]
+    running = [s for s in streams.values() if s["state"] not in ("ended", "failed", "removed", "stopped")]
     totals = {"workers": len(lines), "streams": len(running), "delivered": sum(s["delivered"] for s in streams.values()),
               "duplicates_dropped": sum(s["duplicates_dropped"] for s in streams.values()),
               "moves": sum(s["moves"] for s in streams.values()), "fps": round(sum(s["fps"] for s in streams.values()), 2)}
