@@ -153,7 +153,8 @@ def test_bad_input_clear_errors_and_the_control_plane_runs_on(ray_cluster, clust
     with pytest.raises(ClusterError, match=r"no node of the Ray cluster can hold a worker needing CPU=1, GPU=1"):
         ClusterPipeline(_config([], keep_alive=True), ClusterConfig(num_gpus=1)).start()
     rec = Recorder()
-    pipeline = ClusterPipeline(_config([], keep_alive=True), ClusterConfig(num_cpus=0.5), sinks=[rec.sink])
+    pipeline = ClusterPipeline(_config([], keep_alive=True, metrics={"port": 0}), ClusterConfig(num_cpus=0.5),
+                               sinks=[rec.sink])
     pipeline.start()
     try:
         missing = tmp_path / "gone.mp4"
@@ -168,6 +169,11 @@ def test_bad_input_clear_errors_and_the_control_plane_runs_on(ray_cluster, clust
         rec.wait_end("good", timeout=60)
         assert [i[2] for i in rec.results("good")] == list(range(FILE_FRAMES))
         assert "bad" not in pipeline.status()["streams"]
+        import httpx
+
+        scraped = httpx.get(f"http://127.0.0.1:{pipeline.metrics_port}/metrics").text  # totals and per-worker series
+        assert f"vidpipe_cluster_results_total {float(FILE_FRAMES)}" in scraped
+        assert 'vidpipe_cluster_worker_streams{node="' in scraped and "vidpipe_cluster_workers 1.0" in scraped
     finally:
         pipeline.stop()
     assert not _wait_no_workers(), "worker actors left alive"

@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline.app.cluster.connect import connect
 from pipeline.app.cluster.control import ClusterControl
+from pipeline.app.cluster.metrics import ClusterMetrics
 from pipeline.app.cluster.worker import worker_config
 from pipeline.app.cluster_options import ClusterConfig
 from pipeline.app.config import PipelineConfig, StreamConfig, load_stream_config
@@ -67,6 +68,8 @@ class ClusterPipeline:
         self.stopping = False
         self._stopping_now = False  # stop() has begun (a second call returns)
         self._placed = False  # start() has placed the config's streams
+        self.metrics = ClusterMetrics(self.status)
+        self.metrics_port: int | None = None
         self.drain_timeout_s = 10.0  # (vidpipe serve's stop reads it; the workers stop at once)
         self.finished = False
         self.results_delivered = 0
@@ -82,6 +85,8 @@ class ClusterPipeline:
                                       self.name)
         self.control.start()
         try:
+            if self.config.metrics is not None:
+                self.metrics_port = self.metrics.serve(self.config.metrics.port, self.config.metrics.host)
             for stage in self.sink_stages:
                 stage.sink.open()
                 stage.start()
@@ -139,6 +144,7 @@ class ClusterPipeline:
                 stage.sink.close()
         for ring in self.outputs:
             ring.close()
+        self.metrics.close()
         self._t1 = time.perf_counter()
         self.finished = True
 
