@@ -31,6 +31,9 @@ class ClusterConfig(Options):
     max_workers: int | None = Field(None, ge=1, description="None: as many as the cluster's resources allow")
     heartbeat_timeout_s: float = Field(10.0, gt=0, description="a worker silent this long is lost: its streams move")
     start_timeout_s: float = Field(120.0, gt=0, description="a worker that has not loaded its model by then is given up")
+    publish_host: str | None = Field(None, description="each worker also publishes its results on ZeroMQ, bound to a "
+                                                       "free port of this address (0.0.0.0: every interface, announced "
+                                                       "as the node's IP); ClusterSubscriber follows them all")
     idle_drain_s: float = Field(30.0, ge=0, description="a worker without streams this long (beyond min_workers) is removed")
 
     def actor_options(self) -> dict[str, Any]:

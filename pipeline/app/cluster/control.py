@@ -15,8 +15,10 @@ gap marked. A stream that cannot be placed now (no worker, no room) waits and is
 again every ``RETRY_S``. Workers without streams for ``idle_drain_s`` beyond
 ``min_workers`` are stopped.
 
-Operations (add, remove, the moves of a loss, draining) run one at a time (``ops``); the
-poll thread never waits for one except when it heals a loss itself.
+Operations (add, remove, the moves of a loss, draining) run one at a time (``ops``). The
+moves of a loss, the retries and the draining run on the maintenance thread
+(``vidpipe:cluster-heal``), so the poll thread goes on delivering the survivors' results
+while a new worker loads its model.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class ClusterControl:
         self.ends: dict[str, threading.Event] = {}
         self.paused: set[str] = set()
         self.unplaced: set[str] = set()
-        self._next_retry = self._next_publish = 0.0
+        self._next_publish = 0.0
+        self._heal = threading.Event()  # wakes the maintenance thread (a loss)
+        self._closing = threading.Event()
+        self.maintenance = threading.Thread(target=self._maintain, name="vidpipe:cluster-heal", daemon=True)
         self.status_key = status_key(name)  # where `vidpipe cluster status` reads it
         self.poller = Poller(self)
 
@@ -75,9 +80,14 @@ class ClusterControl:
             for _ in range(self.cluster.min_workers):
                 self._grow(required=True)
         self.poller.start()
+        self.maintenance.start()
 
     def close(self) -> None:
         """Stop polling and every worker (their streams end ``stopped``, not delivered)."""
+        self._closing.set()
+        self._heal.set()
+        if self.maintenance.is_alive():
+            self.maintenance.join(CALL_TIMEOUT_S)
         self.poller.stop(CALL_TIMEOUT_S)
         with self.lock:
             handles, self.workers = list(self.workers.values()), {}
@@ -146,7 +156,7 @@ class ClusterControl:
         entry = self.ledger.streams[sid]
         resume = self.ledger.move(sid, wid)
         try:
-            self._call(handle, "add", entry.config, resume if resume >= 0 else None)
+            self._call(handle, "add", entry.config, resume if resume >= 0 else None, entry.offset if entry.live else 0)
             if sid in self.paused:
                 self._call(handle, "pause", sid, True)
         except BaseException:
@@ -209,7 +219,7 @@ class ClusterControl:
         if handle is not None:
             handle.actor.forget.remote(sid)
 
-    # -- losses and housekeeping (called by the poller) ------------------------------------
+    # -- losses (from the poller or a call), maintenance ------------------------------------
     def lose(self, handle: WorkerHandle, why: str) -> None:
         """Give the worker up (kill it for good) and place its streams again."""
         with self.ops:
@@ -228,7 +238,7 @@ class ClusterControl:
                     continue
                 self.ledger.move(sid, None)
                 self.unplaced.add(sid)
-            self._place_waiting()
+        self._heal.set()  # placed by the maintenance thread: the poll thread goes on delivering
 
     def _place_waiting(self) -> None:
         """Place the streams that wait; one its new worker refuses (its file is gone) ends
@@ -243,23 +253,30 @@ class ClusterControl:
                 self.ledger.streams[sid].ended = "error"
                 self.on_end(sid, "error", str(exc))
                 self.ends[sid].set()
-        self._next_retry = time.monotonic() + RETRY_S
 
     def housekeeping(self) -> None:
-        """Retry streams waiting for a worker; stop workers idle too long; publish the status."""
+        """On the poll thread, between rounds: publish the status now and then."""
         now = time.monotonic()
         if now >= self._next_publish:
             self._next_publish = now + PUBLISH_S
             publish(self.status_key, self.status())
-        if self.unplaced and now >= self._next_retry:
-            with self.ops:
-                self._place_waiting()
-        with self.lock:
-            idle = [self.workers[w] for w in self.placement.idle() if w in self.workers]
-            spare = len(self.workers) - self.cluster.min_workers
-        for h in idle[:max(0, spare)]:
-            if h.idle_since is not None and now - h.idle_since > self.cluster.idle_drain_s:
-                self._drain(h)
+
+    def _maintain(self) -> None:
+        """The maintenance thread: place the streams of a lost worker (at once) and those
+        waiting for room (every ``RETRY_S``); stop workers idle too long."""
+        while not self._closing.is_set():
+            self._heal.wait(RETRY_S)
+            self._heal.clear()
+            if self.unplaced and not self._closing.is_set():
+                with self.ops:
+                    self._place_waiting()
+            now = time.monotonic()
+            with self.lock:
+                idle = [self.workers[w] for w in self.placement.idle() if w in self.workers]
+                spare = len(self.workers) - self.cluster.min_workers
+            for h in idle[:max(0, spare)]:
+                if h.idle_since is not None and now - h.idle_since > self.cluster.idle_drain_s:
+                    self._drain(h)
 
     def _drain(self, handle: WorkerHandle) -> None:
         with self.ops, self.lock:

@@ -39,6 +39,7 @@ def snapshot(workers: dict[str, tuple[WorkerHandle, list[str]]], capacity: int, 
     """A control plane's status from its workers (handle, streams) and its ledger's lines."""
     now = time.monotonic()
     lines = {wid: {"node": h.node, "host": h.info.get("host"), "pid": h.info.get("pid"), "streams": placed,
+                   "publisher": h.info.get("publisher"),
                    "capacity": capacity, "results": h.results, "heartbeat_age_s": round(now - h.last_seen, 2),
                    "up_s": round(time.time() - h.started, 1)} for wid, (h, placed) in workers.items()}
     running = [s for s in streams.values() if s["state"] not in ("ended", "failed", "removed", "stopped")]

@@ -37,10 +37,12 @@ import time
 from collections import deque
 from typing import Any
 
+from pipeline.app.cluster.published import RenumberedSink, worker_publisher
 from pipeline.app.config import PipelineConfig, load_config_dict, load_stream_config
 from pipeline.app.pipeline import Pipeline
 from pipeline.core.errors import SourceError, VidpipeError
 from pipeline.core.items import EndOfStream
+from pipeline.infer.model import Model
 from pipeline.vision.result import Result
 from sources.factory import build_source
 
@@ -59,12 +61,30 @@ def worker_config(config: PipelineConfig | dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in data.items() if k not in ("streams", "sinks", "metrics")}, "keep_alive": True}
 
 
+def _advertised(host: str) -> str:
+    """The address subscribers reach this worker's publisher at: the node's own for a
+    wildcard bind (Ray knows it), else the one bound."""
+    if host not in ("0.0.0.0", "*", "::"):
+        return host
+    try:
+        import ray
+
+        return str(ray.util.get_node_ip_address())
+    except Exception:  # noqa: BLE001 - not under Ray
+        return socket.gethostbyname(socket.gethostname())
+
+
 class PipelineWorker:
     """One pipeline in one process (see the module docstring). Never raises from
     ``__init__``: a model that cannot load is reported by :meth:`ready`."""
 
-    def __init__(self, config: dict[str, Any], keep_images: bool = False, outbox_max: int = OUTBOX_MAX) -> None:
+    def __init__(self, config: dict[str, Any], keep_images: bool = False, outbox_max: int = OUTBOX_MAX,
+                 publish_host: str | None = None) -> None:
+        """``publish_host``: also publish results on ZeroMQ, bound to a free port of that
+        address (:mod:`pipeline.app.cluster.published`); ``ready()`` announces the endpoint."""
         self.keep_images, self.outbox_max = keep_images, outbox_max
+        self.publisher: RenumberedSink | None = None
+        self.endpoint: str | None = None
         self.error: str | None = None
         self.pipeline: Pipeline | None = None
         self.outbox: deque[Item] = deque()
@@ -72,7 +92,7 @@ class PipelineWorker:
         self.resume_after: dict[str, int] = {}  # file streams resumed: results at or before this index are not sent
         self.started = time.time()
         try:
-            self.pipeline = Pipeline.from_config(load_config_dict(worker_config(config), "worker config"))
+            self.pipeline = self._build(load_config_dict(worker_config(config), "worker config"), publish_host)
         except VidpipeError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - anything at all: reported by ready(), the actor stays up to say it
@@ -81,9 +101,19 @@ class PipelineWorker:
         if self.pipeline is not None:
             self.thread.start()
 
+    def _build(self, cfg: PipelineConfig, publish_host: str | None) -> Pipeline:
+        """The pipeline (model loaded once), with the worker's publisher when asked for."""
+        if publish_host is None:
+            return Pipeline.from_config(cfg)
+        self.publisher, self.endpoint = worker_publisher(publish_host, _advertised(publish_host))
+        model = Model.load(cfg.model, max_batch_size=cfg.batching.max_batch_size)
+        return Pipeline([], model, [self.publisher], batching=cfg.batching, tracker=cfg.tracker, rings=cfg.rings,
+                        decoder_threads=cfg.decoder_threads, name=cfg.name, keep_alive=True, config=cfg)
+
     def ready(self) -> dict[str, Any]:
         """Where it runs and what it loaded; ``error`` when the pipeline could not be built."""
-        info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "error": self.error}
+        info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "error": self.error,
+                                "publisher": self.endpoint}
         if self.pipeline is not None:
             info["model"] = self.pipeline.model.name
         try:
@@ -136,13 +166,16 @@ class PipelineWorker:
         return items
 
     # -- streams --------------------------------------------------------------------------
-    def add(self, stream: dict[str, Any], resume_after: int | None = None) -> str:
+    def add(self, stream: dict[str, Any], resume_after: int | None = None, index_offset: int = 0) -> str:
         """Add a stream (a ``streams:`` entry); ``resume_after``: a file stream's last
-        delivered frame, it goes on from the next. Returns ``added`` or ``ended`` (nothing
-        after that frame: its end is in the outbox)."""
+        delivered frame, it goes on from the next; ``index_offset``: a moved live stream's
+        (for the publisher; the control plane renumbers its own). Returns ``added`` or
+        ``ended`` (nothing after that frame: its end is in the outbox)."""
         if self.pipeline is None:
             raise VidpipeError(f"worker has no pipeline: {self.error}")
         cfg = load_stream_config(stream)
+        if self.publisher is not None:
+            self.publisher.renumber(cfg.id, index_offset, -1 if resume_after is None else resume_after)
         if resume_after is None or resume_after < 0 or cfg.source.type != "file":
             self.pipeline.add_stream(cfg)
             return "added"

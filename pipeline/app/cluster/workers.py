@@ -73,7 +73,7 @@ def has_room(ray: Any, cluster: ClusterConfig) -> bool:
 def start_worker(ray: Any, cluster: ClusterConfig, config: dict[str, Any], keep_images: bool) -> WorkerHandle:
     """Start one worker and wait until its model is loaded; a ClusterError otherwise."""
     remote = ray.remote(PipelineWorker).options(**cluster.actor_options())
-    actor = remote.remote(config, keep_images)
+    actor = remote.remote(config, keep_images, publish_host=cluster.publish_host)
     wid = f"w{next(_ids)}"
     try:
         info = ray.get(actor.ready.remote(), timeout=cluster.start_timeout_s)
