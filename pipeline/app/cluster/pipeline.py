@@ -32,7 +32,7 @@ from pipeline.app.cluster.worker import worker_config
 from pipeline.app.cluster_options import ClusterConfig
 from pipeline.app.config import PipelineConfig, StreamConfig, load_stream_config
 from pipeline.app.outputs import check_outputs
-from pipeline.core.errors import PipelineFinishedError
+from pipeline.core.errors import PipelineFinishedError, StreamExistsError
 from pipeline.core.items import EndOfStream
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 from pipeline.core.roster import Roster
@@ -154,6 +154,9 @@ class ClusterPipeline:
         if self.control is None or self.stopping:
             raise PipelineFinishedError(f"pipeline {self.name} is not running: cannot add a stream")
         cfg = load_stream_config(config)
+        with self.cond:
+            if cfg.id in self.open_streams:
+                raise StreamExistsError(f"cannot add stream {cfg.id!r}: pipeline {self.name} has a stream of that id")
         self.roster.add(cfg.id)
         for stage in self.sink_stages:
             stage.add_stream(cfg.id)

@@ -159,6 +159,9 @@ class PipelineWorker:
     def take(self, max_items: int = 512, wait_s: float = 0.2) -> list[Item]:
         """What the outbox holds (up to ``max_items``), waiting up to ``wait_s`` for one."""
         with self.cond:
+            if not self.outbox and self.error is not None and not self.thread.is_alive():
+                # Its pipeline failed (a shared stage): the control plane treats it as lost.
+                raise RuntimeError(f"worker pipeline is gone: {self.error}")
             if not self.outbox:
                 self.cond.wait(wait_s)
             items = [self.outbox.popleft() for _ in range(min(max_items, len(self.outbox)))]
