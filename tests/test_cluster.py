@@ -172,8 +172,9 @@ def test_bad_input_clear_errors_and_the_control_plane_runs_on(ray_cluster, clust
     with pytest.raises(ClusterError, match=r"no node of the Ray cluster can hold a worker needing CPU=1, GPU=1"):
         ClusterPipeline(_config([], keep_alive=True), ClusterConfig(num_gpus=1)).start()
     rec = Recorder()
-    pipeline = ClusterPipeline(_config([], keep_alive=True, metrics={"port": 0}), ClusterConfig(num_cpus=0.5),
-                               sinks=[rec.sink])
+    # No worker at first (min_workers 0): the first stream starts one; idle, it is drained.
+    pipeline = ClusterPipeline(_config([], keep_alive=True, metrics={"port": 0}),
+                               ClusterConfig(num_cpus=0.5, min_workers=0, idle_drain_s=3.0), sinks=[rec.sink])
     pipeline.start()
     try:
         missing = tmp_path / "gone.mp4"
@@ -193,6 +194,12 @@ def test_bad_input_clear_errors_and_the_control_plane_runs_on(ray_cluster, clust
         scraped = httpx.get(f"http://127.0.0.1:{pipeline.metrics_port}/metrics").text  # totals and per-worker series
         assert f"vidpipe_cluster_results_total {float(FILE_FRAMES)}" in scraped
         assert 'vidpipe_cluster_worker_streams{node="' in scraped and "vidpipe_cluster_workers 1.0" in scraped
+        assert pipeline.status()["streams"]["good"]["latency_ms"]["p50"] > 0
+        deadline = time.monotonic() + 30
+        while pipeline.status()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the placement: the drain has no event to wait on
+        assert not pipeline.status()["workers"], "the idle worker was drained"
+        assert any("drained" in e for e in pipeline.status()["events"])
     finally:
         pipeline.stop()
     assert not _wait_no_workers(), "worker actors left alive"

@@ -35,8 +35,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.app.observability import LatencyWindow
 from pipeline.app.rates import RateMeter
 from pipeline.vision.result import Result
+
+LATENCY_KEPT = 500  # results per stream the latency percentiles are taken over
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Ledger:
         self.lock = threading.Lock()
         self.streams: dict[str, StreamLedger] = {}
         self.rates = RateMeter()
+        self.latency: dict[str, LatencyWindow] = {}  # per stream: capture to the worker's result, ms
         self.stale = 0  # items from a worker that no longer holds the stream
 
     def open(self, stream_id: str, config: dict[str, Any], live: bool, worker: str | None) -> StreamLedger:
@@ -87,6 +91,7 @@ class Ledger:
     def forget(self, stream_id: str) -> StreamLedger | None:
         with self.lock:
             self.rates.forget(stream_id)
+            self.latency.pop(stream_id, None)
             return self.streams.pop(stream_id, None)
 
     def admit(self, worker: str, result: Result) -> Result | None:
@@ -108,6 +113,10 @@ class Ledger:
             entry.watermark = index
             entry.delivered += 1
             self.rates.tick(result.stream_id)
+            window = self.latency.get(result.stream_id)
+            if window is None:
+                window = self.latency[result.stream_id] = LatencyWindow(LATENCY_KEPT)
+            window.add(result.latency_ms)
             return result
 
     def end(self, worker: str, stream_id: str, reason: str) -> bool:
@@ -139,10 +148,15 @@ class Ledger:
                 return -1
             return entry.watermark
 
+    def _latency(self, stream_id: str) -> dict[str, float]:
+        window = self.latency.get(stream_id)
+        return window.percentiles() if window is not None else {}
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Per stream: worker, watermark, delivered, duplicates, moves, fps, state."""
+        """Per stream: worker, watermark, delivered, duplicates, moves, fps, state, latency
+        percentiles (capture to result on its worker)."""
         with self.lock:
             return {sid: {"worker": e.worker, "live": e.live, "last_frame": e.watermark, "delivered": e.delivered,
                           "duplicates_dropped": e.duplicates, "moves": e.moves, "fps": self.rates.fps(sid),
-                          "state": _state(e)}
+                          "state": _state(e), "latency_ms": self._latency(sid)}
                     for sid, e in self.streams.items()}

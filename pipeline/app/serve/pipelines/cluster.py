@@ -29,7 +29,7 @@ class ClusterManagedPipeline(ManagedPipeline):
     def stream_status(self) -> dict[str, dict[str, Any]]:
         out = {}
         for sid, line in self.pipeline.status()["streams"].items():
-            out[sid] = {**line, "results": line["delivered"], "latency_ms": {}, "drops": {},
+            out[sid] = {**line, "results": line["delivered"], "drops": {},
                         "paused": line["state"] == "paused" or self.paused}
         return out
 
