@@ -256,3 +256,17 @@ def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_pa
         assert status.returncode == 0 and "control plane site/" in status.stdout, status.stderr[-2000:]
         assert http.delete(f"/pipelines/{pid}").status_code == 200
     assert not _wait_no_workers(), "worker actors left alive"
+
+
+def test_serve_with_an_unreachable_cluster_refuses_the_pipeline_and_runs_on(clips, tmp_path):
+    import httpx
+
+    from tests.serve_process import ServeProcess
+    from tests.stream_helpers import camera
+
+    port = free_port()
+    with ServeProcess(tmp_path, {}, ("--cluster", f"ray://127.0.0.1:{port}")) as server, \
+            httpx.Client(base_url=server.url, timeout=60) as http:
+        r = http.post("/pipelines", json={"name": "site", "streams": [camera("a", clips["paced"])]})
+        assert r.status_code == 422 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in r.json()["message"], r.text
+        assert http.get("/pipelines").json()["pipelines"] == []  # the server (the control plane) runs on
