@@ -286,8 +286,8 @@ class ClusterControl:
             self.workers.pop(handle.worker_id, None)
             self.placement.remove_worker(handle.worker_id)
             handle.lost = "drained (idle)"
+            self._event(f"worker {handle.worker_id} drained: idle for {self.cluster.idle_drain_s:g} s")
         stop_worker(self.ray, handle)
-        self._event(f"worker {handle.worker_id} drained: idle for {self.cluster.idle_drain_s:g} s")
 
     def _event(self, line: str) -> None:
         log.warning("%s", line) if "lost" in line else log.info("%s", line)
