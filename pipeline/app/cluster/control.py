@@ -76,9 +76,13 @@ class ClusterControl:
     def start(self) -> None:
         """Check the cluster can hold a worker, start ``min_workers``, start polling."""
         check_feasible(self.ray, self.cluster)
-        with self.ops:
-            for _ in range(self.cluster.min_workers):
-                self._grow(required=True)
+        try:
+            with self.ops:
+                for _ in range(self.cluster.min_workers):
+                    self._grow(required=True)
+        except BaseException:
+            self.close()  # the workers that did start
+            raise
         self.poller.start()
         self.maintenance.start()
 

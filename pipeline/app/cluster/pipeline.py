@@ -78,17 +78,19 @@ class ClusterPipeline:
 
     # -- lifetime -------------------------------------------------------------------------
     def start(self) -> None:
-        """Join the cluster, start the workers and the sinks, place the config's streams."""
-        ray = connect(self.address)
-        keep_images = any(s.type in IMAGE_SINKS for s in self.config.sinks)
-        self.control = ClusterControl(ray, worker_config(self.config), self.cluster, self._deliver, self._end, keep_images,
-                                      self.name)
-        self.control.start()
+        """Open the sinks (an output refused fails before any worker starts), join the
+        cluster, start the workers and the sinks, place the config's streams."""
         try:
+            for stage in self.sink_stages:
+                stage.sink.open()
+            ray = connect(self.address)
+            keep_images = any(s.type in IMAGE_SINKS for s in self.config.sinks)
+            self.control = ClusterControl(ray, worker_config(self.config), self.cluster, self._deliver, self._end,
+                                          keep_images, self.name)
+            self.control.start()
             if self.config.metrics is not None:
                 self.metrics_port = self.metrics.serve(self.config.metrics.port, self.config.metrics.host)
             for stage in self.sink_stages:
-                stage.sink.open()
                 stage.start()
             self._t0 = time.perf_counter()
             for stream in self.config.streams:
