@@ -227,7 +227,7 @@ def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_pa
 
     cluster, _ = ray_cluster
     spec = {"name": "site", "model": {"path": "shapes-yolov8seg", "intra_op_threads": 1},
-            "cluster": {"streams_per_worker": 3, "min_workers": 2, "num_cpus": 0.5},
+            "cluster": {"streams_per_worker": 3, "min_workers": 2, "num_cpus": 0.5, "publish_host": "127.0.0.1"},
             "streams": [camera(sid, clips["paced"]) for sid in ("a", "b", "c")]}
     args = ("--cluster", f"ray://{cluster.address}")
     with ServeProcess(tmp_path, {"backend": {"intra_op_threads": 1}}, args) as server, \
@@ -248,6 +248,12 @@ def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_pa
         poll.until(lambda recs: results_of(recs, "d") >= 3, "d's results through the control plane", timeout=60)
         frames = [rec["frame"] for rec in poll.of("d")]
         assert frames == sorted(set(frames))
+        # One call follows every worker's publisher, found through the control plane.
+        followed = subprocess.run([sys.executable, "-m", "pipeline", "subscribe", f"{server.url}/pipelines/{pid}",
+                                   "--count", "8", "--timeout", "30"], capture_output=True, text=True, timeout=90)
+        assert followed.returncode == 0, followed.stderr[-2000:]
+        lines = [line.split() for line in followed.stdout.splitlines() if " frame " in line]
+        assert len(lines) == 8 and {ln[0] for ln in lines} <= {"a", "b", "c", "d"}, followed.stdout
         r = http.delete(f"/pipelines/{pid}/streams/d")
         assert r.status_code == 200, r.text
         assert http.get(f"/pipelines/{pid}").json()["streams"]["d"]["state"] == "removed"

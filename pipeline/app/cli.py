@@ -200,18 +200,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_subscribe(args: argparse.Namespace) -> int:
+def _subscriber(args: argparse.Namespace):
+    """A ZeroMQ subscriber of ``args.url``; for ``http(s)://HOST:PORT/pipelines/ID`` (a
+    ``vidpipe serve --cluster`` pipeline) one that follows every worker's publisher."""
     from sinks.subscriber import Subscriber
 
+    if args.url.startswith(("http://", "https://")) and "/pipelines/" in args.url:
+        from pipeline.app.cluster.subscriber import ClusterSubscriber
+
+        server, _, pid = args.url.rstrip("/").rpartition("/pipelines/")
+        return ClusterSubscriber.of_server(server, pid, streams=args.stream or None)
+    # A failed handshake with the publisher (wrong CURVE key, CURVE on one side only) ends
+    # it: one line, exit 2. Bound, it serves several peers: one bad peer is only logged.
+    return Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
+                      curve_client_secret=args.client_key, curve_server_public=args.server_key,
+                      fail_on_handshake=not args.bind)
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
     save = _writable(args.save, "--save").open("w") if args.save else None
     n = 0
     t0 = time.perf_counter()
     try:
-        # A failed handshake with the publisher (wrong CURVE key, CURVE on one side only) ends
-        # it: one line, exit 2. Bound, it serves several peers: one bad peer is only logged.
-        with Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
-                        curve_client_secret=args.client_key, curve_server_public=args.server_key,
-                        fail_on_handshake=not args.bind) as sub:
+        with _subscriber(args) as sub:
             for msg in sub.iter(args.timeout):
                 n += 1
                 cats: dict[str, int] = {}
@@ -302,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     subp = sub.add_parser("subscribe", help="print results from a ZeroMQ publisher")
-    subp.add_argument("url", help="e.g. tcp://127.0.0.1:5555")
+    subp.add_argument("url", help="e.g. tcp://127.0.0.1:5555; http://HOST:PORT/pipelines/ID: every worker publisher "
+                                  "of a vidpipe serve --cluster pipeline")
     subp.add_argument("--stream", action="append", help="only this stream (repeatable)")
     subp.add_argument("--save", help="also write the received headers as JSONL")
     subp.add_argument("--count", type=int, help="stop after this many results")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from pipeline.core.errors import VidpipeError
-from sinks.subscriber import Message, Subscriber
+from sinks.subscriber import Message, Subscriber, SubscriberStats
 
 REFRESH_S = 1.0
 
@@ -84,6 +84,11 @@ class ClusterSubscriber:
             self.last[msg.stream] = msg.frame
             return msg
         return None
+
+    @property
+    def stats(self) -> SubscriberStats:
+        """The merged subscriber's counts (received, gaps per publisher, malformed ...)."""
+        return self.sub.stats if self.sub is not None else SubscriberStats()
 
     def iter(self, timeout_s: float | None = None) -> Iterator[Message]:
         while (msg := self.receive(timeout_s)) is not None:
