@@ -72,6 +72,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "3"),
               ("--frames", "10", "--repeat", "1")),
     Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),
+    Benchmark("cluster", "benchmarks.cluster", "Cluster mode (Ray)", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
     Benchmark("latency", "benchmarks.soak", "Latency over time at 2× overload", ("--minutes", "1"), ("--minutes", "0.1"),
               plot="latency.png"),
     Benchmark("soak", "benchmarks.soak", "Soak (10 minutes)", ("--minutes", "10"), ("--minutes", "0.1"), default=False,

@@ -148,6 +148,16 @@ class Subscriber:
             self.close()
             raise VidpipeError(f"subscriber cannot {'bind' if bind else 'connect'} {url}: {exc}") from exc
 
+    def connect(self, url: str) -> None:
+        """Also receive from the publisher at ``url`` (a SUB socket merges its publishers;
+        each keeps its own per-stream sequence numbers for the gap count)."""
+        if self._sock is None:
+            raise VidpipeError(f"subscriber of {self.url} is closed")
+        try:
+            self._sock.connect(url)
+        except zmq.ZMQError as exc:
+            raise VidpipeError(f"subscriber cannot connect {url}: {exc}") from exc
+
     @staticmethod
     def _configure(sock: zmq.Socket, hwm: int, rcvbuf: int | None) -> None:
         sock.setsockopt(zmq.RCVHWM, hwm)

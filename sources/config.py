@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.core.options import Options
 
@@ -21,6 +21,14 @@ class FileSourceConfig(Options):
     realtime: bool = Field(False, description="pace at the file's frame rate, like a camera (live rings)")
     loop: bool = Field(False, description="start over at the end; pts and frame indices keep increasing")
     start_seconds: float = Field(0.0, ge=0, description="seek here first")
+    start_frame: int = Field(0, ge=0, description="seek to the frame of this index first (constant-rate files; "
+                                                    "indices stay those of the whole file): a resumed analysis")
+
+    @model_validator(mode="after")
+    def _one_start(self) -> FileSourceConfig:
+        if self.start_seconds and self.start_frame:
+            raise ValueError("start_seconds and start_frame: give one of them")
+        return self
 
 
 class ImagesSourceConfig(Options):

@@ -85,7 +85,9 @@ class VideoFileSource(Source):
     """Reads packets of a video file: as fast as the pipeline takes them, or with
     ``realtime`` at the file's own frame rate (a stand-in for a camera: live rings and
     GOP skipping apply). ``loop`` starts over at the end with pts and indices still
-    increasing; ``start_seconds`` seeks first (frames before it are decoded, not emitted)."""
+    increasing; ``start_seconds`` seeks first (frames before it are decoded, not emitted); so
+    does ``start_frame``, from half a frame before that frame's pts (a constant-rate file's
+    indices are positions in time: the first frame emitted has exactly that index)."""
 
     def __init__(self, stream_id: str, config: FileSourceConfig) -> None:
         super().__init__(stream_id)
@@ -95,6 +97,7 @@ class VideoFileSource(Source):
         self._container = None
         self._stream = None
         self.info: StreamInfo | None = None
+        self.start_s = config.start_seconds  # where reading starts (start_frame: known once open)
 
     def describe(self) -> str:
         return f"file {self.path}"
@@ -113,29 +116,43 @@ class VideoFileSource(Source):
                 self.info = replace(self.info, frames=None)  # no end to fall short of
             if stream.frames == 0 and (container.duration or 0) <= 0 and not self.info.width:
                 raise SourceError(f"video {self.path} holds no frames")
+            self._start_at_frame()
             self._check_start(container, stream)
         super().open()
 
+    def _start_at_frame(self) -> None:
+        """``start_frame`` as a start in seconds: half a frame before its pts, so that
+        frame is the first emitted whatever the rounding of the container's timestamps."""
+        frame = self.config.start_frame
+        if not frame or self.info is None:
+            return
+        if self.info.frame_positions != "pts" or not self.info.fps:
+            self.close()
+            raise SourceError(f"stream {self.stream_id}: start_frame needs a constant frame rate, and {self.path} "
+                              "has a variable one (its frame indices are not positions in time)")
+        self.start_s = self.info.first_pts + (frame - 0.5) / self.info.fps
+
     def _check_start(self, container, stream) -> None:
         """A start past the last frame would read nothing: say so now."""
-        start, duration = self.config.start_seconds, _duration_s(container, stream)
+        start, duration = self.start_s, _duration_s(container, stream)
         if not start or duration is None or self.info is None:
             return
         last = self.info.first_pts + duration - (1 / self.info.fps if self.info.fps else 0.0)
         if start > last + 1e-3:  # no frame at or after the start
             self.close()
-            raise SourceError(f"stream {self.stream_id}: start_seconds {start:g} is past the end of {self.path} "
+            what = f"start_frame {self.config.start_frame}" if self.config.start_frame else f"start_seconds {start:g}"
+            raise SourceError(f"stream {self.stream_id}: {what} is past the end of {self.path} "
                               f"({duration:.2f} s long, last frame at {last:.2f} s)")
 
     def packets(self) -> Iterator[Packet | StreamInfo | Discontinuity]:
         assert self._container is not None and self.info is not None
         tb = self._stream.time_base
-        info = replace(self.info, start_pts=self.config.start_seconds or None)
+        info = replace(self.info, start_pts=self.start_s or None)
         offset = 0.0  # added to pts on every loop, so they keep increasing
         clock_start: float | None = None
         while True:
-            if self.config.start_seconds:
-                self._container.seek(int(self.config.start_seconds / tb), stream=self._stream, backward=True)
+            if self.start_s:
+                self._container.seek(int(self.start_s / tb), stream=self._stream, backward=True)
             yield info
             last_pts = 0.0
             try:
@@ -157,9 +174,9 @@ class VideoFileSource(Source):
                 return
             frame_s = 1 / self.info.fps if self.info.fps else 0.0
             # The next loop's first frame follows this one's last (its positions too).
-            offset = last_pts + frame_s - (self.config.start_seconds or self.info.first_pts)
+            offset = last_pts + frame_s - (self.start_s or self.info.first_pts)
             # A new StreamInfo object: the decoder may still hold the previous one.
-            info = replace(self.info, start_pts=(self.config.start_seconds + offset) if self.config.start_seconds else None)
+            info = replace(self.info, start_pts=(self.start_s + offset) if self.start_s else None)
             yield Discontinuity(self.stream_id, "loop")
             self._container.seek(0, stream=self._stream)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import Pipeline
+from pipeline.core.errors import SourceError
 from pipeline.core.items import StreamInfo
 from sources.config import FileSourceConfig
 from sources.file import VideoFileSource
@@ -123,6 +124,25 @@ def test_seeking_keeps_absolute_indices(model, bframe_clip, clean, tmp_path):
     got, summary = run_file(model, bad, start_seconds=1.0)
     assert position not in got and all(got[i] == pytest.approx(clean[i]) for i in got)
     assert summary["drops"].get("decode_error") == FRAMES - FPS - len(got)
+
+
+@pytest.mark.parametrize("start", [1, 16, FRAMES - 1])
+def test_start_frame_resumes_at_exactly_that_frame(model, bframe_clip, clean, start):
+    """What a cluster worker does when a file moves to it: the first result is that frame,
+    mid-GOP with B-frames too, and every later one follows (no gap, no repeat)."""
+    got, summary = run_file(model, bframe_clip, start_frame=start)
+    assert sorted(got) == list(range(start, FRAMES))
+    assert all(got[i] == pytest.approx(clean[i]) for i in got)
+    assert summary["errors"] == []
+
+
+def test_start_frame_refused_past_the_end_and_on_a_variable_rate(bframe_clip, vfr_clip):
+    with pytest.raises(SourceError, match=f"start_frame {FRAMES} is past the end"):
+        VideoFileSource("s", FileSourceConfig(path=bframe_clip, start_frame=FRAMES)).open()
+    with pytest.raises(SourceError, match="start_frame needs a constant frame rate"):
+        VideoFileSource("s", FileSourceConfig(path=vfr_clip, start_frame=3)).open()
+    with pytest.raises(ValueError, match="give one of them"):
+        FileSourceConfig(path=bframe_clip, start_frame=3, start_seconds=1.0)
 
 
 def test_variable_rate_positions_follow_presentation_order(model, vfr_clip, tmp_path):

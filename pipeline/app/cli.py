@@ -1,4 +1,4 @@
-"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve, streams.
+"""``vidpipe`` command line: run, info, eval, subscribe, bench, config, keys, serve, streams, cluster.
 
 Bad input (config, model, video, folder) prints one line, ``vidpipe: error: ...``, and
 exits with code 2; a stage failure during a run, or a run that finished incomplete (the
@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from pipeline.app.cluster.cli import add_parser as add_cluster_parser
 from pipeline.app.serve.command import add_parser as add_serve_parser
 from pipeline.app.serve.pipelines.cli import add_parser as add_streams_parser
 from pipeline.core.errors import StageError, VidpipeError
@@ -154,6 +155,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary_path = _writable(args.summary, "--summary") if args.summary else None  # fail now, not after the run
     config = load_config(args.config, args.set)
+    if args.cluster:
+        from pipeline.app.cluster.cli import run_on_cluster
+
+        code, summary = run_on_cluster(overwrite_all(config) if args.overwrite else config, args.cluster, args.quiet)
+        if summary_path is not None:
+            summary_path.write_text(json.dumps(summary, indent=2))
+        return code
     pipeline = Pipeline.from_config(overwrite_all(config) if args.overwrite else config)
     code = 0
     with Progress(pipeline, _total_frames(pipeline), not args.quiet):
@@ -192,18 +200,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_subscribe(args: argparse.Namespace) -> int:
+def _subscriber(args: argparse.Namespace):
+    """A ZeroMQ subscriber of ``args.url``; for ``http(s)://HOST:PORT/pipelines/ID`` (a
+    ``vidpipe serve --cluster`` pipeline) one that follows every worker's publisher."""
     from sinks.subscriber import Subscriber
 
+    if args.url.startswith(("http://", "https://")) and "/pipelines/" in args.url:
+        from pipeline.app.cluster.subscriber import ClusterSubscriber
+
+        server, _, pid = args.url.rstrip("/").rpartition("/pipelines/")
+        return ClusterSubscriber.of_server(server, pid, streams=args.stream or None)
+    # A failed handshake with the publisher (wrong CURVE key, CURVE on one side only) ends
+    # it: one line, exit 2. Bound, it serves several peers: one bad peer is only logged.
+    return Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
+                      curve_client_secret=args.client_key, curve_server_public=args.server_key,
+                      fail_on_handshake=not args.bind)
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
     save = _writable(args.save, "--save").open("w") if args.save else None
     n = 0
     t0 = time.perf_counter()
     try:
-        # A failed handshake with the publisher (wrong CURVE key, CURVE on one side only) ends
-        # it: one line, exit 2. Bound, it serves several peers: one bad peer is only logged.
-        with Subscriber(args.url, args.stream or None, mode="pull" if args.pull else "sub", bind=args.bind,
-                        curve_client_secret=args.client_key, curve_server_public=args.server_key,
-                        fail_on_handshake=not args.bind) as sub:
+        with _subscriber(args) as sub:
             for msg in sub.iter(args.timeout):
                 n += 1
                 cats: dict[str, int] = {}
@@ -260,11 +279,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a pipeline from a YAML config")
     run.add_argument("config", help="pipeline YAML (see configs/)")
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
@@ -273,7 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="let every sink replace its existing output files (else an existing output is refused)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    run.add_argument("--cluster", metavar="ray[://HOST:PORT]",
+                     help="run the streams on a Ray cluster's workers (extra [ray]; README: Running on a Ray cluster)")
     run.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidpipe", description="Streaming video analytics.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_run_parser(sub)
 
     info = sub.add_parser("info", help="describe a model: layout, input size, classes, providers")
     info.add_argument("model", help="bundled model name or path to an ONNX file")
@@ -288,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     subp = sub.add_parser("subscribe", help="print results from a ZeroMQ publisher")
-    subp.add_argument("url", help="e.g. tcp://127.0.0.1:5555")
+    subp.add_argument("url", help="e.g. tcp://127.0.0.1:5555; http://HOST:PORT/pipelines/ID: every worker publisher "
+                                  "of a vidpipe serve --cluster pipeline")
     subp.add_argument("--stream", action="append", help="only this stream (repeatable)")
     subp.add_argument("--save", help="also write the received headers as JSONL")
     subp.add_argument("--count", type=int, help="stop after this many results")
@@ -319,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_keys)
     add_serve_parser(sub)
     add_streams_parser(sub)
+    add_cluster_parser(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from pipeline.app.cluster_options import ClusterConfig
 from pipeline.core.errors import ConfigError
 from pipeline.core.options import Options, StreamOptions
 from pipeline.core.redact import redact_text, register_config
@@ -60,6 +61,8 @@ class PipelineConfig(Options):
     rings: RingsConfig = Field(default_factory=RingsConfig)
     metrics: MetricsConfig | None = Field(None, description="serve Prometheus metrics while running")
     decoder_threads: int = Field(0, ge=0, description="0: FFmpeg picks")
+    cluster: ClusterConfig | None = Field(None, description="cluster mode (--cluster): each worker's resources and "
+                                                            "capacity; ignored without --cluster")
 
     @field_validator("streams")
     @classmethod

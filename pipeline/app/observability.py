@@ -105,12 +105,39 @@ class _PipelineCollector(Collector):
         yield from (frames, results, drops, state, reconnects)
 
 
-class PipelineMetrics:
+class MetricsEndpoint:
+    """A registry and its HTTP endpoint: ``serve()`` starts it (owned), ``close()`` stops it."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise VidpipeError(f"metrics endpoint cannot listen on {host}:{port}: {exc.strerror}") from exc
+        bound = self._server.server_port
+        log.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
+class PipelineMetrics(MetricsEndpoint):
     """The registry of one pipeline; ``serve()`` starts its HTTP endpoint (owned, stopped
     by ``close()``)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__()
         self.latency = Histogram("vidpipe_latency_seconds", "Capture (arrival) to result", ["stream"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.stage_time = Histogram("vidpipe_stage_seconds", "Time per frame in each stage", ["stream", "stage"],
@@ -118,8 +145,6 @@ class PipelineMetrics:
         self.registry.register(_PipelineCollector(pipeline))
         self.windows: dict[str, LatencyWindow] = {}
         self._stages: dict[str, set[str]] = {}  # per stream: the stages its histograms have, to forget them
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     def observe(self, result: Result) -> None:
         self.latency.labels(result.stream_id).observe(result.latency_ms / 1000)
@@ -146,24 +171,6 @@ class PipelineMetrics:
         with contextlib.suppress(KeyError):
             self.latency.remove(stream_id)
         return window.percentiles()
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        try:
-            self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise VidpipeError(f"metrics endpoint cannot listen on {host}:{port}: {exc.strerror}") from exc
-        bound = self._server.server_port
-        log.info("metrics on http://%s:%d/metrics", host, bound)
-        return bound
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
     def latency_summary(self) -> dict[str, Any]:
         return {sid: w.percentiles() for sid, w in list(self.windows.items())}  # streams join and leave meanwhile

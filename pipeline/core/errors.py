@@ -49,3 +49,8 @@ class StreamExistsError(StreamError):
 
 class PipelineFinishedError(StreamError):
     """The pipeline has finished or is stopping: streams can no longer change (409)."""
+
+
+class ClusterError(VidpipeError):
+    """Cluster mode (Ray) refused or failed an operation: an unreachable address, a worker
+    that could not start or load its model, resources the cluster cannot give."""

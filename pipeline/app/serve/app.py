@@ -72,7 +72,7 @@ class Server:
         self.ready = False
         self.in_progress = 0
         # Pipelines run by the server (pipeline.app.serve.pipelines); their model ids resolve as the routes' do.
-        self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer)
+        self.pipelines = PipelineManager(self.registry.resolve, config.state, config.pipeline_buffer, config.cluster)
         self.metrics.watch_pipelines(self.pipelines.statuses)
 
     @contextmanager

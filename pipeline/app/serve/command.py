@@ -12,7 +12,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """``vidpipe serve``'s entry (argparse namespace from :func:`add_parser`)."""
     from pipeline.app.serve.main import run, serve_config
 
-    return run(serve_config(args.config, args.host, args.port, args.api_key, args.models, args.state))
+    return run(serve_config(args.config, args.host, args.port, args.api_key, args.models, args.state, args.cluster))
 
 
 def add_parser(sub: Any) -> None:
@@ -24,4 +24,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--api-key", help="clients must send this key (api_key query/body field or Authorization: Bearer)")
     p.add_argument("--models", help="folder of ONNX files served by name: DIR/<id>.onnx")
     p.add_argument("--state", help="JSON file: the pipelines it runs are written here on each change, restored at start")
+    p.add_argument("--cluster", metavar="ray[://HOST:PORT]",
+                   help="run the pipelines' streams on a Ray cluster's workers (extra [ray]; README: Running on a Ray cluster)")
     p.set_defaults(func=cmd_serve)

@@ -60,6 +60,8 @@ class ServeConfig(Options):
     urls: UrlConfig = Field(default_factory=UrlConfig)
     state: Path | None = Field(None, description="pipelines run by the server (POST /pipelines) are written here on "
                                                  "each change and restored at start")
+    cluster: str | None = Field(None, description="ray or ray://HOST:PORT: pipelines (POST /pipelines) run on that Ray "
+                                                  "cluster's workers (extra [ray])")
     pipeline_buffer: int = Field(1000, ge=1, description="records kept per pipeline for GET /pipelines/{id}/results")
 
 

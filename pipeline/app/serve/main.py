@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pipeline.app.cluster_options import parse_cluster_url
 from pipeline.app.serve.config import ServeConfig, load_serve_config
 from pipeline.app.serve.pipelines.state import StateFile
 from pipeline.core.errors import ConfigError
@@ -36,10 +37,12 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_config(config_path: str | None, host: str | None = None, port: int | None = None, api_key: str | None = None,
-                 models: str | None = None, state: str | None = None) -> ServeConfig:
+                 models: str | None = None, state: str | None = None, cluster: str | None = None) -> ServeConfig:
     """The serve config with the command line's flags on top; ConfigError for a public bind without a key."""
     config = load_serve_config(config_path, host=host, port=port, api_key=api_key,
-                               models_dir=str(Path(models)) if models else None, state=state)
+                               models_dir=str(Path(models)) if models else None, state=state, cluster=cluster)
+    if config.cluster:
+        parse_cluster_url(config.cluster)  # a bad URL is refused now; the cluster is joined by the first pipeline
     if not is_loopback(config.host) and not config.api_key:
         raise ConfigError(f"serve: binding {config.host} (not loopback) needs an API key: --api-key KEY "
                           "(or api_key in the config), or bind 127.0.0.1")

@@ -71,7 +71,8 @@ class _Pipelines(Collector):
                 results.add_metric([pid, sid], line.get("results", 0))
                 drops.add_metric([pid, sid], sum(line.get("drops", {}).values()))
                 fps.add_metric([pid, sid], line.get("fps", 0.0))
-                for q, ms in (line.get("latency_ms") or {}).items():
+                latencies = line.get("latency_ms")
+                for q, ms in (latencies.items() if isinstance(latencies, dict) else ()):
                     latency.add_metric([pid, sid, QUANTILES.get(q, q)], ms)
                 state = line.get("state", "unknown")
                 counted[state] = counted.get(state, 0) + 1

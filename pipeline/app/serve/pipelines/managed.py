@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from pipeline.app.pipeline import Pipeline
+from pipeline.app.rates import RateMeter
 from pipeline.app.serve.pipelines.buffer import ResultBuffer, end_record
 from pipeline.core.items import EndOfStream
 from pipeline.core.redact import redact_obj
@@ -26,31 +26,7 @@ from pipeline.wire.records import to_record
 
 log = logging.getLogger("vidpipe.serve")
 
-RATE_WINDOW = 30  # results per stream the fps is measured over
-STALE_S = 2.0  # no result for this long: the stream's fps reads 0 (paused, stalled)
 JOIN_MARGIN_S = 10.0  # after the drain timeout, before a stop gives up on a graceful end
-
-
-class RateMeter:
-    """Results per second of each stream over its last ``RATE_WINDOW`` results."""
-
-    def __init__(self) -> None:
-        self._times: dict[str, deque[float]] = {}
-
-    def tick(self, stream_id: str) -> None:
-        times = self._times.get(stream_id)
-        if times is None:
-            times = self._times[stream_id] = deque(maxlen=RATE_WINDOW)
-        times.append(time.monotonic())
-
-    def fps(self, stream_id: str) -> float:
-        times = self._times.get(stream_id)
-        if not times or len(times) < 2 or time.monotonic() - times[-1] > STALE_S:
-            return 0.0
-        return round((len(times) - 1) / max(1e-9, times[-1] - times[0]), 2)
-
-    def forget(self, stream_id: str) -> None:
-        self._times.pop(stream_id, None)
 
 
 class ManagedPipeline:

@@ -30,9 +30,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.app.cluster_options import parse_cluster_url
 from pipeline.app.config import PipelineConfig, load_config_dict
 from pipeline.app.pipeline import Pipeline
 from pipeline.app.serve.errors import ServeError
+from pipeline.app.serve.pipelines.cluster import ClusterManagedPipeline
 from pipeline.app.serve.pipelines.managed import ManagedPipeline
 from pipeline.app.serve.pipelines.state import StateFile
 from pipeline.core.errors import PipelineFinishedError, StreamExistsError, UnknownStreamError, VidpipeError
@@ -65,8 +67,12 @@ class PipelineManager:
     and read by :meth:`restore`."""
 
     def __init__(self, resolve_model: Callable[[str], str | Path] | None = None, state: Path | str | None = None,
-                 buffer_size: int = BUFFER_SIZE) -> None:
+                 buffer_size: int = BUFFER_SIZE, cluster: str | None = None) -> None:
+        """``cluster``: ``ray`` or ``ray://HOST:PORT``: every pipeline's streams run on that
+        Ray cluster's workers (:mod:`pipeline.app.serve.pipelines.cluster`)."""
         self.resolve_model = resolve_model
+        self.cluster_address = parse_cluster_url(cluster) if cluster else None
+        self.cluster = cluster
         self.state = StateFile(Path(state)) if state is not None else None
         self.buffer_size = buffer_size
         self.pipelines: dict[str, ManagedPipeline] = {}
@@ -91,18 +97,25 @@ class PipelineManager:
         try:
             with _as_serve_errors("pipeline spec"):
                 cfg = self._config(spec)
-                pipeline = Pipeline.from_config(cfg)
-            managed = ManagedPipeline(pid, pipeline, spec, buffer_size or self.buffer_size, mask_format)
+                managed = self._build(pid, cfg, spec, buffer_size or self.buffer_size, mask_format)
             self._start(managed)
             with self._lock:
                 self.pipelines[pid] = managed
         finally:
             with self._lock:
                 self._creating.discard(pid)
-        log.info("pipeline %s created (%s, %d stream(s))", pid, pipeline.name, len(pipeline.streams))
+        log.info("pipeline %s created (%s, %d stream(s))", pid, managed.pipeline.name, len(spec.get("streams") or []))
         if save:
             self.save()
         return pid
+
+    def _build(self, pid: str, cfg: PipelineConfig, spec: dict[str, Any], buffer_size: int,
+               mask_format: str) -> ManagedPipeline:
+        """In one process: the model loads and the sources open here; on a cluster: in the
+        workers, when it starts."""
+        if self.cluster is not None:
+            return ClusterManagedPipeline(pid, cfg, self.cluster_address, spec, buffer_size, mask_format)
+        return ManagedPipeline(pid, Pipeline.from_config(cfg), spec, buffer_size, mask_format)
 
     def _config(self, spec: dict[str, Any]) -> PipelineConfig:
         cfg = load_config_dict({**spec, "keep_alive": True}, "pipeline spec")
@@ -123,7 +136,7 @@ class PipelineManager:
         while not p.started and managed.thread.is_alive():
             managed.thread.join(0.02)  # the thread opens the outputs, then starts the stages
         if not p.started:
-            for src in p.sources:
+            for src in getattr(p, "sources", []):  # (a cluster pipeline's sources are on its workers)
                 src.source.close()
             raise ServeError(422, f"pipeline spec: the pipeline could not start: {managed.error}")
 
