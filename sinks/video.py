@@ -62,7 +62,7 @@ def yuv420_frame(image: np.ndarray) -> av.VideoFrame:
     frame = av.VideoFrame(w, h, "yuv420p")
     planes = (i420[:h], i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2))
     for plane, data in zip(frame.planes, planes):
-        np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width] = data
+        np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width] = data
     return frame
 
 

@@ -73,7 +73,7 @@ class _Pipelines(Collector):
                 fps.add_metric([pid, sid], line.get("fps", 0.0))
                 latencies = line.get("latency_ms")
                 for q, ms in (latencies.items() if isinstance(latencies, dict) else ()):
-                    latency.add_metric([pid, sid, QUANTILES.get(q, q)], ms)
+                    latency.add_metric([pid, sid, str(QUANTILES.get(q, q))], ms)
                 state = line.get("state", "unknown")
                 counted[state] = counted.get(state, 0) + 1
             for state, n in counted.items():
