@@ -221,7 +221,7 @@ def test_unreachable_cluster_address_is_one_line_exit_2(cluster_clips, tmp_path)
 def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_path):
     import httpx
 
-    from tests.serve_pipelines_helpers import Poller, results_of
+    from tests.serve_pipelines_helpers import Poller, results_of, scraped
     from tests.serve_process import ServeProcess
     from tests.stream_helpers import camera
 
@@ -248,6 +248,12 @@ def test_http_stream_lands_on_the_least_loaded_worker(ray_cluster, clips, tmp_pa
         poll.until(lambda recs: results_of(recs, "d") >= 3, "d's results through the control plane", timeout=60)
         frames = [rec["frame"] for rec in poll.of("d")]
         assert frames == sorted(set(frames))
+        # The server's /metrics: the cluster's totals, each worker's line, each stream's series.
+        metrics = scraped(http)
+        assert metrics[f'vidpipe_cluster{{pipeline="{pid}",total="workers"}}'] == len(status["cluster"]["workers"])
+        placed_d = [k for k, v in metrics.items() if k.startswith("vidpipe_cluster_worker_streams{") and f'worker="{least}"' in k]
+        assert len(placed_d) == 1 and metrics[placed_d[0]] == loads[least] + 1, placed_d
+        assert metrics[f'vidpipe_pipeline_stream_results_total{{pipeline="{pid}",stream="d"}}'] >= 3
         # One call follows every worker's publisher, found through the control plane.
         followed = subprocess.run([sys.executable, "-m", "pipeline", "subscribe", f"{server.url}/pipelines/{pid}",
                                    "--count", "8", "--timeout", "30"], capture_output=True, text=True, timeout=90)

@@ -65,6 +65,14 @@ class _Pipelines(Collector):
         latency = GaugeMetricFamily("vidpipe_pipeline_stream_latency_ms", "end-to-end latency percentiles, recent",
                                     labels=[*labels, "quantile"])
         states = GaugeMetricFamily("vidpipe_pipeline_streams", "streams by state", labels=["pipeline", "state"])
+        # Cluster pipelines (vidpipe serve --cluster): their totals and each worker's line.
+        totals = GaugeMetricFamily("vidpipe_cluster", "a cluster pipeline's totals", labels=["pipeline", "total"])
+        worker_streams = GaugeMetricFamily("vidpipe_cluster_worker_streams", "streams placed on a worker",
+                                           labels=["pipeline", "worker", "node"])
+        worker_results = CounterMetricFamily("vidpipe_cluster_worker_results", "results a worker delivered",
+                                             labels=["pipeline", "worker", "node"])
+        worker_heartbeat = GaugeMetricFamily("vidpipe_cluster_worker_heartbeat_age_seconds", "since a worker last answered",
+                                             labels=["pipeline", "worker", "node"])
         for status in self.statuses():
             pid, counted = status["id"], dict[str, int]()
             for sid, line in status["streams"].items():
@@ -78,7 +86,15 @@ class _Pipelines(Collector):
                 counted[state] = counted.get(state, 0) + 1
             for state, n in counted.items():
                 states.add_metric([pid, state], n)
-        yield from (results, drops, fps, latency, states)
+            cluster = status.get("cluster") or {}
+            for key, value in (cluster.get("totals") or {}).items():
+                totals.add_metric([pid, key], value)
+            for wid, w in (cluster.get("workers") or {}).items():
+                labels = [pid, wid, str(w.get("node", ""))]
+                worker_streams.add_metric(labels, len(w.get("streams", ())))
+                worker_results.add_metric(labels, w.get("results", 0))
+                worker_heartbeat.add_metric(labels, w.get("heartbeat_age_s", 0.0))
+        yield from (results, drops, fps, latency, states, totals, worker_streams, worker_results, worker_heartbeat)
 
 
 class ServeMetrics:
