@@ -17,12 +17,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
-def associate(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hungarian matching; pairs with cost above ``threshold`` are not matches.
+def associate(cost: np.ndarray, threshold: float, objective: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian matching; pairs with cost above ``threshold`` are not matches. The
+    assignment minimises ``objective`` when given (the cost plus terms that should choose
+    between candidates but not decide whether a pair may match at all).
     Returns (row indices, column indices) of the matches."""
     if cost.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment(cost if objective is None else objective)
     ok = cost[rows, cols] <= threshold
     return rows[ok], cols[ok]
 

@@ -18,7 +18,8 @@ from pipeline.core.options import Options
 
 
 class TrackerConfig(Options):
-    """ByteTrack's thresholds and the tracker stage's behaviour on carried frames and reconnects."""
+    """ByteTrack's thresholds, its recovery after occlusion, and the tracker stage's behaviour
+    on carried frames and reconnects."""
 
     type: Literal["bytetrack", "none"] = "bytetrack"
     track_high_threshold: float = Field(default=0.5, ge=0, le=1)
@@ -31,3 +32,10 @@ class TrackerConfig(Options):
     fuse_score: bool = Field(default=True, description="weigh the IoU of confident matches by the detection score (ByteTrack's default)")
     carry_masks: bool = Field(default=True, description="infer_interval frames: last mask scaled to the box (false: no masks)")
     reset_on_reconnect: bool = False
+    # Recovery after occlusion (pipeline/track/recovery.py); all off: ByteTrack as published.
+    observation_centric: bool = Field(default=True, description="OC-SORT's re-update of a re-found track from its last "
+                                      "observation (ORU) and recovery round on the last observed box (OCR)")
+    direction_weight: float = Field(default=0.2, ge=0, le=1, description="OC-SORT's momentum (OCM): weight of agreeing "
+                                    "with the direction between observations in the first round (0: off)")
+    reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
+                                  "class and the motion observed before they were lost")
