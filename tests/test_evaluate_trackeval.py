@@ -12,12 +12,11 @@ import pytest
 
 from pipeline.app.evaluate import mot_metrics
 from pipeline.track.bytetrack import ByteTrack
+from pipeline.track.config import CLASSIC_BYTETRACK as CLASSIC
 from pipeline.track.config import TrackerConfig
 from pipeline.vision.detections import Detections
 from sources.worlds import make_scene
 from tests.trackeval_ref import trackeval_metrics
-
-CLASSIC = TrackerConfig(observation_centric=False, direction_weight=0, reidentify_lost=False)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,8 @@ LOW_SCORE_MATCH_THRESHOLD = 0.5
 TENTATIVE_MATCH_THRESHOLD = 0.7
 # Round 3 (last observed box, OCR): max 1 - IoU; OC-SORT's IoU threshold of 0.3.
 LAST_OBSERVED_MATCH_THRESHOLD = 0.7
+# The recovery rounds skip a detection overlapping one already matched this frame at this IoU.
+DUPLICATE_IOU = 0.5
 # ORU re-updates tracks re-found after more than this many frames since their last observation.
 ORU_MIN_GAP = 2
 # Round 4 (re-identification): max cost of Observations.reid_cost, i.e. at least about
@@ -127,10 +129,13 @@ class ByteTrack:
         low = np.flatnonzero((scores >= cfg.track_low_threshold) & (scores < cfg.track_high_threshold))
         rest_high = self._match_confident(f, high)
         self._match_low_scores(f, low)
-        if cfg.observation_centric:
-            rest_high = self._match_last_observed(f, rest_high)
-        if cfg.reidentify_lost:
-            rest_high = self._reidentify(f, rest_high)
+        if cfg.observation_centric or cfg.reidentify_lost:
+            recover = self._not_duplicates(f, rest_high)
+            if cfg.observation_centric:
+                recover = self._match_last_observed(f, recover)
+            if cfg.reidentify_lost:
+                recover = self._reidentify(f, recover)
+            rest_high = rest_high[np.isin(rest_high, np.flatnonzero(f.det_track < 0))]
         rest_high = self._match_tentative(f, rest_high)
         self._update_matched(f)
         keep = self._lose_unmatched(f)
@@ -163,6 +168,17 @@ class ByteTrack:
         and are still unmatched (an occluded object keeps its id); plain box IoU."""
         pool = np.flatnonzero(f.confirmed & ~self.lost & ~f.matched)
         self._match(f, pool, low, LOW_SCORE_MATCH_THRESHOLD, self._cost(pool, low, f.pred, f.dets, False, None))
+
+    def _not_duplicates(self, f: _Frame, candidates: np.ndarray) -> np.ndarray:
+        """The detections ``candidates`` that do not overlap a detection already matched
+        this frame at IoU ≥ DUPLICATE_IOU: the recovery rounds look for objects seen again,
+        and such a detection is the same object seen twice (class-aware NMS keeps one box
+        per class), which would bring a lost track back onto an object already tracked."""
+        matched = np.flatnonzero(f.det_track >= 0)
+        if not len(candidates) or not len(matched):
+            return candidates
+        iou = box_iou(f.dets.xyxy[candidates], f.dets.xyxy[matched])
+        return candidates[iou.max(axis=1) < DUPLICATE_IOU]
 
     def _match_last_observed(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 3 (OCR): the high-score detections left ↔ confirmed tracks still unmatched,
