@@ -135,7 +135,7 @@ class ByteTrack:
                 recover = self._match_last_observed(f, recover)
             if cfg.reidentify_lost:
                 recover = self._reidentify(f, recover)
-            rest_high = rest_high[np.isin(rest_high, np.flatnonzero(f.det_track < 0))]
+            rest_high = rest_high[f.det_track[rest_high] < 0]
         rest_high = self._match_tentative(f, rest_high)
         self._update_matched(f)
         keep = self._lose_unmatched(f)
@@ -160,8 +160,8 @@ class ByteTrack:
         cost = self._cost(pool, high, f.pred, f.dets, cfg.fuse_score, f.dets.masks)
         bonus = self.obs.direction_bonus(pool, f.dets.xyxy[high], f.dets.confidence[high], cfg.direction_weight, cost,
                                          cfg.match_threshold)
-        matched = self._match(f, pool, high, cfg.match_threshold, cost, cost - bonus)
-        return np.setdiff1d(high, matched, assume_unique=True)
+        self._match(f, pool, high, cfg.match_threshold, cost, cost - bonus)
+        return high[f.det_track[high] < 0]
 
     def _match_low_scores(self, f: _Frame, low: np.ndarray) -> None:
         """Round 2: low-score detections ↔ confirmed tracks that were tracked last frame
@@ -189,8 +189,8 @@ class ByteTrack:
             return rest_high
         iou = box_iou(self.obs.last_boxes(pool), f.dets.xyxy[rest_high])
         cost = np.where(self.cls[pool][:, None] == f.dets.class_id[rest_high][None, :], 1.0 - iou, 2.0)
-        matched = self._match(f, pool, rest_high, LAST_OBSERVED_MATCH_THRESHOLD, cost)
-        return np.setdiff1d(rest_high, matched, assume_unique=True)
+        self._match(f, pool, rest_high, LAST_OBSERVED_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
 
     def _reidentify(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 4: the high-score detections left ↔ lost tracks of their class, where the
@@ -202,16 +202,16 @@ class ByteTrack:
         dets = f.dets
         cost = self.obs.reid_cost(pool, self.cls[pool], dets.xyxy[rest_high].astype(np.float64), dets.class_id[rest_high],
                                   self.frame)
-        matched = self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
-        return np.setdiff1d(rest_high, matched, assume_unique=True)
+        self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
 
     def _match_tentative(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 3: the high-score detections left ↔ tentative tracks. Returns those
         still left (candidates for new tracks)."""
         pool = np.flatnonzero(~f.confirmed)
         cost = self._cost(pool, rest_high, f.pred, f.dets, self.config.fuse_score, f.dets.masks)
-        matched = self._match(f, pool, rest_high, TENTATIVE_MATCH_THRESHOLD, cost)
-        return np.setdiff1d(rest_high, matched, assume_unique=True)
+        self._match(f, pool, rest_high, TENTATIVE_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
 
     def _match(self, f: _Frame, pool: np.ndarray, candidates: np.ndarray, threshold: float, cost: np.ndarray,
                objective: np.ndarray | None = None) -> np.ndarray:
