@@ -54,7 +54,8 @@ LOW_SCORE_MATCH_THRESHOLD = 0.5
 TENTATIVE_MATCH_THRESHOLD = 0.7
 # Round 3 (last observed box, OCR): max 1 - IoU; OC-SORT's IoU threshold of 0.3.
 LAST_OBSERVED_MATCH_THRESHOLD = 0.7
-# The recovery rounds skip a detection overlapping one already matched this frame at this IoU.
+# skip_duplicates: a detection overlapping one already matched this frame at this IoU
+# neither recovers a lost track nor starts a new one.
 DUPLICATE_IOU = 0.5
 # ORU re-updates tracks re-found after more than this many frames since their last observation.
 ORU_MIN_GAP = 2
@@ -130,7 +131,7 @@ class ByteTrack:
         rest_high = self._match_confident(f, high)
         self._match_low_scores(f, low)
         if cfg.observation_centric or cfg.reidentify_lost:
-            recover = self._not_duplicates(f, rest_high)
+            recover = self._not_duplicates(f, rest_high) if cfg.skip_duplicates else rest_high
             if cfg.observation_centric:
                 recover = self._match_last_observed(f, recover)
             if cfg.reidentify_lost:
@@ -141,6 +142,8 @@ class ByteTrack:
         keep = self._lose_unmatched(f)
         self._promote(keep)
         out_ids = np.where(f.det_track >= 0, self.tid[np.maximum(f.det_track, 0)] if len(self) else -1, -1)
+        if cfg.skip_duplicates:
+            rest_high = self._not_duplicates(f, rest_high)
         self._keep(keep)
         self._spawn(dets, rest_high, out_ids)
         dets.tracker_id = out_ids.astype(np.int64)
@@ -171,9 +174,9 @@ class ByteTrack:
 
     def _not_duplicates(self, f: _Frame, candidates: np.ndarray) -> np.ndarray:
         """The detections ``candidates`` that do not overlap a detection already matched
-        this frame at IoU ≥ DUPLICATE_IOU: the recovery rounds look for objects seen again,
-        and such a detection is the same object seen twice (class-aware NMS keeps one box
-        per class), which would bring a lost track back onto an object already tracked."""
+        this frame at IoU ≥ DUPLICATE_IOU. Such a detection is the same object boxed twice
+        (class-aware NMS keeps one box per class): it would bring a lost track back onto an
+        object already tracked, or start a second track that later takes the object over."""
         matched = np.flatnonzero(f.det_track >= 0)
         if not len(candidates) or not len(matched):
             return candidates

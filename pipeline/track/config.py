@@ -40,9 +40,11 @@ class TrackerConfig(Options):
                                     "with the direction between observations in the first round (0: off)")
     reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
                                   "class and the motion observed before they were lost")
+    skip_duplicates: bool = Field(default=True, description="a detection overlapping a matched one at IoU >= 0.5 (the "
+                                  "same object boxed under another class) neither starts a track nor recovers a lost one")
 
 
 #: ByteTrack as published, vidpipe's tracker before recovery after occlusion (issue 20):
 #: the baseline of benchmarks/heldout.py.
 CLASSIC_BYTETRACK = TrackerConfig(lost_track_seconds=1.0, observation_centric=False, direction_weight=0,
-                                  reidentify_lost=False)
+                                  reidentify_lost=False, skip_duplicates=False)
