@@ -35,10 +35,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from pipeline.track.association import associate, mask_iou_matrix
+from pipeline.track.association import associate, mask_iou_matrix, not_duplicates, scale_mask
 from pipeline.track.config import TrackerConfig
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
 from pipeline.track.keypoints import gather
@@ -54,9 +53,6 @@ LOW_SCORE_MATCH_THRESHOLD = 0.5
 TENTATIVE_MATCH_THRESHOLD = 0.7
 # Round 3 (last observed box, OCR): max 1 - IoU; OC-SORT's IoU threshold of 0.3.
 LAST_OBSERVED_MATCH_THRESHOLD = 0.7
-# skip_duplicates: a detection overlapping one already matched this frame at this IoU
-# neither recovers a lost track nor starts a new one.
-DUPLICATE_IOU = 0.5
 # ORU re-updates tracks re-found after more than this many frames since their last observation.
 ORU_MIN_GAP = 2
 # Round 4 (re-identification): max cost of Observations.reid_cost, i.e. at least about
@@ -74,16 +70,6 @@ class _Frame:
     confirmed: np.ndarray  # (T,) bool: the track has an id (tracked or lost)
     det_track: np.ndarray  # (N,) the index of the track each detection joined (-1: none)
     matched: np.ndarray  # (T,) bool: the track joined a detection
-
-
-def _scale_mask(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """A track's last mask scaled to ``box`` (x0, y0, x1, y1 integers)."""
-    w, h = int(box[2] - box[0]), int(box[3] - box[1])
-    if w <= 0 or h <= 0:
-        return np.zeros((max(h, 0), max(w, 0)), bool)
-    if mask.shape == (h, w):
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 class ByteTrack:
@@ -131,7 +117,7 @@ class ByteTrack:
         rest_high = self._match_confident(f, high)
         self._match_low_scores(f, low)
         if cfg.observation_centric or cfg.reidentify_lost:
-            recover = self._not_duplicates(f, rest_high) if cfg.skip_duplicates else rest_high
+            recover = not_duplicates(f.dets.xyxy, rest_high, f.det_track >= 0) if cfg.skip_duplicates else rest_high
             if cfg.observation_centric:
                 recover = self._match_last_observed(f, recover)
             if cfg.reidentify_lost:
@@ -143,7 +129,7 @@ class ByteTrack:
         self._promote(keep)
         out_ids = np.where(f.det_track >= 0, self.tid[np.maximum(f.det_track, 0)] if len(self) else -1, -1)
         if cfg.skip_duplicates:
-            rest_high = self._not_duplicates(f, rest_high)
+            rest_high = not_duplicates(f.dets.xyxy, rest_high, f.det_track >= 0)
         self._keep(keep)
         self._spawn(dets, rest_high, out_ids)
         dets.tracker_id = out_ids.astype(np.int64)
@@ -171,17 +157,6 @@ class ByteTrack:
         and are still unmatched (an occluded object keeps its id); plain box IoU."""
         pool = np.flatnonzero(f.confirmed & ~self.lost & ~f.matched)
         self._match(f, pool, low, LOW_SCORE_MATCH_THRESHOLD, self._cost(pool, low, f.pred, f.dets, False, None))
-
-    def _not_duplicates(self, f: _Frame, candidates: np.ndarray) -> np.ndarray:
-        """The detections ``candidates`` that do not overlap a detection already matched
-        this frame at IoU ≥ DUPLICATE_IOU. Such a detection is the same object boxed twice
-        (class-aware NMS keeps one box per class): it would bring a lost track back onto an
-        object already tracked, or start a second track that later takes the object over."""
-        matched = np.flatnonzero(f.det_track >= 0)
-        if not len(candidates) or not len(matched):
-            return candidates
-        iou = box_iou(f.dets.xyxy[candidates], f.dets.xyxy[matched])
-        return candidates[iou.max(axis=1) < DUPLICATE_IOU]
 
     def _match_last_observed(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 3 (OCR): the high-score detections left ↔ confirmed tracks still unmatched,
@@ -233,7 +208,7 @@ class ByteTrack:
         iou = box_iou(pred[t_idx], dets.xyxy[d_idx])
         if self.config.mask_iou and masks is not None:
             t_boxes = mask_boxes(pred[t_idx], dets.image_hw)
-            t_masks = [None if (m := self.masks[i]) is None else _scale_mask(m, b) for i, b in zip(t_idx, t_boxes)]
+            t_masks = [None if (m := self.masks[i]) is None else scale_mask(m, b) for i, b in zip(t_idx, t_boxes)]
             iou = mask_iou_matrix(t_boxes, t_masks, dets.mask_boxes[d_idx], [masks[j] for j in d_idx], iou)
         if fuse:
             iou = iou * dets.confidence[d_idx][None, :]
@@ -342,7 +317,7 @@ class ByteTrack:
         masks = None
         if with_masks:
             boxes = mask_boxes(xyxy, image_hw)
-            masks = [np.zeros((b[3] - b[1], b[2] - b[0]), bool) if (m := self.masks[i]) is None else _scale_mask(m, b)
+            masks = [np.zeros((b[3] - b[1], b[2] - b[0]), bool) if (m := self.masks[i]) is None else scale_mask(m, b)
                      for i, b in zip(show.tolist(), boxes)]
         return Detections(xyxy, self.score[show], self.cls[show], image_hw, masks, self.tid[show], class_names,
                           keypoints=keypoints, keypoint_names=self.keypoint_names if keypoints is not None else ())
