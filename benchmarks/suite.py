@@ -77,6 +77,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               plot="latency.png"),
     Benchmark("soak", "benchmarks.soak", "Soak (10 minutes)", ("--minutes", "10"), ("--minutes", "0.1"), default=False,
               plot="soak.png"),
+    Benchmark("heldout", "benchmarks.heldout", "Held-out accuracy and tracking", (), ("--frames", "20"), default=False),
     Benchmark("gpu", "benchmarks.gpu", "GPU paths", ("--repeat", "50"), ("--repeat", "3"), default=False),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}

@@ -45,6 +45,7 @@ class SyntheticSourceConfig(Options):
     height: int = Field(720, ge=16)
     fps: float = Field(30.0, gt=0)
     realtime: bool = False
+    world: Literal["default", "crowded"] = Field("default", description="sources/worlds.py: crowded adds objects and occluders")
 
 
 class _LiveBase(Options):

@@ -2,9 +2,10 @@
 
 Three classes of shape (circle, rectangle, triangle) in varied colours and sizes move over
 a textured, noisy, slowly changing background; they occlude each other and enter and leave
-the frame. Every frame comes with its exact ground truth: track id, class, box, the
-visible mask after occlusion and five keypoints (sources/keypoints.py). The same seed
-always gives the same frames and labels.
+the frame. Optional static occluders (posts, walls: patches of another texture, never
+labelled) hide whatever passes behind them. Every frame comes with its exact ground
+truth: track id, class, box, the visible mask after occlusion and five keypoints
+(sources/keypoints.py). The same seed always gives the same frames and labels.
 
 Example:
     >>> scene = SyntheticScene(seed=7, width=320, height=180)
@@ -16,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -109,6 +111,7 @@ class SyntheticScene:
         max_objects: int = 14,
         spawn_rate: float = 0.04,
         script: list[dict] | None = None,
+        occluders: Sequence[tuple[int, int, int, int]] = (),
     ) -> None:
         self.seed = int(seed)
         self.width = int(width)
@@ -122,6 +125,9 @@ class SyntheticScene:
         self._frame_index = 0
         self._shapes: list[_Shape] = []
         self._make_background()
+        self._occluders = [tuple(int(v) for v in box) for box in occluders]
+        if self._occluders:  # its own generator: a world without occluders renders as before
+            self._occluder_tex = self._texture(np.random.default_rng([self.seed, 1]))
         if script is not None:
             # A scripted scene: exactly these objects, no random arrivals (for tests).
             self.spawn_rate = 0.0
@@ -149,19 +155,21 @@ class SyntheticScene:
     def _make_background(self) -> None:
         rng, h, w = self._rng, self.height, self.width
         base = rng.uniform(60, 170, size=3).astype(np.float32)
-        layers = []
-        for _ in range(2):
-            tex = np.zeros((h, w, 3), dtype=np.float32)
-            for cells, amp in ((6, 28.0), (24, 14.0), (96, 7.0)):
-                tint = rng.uniform(0.6, 1.0, size=3).astype(np.float32)
-                tex += _smooth_noise(rng, h, w, cells)[..., None] * amp * tint
-            layers.append(tex + base)
-        self._bg_layers = layers
+        self._bg_layers = [self._texture(rng) + base for _ in range(2)]
         # A small bank of per-frame sensor noise, picked and shifted at random each frame.
         self._noise_bank = [
             rng.normal(0, 4.0, size=(h, w, 3)).astype(np.float32) for _ in range(4)
         ]
         self._bg_phase = rng.uniform(0, 2 * math.pi)
+
+    def _texture(self, rng: np.random.Generator) -> np.ndarray:
+        """Smooth noise at three scales, tinted per scale: the background's texture."""
+        h, w = self.height, self.width
+        tex = np.zeros((h, w, 3), dtype=np.float32)
+        for cells, amp in ((6, 28.0), (24, 14.0), (96, 7.0)):
+            tint = rng.uniform(0.6, 1.0, size=3).astype(np.float32)
+            tex += _smooth_noise(rng, h, w, cells)[..., None] * amp * tint
+        return tex
 
     def _new_shape(self, entering: bool) -> _Shape:
         rng = self._rng
@@ -264,6 +272,9 @@ class SyntheticScene:
             region = image[y0:y1, x0:x1]
             np.copyto(region, np.broadcast_to(shade, region.shape), where=m[..., None])
             owner[y0:y1, x0:x1][m] = i + 1
+        for x0, y0, x1, y1 in self._occluders:  # in front of everything, and never labelled
+            image[y0:y1, x0:x1] = self._occluder_tex[y0:y1, x0:x1] + 110.0
+            owner[y0:y1, x0:x1] = 0
         noise = self._noise_bank[int(rng.integers(0, len(self._noise_bank)))]
         shift = int(rng.integers(0, w))
         image += np.roll(noise, shift, axis=1)

@@ -4,6 +4,7 @@ Write a clip and its exact labels (COCO-style JSON with ``track_id``, RLE masks 
 keypoints: centre, top, right, bottom, left, see sources/keypoints.py):
 
     python -m sources.synthetic --out clip.mp4 --gt clip.gt.json --frames 300 --seed 7
+    python -m sources.synthetic --out hard.mp4 --gt hard.gt.json --seed 11 --world crowded
 
 Example:
     >>> src = SyntheticSource("sim", SyntheticSourceConfig(seed=7, frames=2, width=320, height=180))
@@ -17,7 +18,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from pipeline.vision import rle
 from sources.base import Source
 from sources.config import SyntheticSourceConfig
 from sources.keypoints import KEYPOINT_NAMES, SKELETON
-from sources.scene import CLASS_NAMES, FrameLabels, SyntheticScene
+from sources.scene import CLASS_NAMES, FrameLabels
+from sources.worlds import WORLDS, make_scene
 
 log = logging.getLogger("vidpipe.source.synthetic")
 
@@ -51,7 +53,7 @@ class SyntheticSource(Source):
 
 
     def packets(self) -> Iterator[Packet | StreamInfo]:
-        scene = SyntheticScene(self.config.seed, self.config.width, self.config.height, self.config.fps)
+        scene = make_scene(self.config.seed, self.config.world, self.config.width, self.config.height, self.config.fps)
         yield StreamInfo(self.stream_id, None, self.config.width, self.config.height, self.config.fps, live=self.live)
         start = time.monotonic()
         i = 0
@@ -99,14 +101,16 @@ def _coco(images: list[dict], annotations: list[dict], fps: float) -> dict:
 
 
 def write_clip(out: Path, gt: Path | None, frames: int, seed: int, width: int = 1280, height: int = 720,
-               fps: float = 30.0, crf: int = 18, gop: int = 30, script: list[dict] | None = None) -> dict:
-    """Encode ``frames`` frames of the seeded world as H.264 (PyAV) and write its labels
-    to ``gt`` (also returned; empty without ``gt``). ``script`` replaces the random objects
-    by these (see SyntheticScene)."""
+               fps: float = 30.0, crf: int = 18, gop: int = 30, script: list[dict] | None = None, world: str = "default",
+               occluders: Sequence[tuple[int, int, int, int]] = ()) -> dict:
+    """Encode ``frames`` frames of the seeded ``world`` (sources/worlds.py) as H.264 (PyAV)
+    and write its labels to ``gt`` (also returned; empty without ``gt``). ``script``
+    replaces the random objects by these and ``occluders`` (pixel boxes) adds posts in
+    front of them (see SyntheticScene)."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     out.parent.mkdir(parents=True, exist_ok=True)
-    scene = SyntheticScene(seed, width, height, fps, script=script)
+    scene = make_scene(seed, world, width, height, fps, script=script, occluders=occluders)
     rate = Fraction(fps).limit_denominator(1001)
     images: list[dict] = []
     annotations: list[dict] = []
@@ -139,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--world", choices=sorted(WORLDS), default="default", help="sources/worlds.py")
     args = parser.parse_args(argv)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    coco = write_clip(args.out, args.gt, args.frames, args.seed, width, height, args.fps)
+    coco = write_clip(args.out, args.gt, args.frames, args.seed, width, height, args.fps, world=args.world)
     log.info("wrote %s (%d frames, %d labelled objects)%s", args.out, args.frames, len(coco["annotations"]),
              f" and {args.gt}" if args.gt else "")
     return 0

@@ -83,3 +83,27 @@ def test_writer_encodes_h264_with_coco_labels(small_clip, gt_small):
             continue
         median = np.median(image[y0:y1, x0:x1][o.mask].astype(np.float32), axis=0)
         assert np.all(np.abs(median - np.asarray(o.color)) < 0.15 * np.asarray(o.color) + 20)
+
+
+def test_crowded_world_hides_objects_behind_its_posts():
+    from typing import get_args
+
+    from sources.config import SyntheticSourceConfig
+    from sources.worlds import WORLDS, make_scene, occluder_boxes
+
+    assert set(get_args(SyntheticSourceConfig.model_fields["world"].annotation)) == set(WORLDS)
+    posts = occluder_boxes(3, WORLDS["crowded"].occluders, 640, 360)
+    crowded, default = make_scene(3, "crowded", 640, 360), make_scene(3, "default", 640, 360)
+    counts = {"crowded": 0, "default": 0}
+    for _ in range(40):
+        for name, scene in (("crowded", crowded), ("default", default)):
+            _, labels = scene.step()
+            counts[name] += len(labels.objects)
+            if name == "crowded":
+                for o in labels.objects:  # no labelled pixel lies under a post
+                    full = o.full_mask(360, 640)
+                    assert not any(full[y0:y1, x0:x1].any() for x0, y0, x1, y1 in posts), o.track_id
+    assert counts["crowded"] > 1.5 * counts["default"]
+    # The default world renders as before the occluders existed (the model was trained on it).
+    a, b = SyntheticScene(3, 640, 360).step()[0], make_scene(3, "default", 640, 360).step()[0]
+    assert np.array_equal(a, b)

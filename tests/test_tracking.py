@@ -15,6 +15,7 @@ from pipeline.core.items import StreamInfo
 from pipeline.infer.config import BatchingConfig
 from pipeline.track.bytetrack import ByteTrack
 from pipeline.track.config import TrackerConfig
+from pipeline.track.kalman import BatchKalman
 from pipeline.vision.detections import Detections
 from pipeline.vision.geometry import box_iou
 from sources.base import Source
@@ -70,6 +71,19 @@ def test_bytetrack_issues_ids_after_consecutive_frames():
     tracker.update(_dets([[0, 0, 10, 10]]))  # first frame of the stream: ids at once
     got = [tracker.update(_dets([[0, 0, 10, 10], [200, 200, 240, 240]])).tracker_id[1] for _ in range(3)]
     assert got == [-1, -1, 2]
+
+
+def test_kalman_kernels_match_the_numpy_reference():
+    kf, rng = BatchKalman(), np.random.default_rng(0)
+    mean, cov = kf.initiate(np.column_stack([rng.uniform(0, 1000, (40, 2)), rng.uniform(0.3, 3, 40), rng.uniform(5, 300, 40)]))
+    for _ in range(15):
+        (m1, c1), (m2, c2) = kf.predict(mean, cov), kf.predict_reference(mean, cov)
+        np.testing.assert_allclose(m1, m2, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(c1, c2, rtol=1e-12, atol=1e-12)
+        z = m1[:, :4] + rng.normal(0, 3, (40, 4)) * [1, 1, 0.01, 1]
+        (mean, cov), (m2, c2) = kf.update(m1, c1, z), kf.update_reference(m1, c1, z)
+        np.testing.assert_allclose(mean, m2, rtol=1e-9, atol=1e-7)
+        np.testing.assert_allclose(cov, c2, rtol=1e-9, atol=1e-9)
 
 
 def test_predict_carries_boxes_and_masks():

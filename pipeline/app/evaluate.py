@@ -5,8 +5,8 @@ keypoint OKS mAP and classification accuracy.
 carry and the ground truth can score:
 
 * detections (boxes): ``box_map50``, ``box_map50_95``, ``mask_map50``, ``mask_map50_95``
-  (None when the results carry no masks) and, with track ids, ``idf1``, ``mota``,
-  ``id_switches`` (None without);
+  (None when the results carry no masks) and, with track ids, ``idf1``, ``mota``, ``hota``
+  (with ``deta`` and ``assa``), ``id_switches``, ``gt_tracks`` (None without);
 * keypoints (pose models; the ground truth's categories name keypoints):
   ``keypoint_map50_95``, ``keypoint_map50``, ``keypoint_map75``, ``keypoint_names``,
   ``keypoint_sigmas`` (:mod:`pipeline.app.evaluate_keypoints`);
@@ -21,10 +21,8 @@ output format), read and checked by :func:`pipeline.wire.parse.read_records`; gr
 truth is the COCO-style file written by ``python -m sources.synthetic`` (frames as
 images, ``track_id`` per annotation).
 
-Tracking metrics (CLEAR MOT and IDF1) use box IoU ≥ 0.5 to match: per frame, pairs
-matched in the previous frame are kept while they still overlap, the rest are matched
-by the Hungarian method; an identity switch is a ground-truth track matched to another
-predicted id than last time. IDF1 matches whole trajectories (Ristani et al. 2016).
+Tracking metrics (CLEAR MOT, IDF1, HOTA) are computed as TrackEval computes them, on box
+IoU: :mod:`pipeline.app.evaluate_tracks`.
 """
 
 from __future__ import annotations
@@ -36,17 +34,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from scipy.optimize import linear_sum_assignment
-
 from pipeline.app.evaluate_classes import classification_accuracy
 from pipeline.app.evaluate_keypoints import gt_has_keypoints, keypoint_map, keypoint_sigmas
+from pipeline.app.evaluate_tracks import mot_metrics
 from pipeline.core.errors import VidpipeError
 from pipeline.vision import rle
-from pipeline.vision.geometry import box_iou
 from pipeline.wire.parse import Bitmask, MaskPayload, ResultRecord, read_records
 
-IOU_MATCH = 0.5
+__all__ = ["evaluate", "frames_of", "load_gt", "mot_metrics", "read_results"]
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -123,7 +118,7 @@ def coco_map(gt: dict, records: list[ResultRecord]) -> dict[str, float | None]:
     return out
 
 
-def _frames(gt: dict, records: list[ResultRecord]) -> tuple[list, list]:
+def frames_of(gt: dict, records: list[ResultRecord]) -> tuple[list, list]:
     """Per frame (in GT order): GT (ids, boxes) and predicted (ids, boxes)."""
     image_frame = {img["id"]: img.get("frame_index", img["id"]) for img in gt["images"]}
     gt_by_frame: dict[int, list] = defaultdict(list)
@@ -140,82 +135,7 @@ def _frames(gt: dict, records: list[ResultRecord]) -> tuple[list, list]:
     return g, p
 
 
-def _split(items: list) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, (N, 4) boxes) of a frame's (id, xyxy) pairs."""
-    ids = np.array([i for i, _ in items], np.int64)
-    boxes = np.array([b for _, b in items], np.float64).reshape(-1, 4)
-    return ids, boxes
-
-
-def _match_frame(iou: np.ndarray, g_ids: np.ndarray, p_ids: np.ndarray, last_match: dict[int, int]) -> dict[int, int]:
-    """GT index -> predicted index of one frame: last frame's pairs that still overlap
-    are kept (CLEAR MOT), then the Hungarian method on the rest."""
-    matched: dict[int, int] = {}
-    p_index = {int(pid): k for k, pid in enumerate(p_ids)}
-    for gi, gid in enumerate(g_ids):
-        prev = last_match.get(int(gid))
-        if prev is not None and prev in p_index and iou[gi, p_index[prev]] >= IOU_MATCH:
-            if p_index[prev] not in matched.values():
-                matched[gi] = p_index[prev]
-    free_g = [i for i in range(len(g_ids)) if i not in matched]
-    free_p = [j for j in range(len(p_ids)) if j not in matched.values()]
-    if free_g and free_p:
-        sub = iou[np.ix_(free_g, free_p)]
-        rows, cols = linear_sum_assignment(-sub)
-        for r, c in zip(rows, cols):
-            if sub[r, c] >= IOU_MATCH:
-                matched[free_g[r]] = free_p[c]
-    return matched
-
-
-def _idtp(pair_counts: dict[tuple[int, int], int], gt_ids: list[int], pred_ids: list[int]) -> int:
-    """IDF1's true positives: one-to-one matching of trajectories maximising co-occurring matches."""
-    if not gt_ids or not pred_ids:
-        return 0
-    gi_of = {g: i for i, g in enumerate(gt_ids)}
-    pi_of = {p: i for i, p in enumerate(pred_ids)}
-    m = np.zeros((len(gt_ids), len(pred_ids)))
-    for (g, p), n in pair_counts.items():
-        m[gi_of[g], pi_of[p]] = n
-    rows, cols = linear_sum_assignment(-m)
-    return int(m[rows, cols].sum())
-
-
-def mot_metrics(gt_frames: list, pred_frames: list) -> dict[str, Any]:
-    """MOTA, IDF1, ID switches, FP, FN over aligned per-frame lists of (id, xyxy)."""
-    num_gt = num_pred = fp = fn = idsw = 0
-    last_match: dict[int, int] = {}  # gt id -> pred id it was last matched to
-    pair_counts: dict[tuple[int, int], int] = defaultdict(int)  # IoU>=0.5 co-occurrences
-    gt_len: dict[int, int] = defaultdict(int)
-    pred_len: dict[int, int] = defaultdict(int)
-    for g_items, p_items in zip(gt_frames, pred_frames):
-        g_ids, g_boxes = _split(g_items)
-        p_ids, p_boxes = _split(p_items)
-        num_gt += len(g_ids)
-        num_pred += len(p_ids)
-        for i in g_ids:
-            gt_len[int(i)] += 1
-        for i in p_ids:
-            pred_len[int(i)] += 1
-        iou = box_iou(g_boxes, p_boxes)
-        for gi, pi in zip(*np.nonzero(iou >= IOU_MATCH)):
-            pair_counts[(int(g_ids[gi]), int(p_ids[pi]))] += 1
-        matched = _match_frame(iou, g_ids, p_ids, last_match)
-        for gi, pj in matched.items():
-            gid, pid = int(g_ids[gi]), int(p_ids[pj])
-            if gid in last_match and last_match[gid] != pid:
-                idsw += 1
-            last_match[gid] = pid
-        fn += len(g_ids) - len(matched)
-        fp += len(p_ids) - len(matched)
-    idtp = _idtp(pair_counts, sorted(gt_len), sorted(pred_len))
-    idf1 = 2 * idtp / (num_gt + num_pred) if (num_gt + num_pred) else 1.0
-    mota = 1 - (fn + fp + idsw) / num_gt if num_gt else 1.0
-    return {"mota": round(mota, 4), "idf1": round(idf1, 4), "id_switches": idsw,
-            "false_positives": fp, "false_negatives": fn, "gt_objects": num_gt}
-
-
-def _load_gt(gt_path: str | Path) -> dict:
+def load_gt(gt_path: str | Path) -> dict:
     gt_p = Path(gt_path)
     if not gt_p.is_file():
         raise VidpipeError(f"ground-truth file not found: {gt_p}")
@@ -253,7 +173,7 @@ def evaluate(results_path: str | Path, gt_path: str | Path, kpt_sigma: float | N
     ``kpt_sigma``: one OKS sigma for every keypoint instead of the default."""
     if kpt_sigma is not None:
         keypoint_sigmas((), kpt_sigma)  # a bad sigma is an error even when nothing uses it
-    gt = _load_gt(gt_path)
+    gt = load_gt(gt_path)
     records = read_records(results_path)
     streams = {r.stream for r in records}
     if len(streams) > 1:
@@ -272,9 +192,9 @@ def evaluate(results_path: str | Path, gt_path: str | Path, kpt_sigma: float | N
         if "masks" not in carry:
             notes.append("results carry no masks")
         if "track ids" in carry:
-            out.update(mot_metrics(*_frames(gt, det)))
+            out.update(mot_metrics(*frames_of(gt, det)))
         else:
-            out.update({"mota": None, "idf1": None, "id_switches": None})
+            out.update({"mota": None, "idf1": None, "hota": None, "id_switches": None})
             notes.append("results carry no track ids")
     if "keypoints" in carry:
         if keypoints:

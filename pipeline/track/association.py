@@ -1,4 +1,5 @@
-"""Matching tracks to detections: the Hungarian method on a cost matrix, and mask IoU.
+"""Matching tracks to detections: the Hungarian method on a cost matrix, mask IoU (and a
+track's mask scaled to a box), and the duplicate filter of the recovery rounds.
 
 Kept apart from the tracker so that each association round reads as one call, and so
 other trackers can reuse the matching.
@@ -13,16 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.vision.geometry import box_iou
 
-def associate(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hungarian matching; pairs with cost above ``threshold`` are not matches.
+#: skip_duplicates: a detection overlapping one already matched this frame at this IoU is
+#: the same object boxed twice (class-aware NMS keeps one box per class).
+DUPLICATE_IOU = 0.5
+
+
+def associate(cost: np.ndarray, threshold: float, objective: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian matching; pairs with cost above ``threshold`` are not matches. The
+    assignment minimises ``objective`` when given (the cost plus terms that should choose
+    between candidates but not decide whether a pair may match at all).
     Returns (row indices, column indices) of the matches."""
     if cost.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment(cost if objective is None else objective)
     ok = cost[rows, cols] <= threshold
     return rows[ok], cols[ok]
 
@@ -56,3 +66,24 @@ def _crop_iou(ma: np.ndarray, ax0: int, ay0: int, mb: np.ndarray, bx0: int, by0:
         inter = int(np.logical_and(ma[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0], mb[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]).sum())
     union = int(ma.sum()) + int(mb.sum()) - inter
     return inter / union if union else 0.0
+
+
+def not_duplicates(xyxy: np.ndarray, candidates: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """The detections ``candidates`` (indices into ``xyxy``) that do not overlap a detection
+    already matched this frame (bool mask ``matched``) at IoU ≥ DUPLICATE_IOU. Such a
+    detection is the same object boxed twice: it would bring a lost track back onto an
+    object already tracked, or start a second track that later takes the object over."""
+    taken = np.flatnonzero(matched)
+    if not len(candidates) or not len(taken):
+        return candidates
+    return candidates[box_iou(xyxy[candidates], xyxy[taken]).max(axis=1) < DUPLICATE_IOU]
+
+
+def scale_mask(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """A track's last mask scaled to ``box`` (x0, y0, x1, y1 integers)."""
+    w, h = int(box[2] - box[0]), int(box[3] - box[1])
+    if w <= 0 or h <= 0:
+        return np.zeros((max(h, 0), max(w, 0)), bool)
+    if mask.shape == (h, w):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)

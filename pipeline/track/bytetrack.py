@@ -1,9 +1,16 @@
 """ByteTrack (Zhang et al., 2022), our own struct-of-arrays implementation.
 
-Association in three rounds, each by the Hungarian method on IoU:
-1. high-score detections ↔ confirmed and lost tracks (IoU fused with the score);
+Association in rounds, each by the Hungarian method:
+1. high-score detections ↔ confirmed and lost tracks (IoU fused with the score, plus
+   OC-SORT's direction bonus, OCM);
 2. low-score detections ↔ confirmed tracks still unmatched (recovers occluded objects);
-3. remaining high-score detections ↔ tentative tracks.
+3. (``observation_centric``) remaining high-score detections ↔ confirmed tracks still
+   unmatched, on the IoU with their last *observed* box (OC-SORT's OCR), same class;
+4. (``reidentify_lost``) remaining high-score detections ↔ lost tracks of their class, by
+   where the motion observed before the track was lost puts it now;
+5. remaining high-score detections ↔ tentative tracks.
+A track re-found after a gap has its Kalman state re-updated along a straight line from
+its last observation (OC-SORT's ORU, ``observation_centric``): see pipeline/track/recovery.py.
 Unmatched high-score detections above ``new_track_threshold`` start tentative tracks; a
 track gets its id after ``minimum_consecutive_frames`` matched frames in a row (at once
 on a stream's first frame); a track unseen for ``lost_track_seconds`` is dropped.
@@ -28,13 +35,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from pipeline.track.association import associate, mask_iou_matrix
+from pipeline.track.association import associate, mask_iou_matrix, not_duplicates, scale_mask
 from pipeline.track.config import TrackerConfig
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
 from pipeline.track.keypoints import gather
+from pipeline.track.recovery import Observations
 from pipeline.vision.detections import Detections
 from pipeline.vision.geometry import box_iou, mask_boxes
 
@@ -44,6 +51,13 @@ LOW_SCORE_MATCH_THRESHOLD = 0.5
 # Round 3 (tentative tracks): max 1 - IoU·score. A track seen once has no velocity yet,
 # so its predicted box lags a moving object: a looser bound than round 2's.
 TENTATIVE_MATCH_THRESHOLD = 0.7
+# Round 3 (last observed box, OCR): max 1 - IoU; OC-SORT's IoU threshold of 0.3.
+LAST_OBSERVED_MATCH_THRESHOLD = 0.7
+# ORU re-updates tracks re-found after more than this many frames since their last observation.
+ORU_MIN_GAP = 2
+# Round 4 (re-identification): max cost of Observations.reid_cost, i.e. at least about
+# half of the detection inside where the lost object should be.
+REID_MATCH_THRESHOLD = 0.5
 
 
 @dataclass
@@ -56,16 +70,6 @@ class _Frame:
     confirmed: np.ndarray  # (T,) bool: the track has an id (tracked or lost)
     det_track: np.ndarray  # (N,) the index of the track each detection joined (-1: none)
     matched: np.ndarray  # (T,) bool: the track joined a detection
-
-
-def _scale_mask(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """A track's last mask scaled to ``box`` (x0, y0, x1, y1 integers)."""
-    w, h = int(box[2] - box[0]), int(box[3] - box[1])
-    if w <= 0 or h <= 0:
-        return np.zeros((max(h, 0), max(w, 0)), bool)
-    if mask.shape == (h, w):
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 class ByteTrack:
@@ -96,6 +100,7 @@ class ByteTrack:
         self.kps: list[np.ndarray | None] = []  # last keypoints (K, 3) of each track (pose models) ...
         self.kp_boxes: list[np.ndarray | None] = []  # ... and the box they were seen in
         self.keypoint_names: Sequence[str] = ()
+        self.obs = Observations()  # what was observed of each track (recovery after occlusion)
 
     def __len__(self) -> int:
         return len(self.tid)
@@ -111,11 +116,20 @@ class ByteTrack:
         low = np.flatnonzero((scores >= cfg.track_low_threshold) & (scores < cfg.track_high_threshold))
         rest_high = self._match_confident(f, high)
         self._match_low_scores(f, low)
+        if cfg.observation_centric or cfg.reidentify_lost:
+            recover = not_duplicates(f.dets.xyxy, rest_high, f.det_track >= 0) if cfg.skip_duplicates else rest_high
+            if cfg.observation_centric:
+                recover = self._match_last_observed(f, recover)
+            if cfg.reidentify_lost:
+                recover = self._reidentify(f, recover)
+            rest_high = rest_high[f.det_track[rest_high] < 0]
         rest_high = self._match_tentative(f, rest_high)
         self._update_matched(f)
         keep = self._lose_unmatched(f)
         self._promote(keep)
         out_ids = np.where(f.det_track >= 0, self.tid[np.maximum(f.det_track, 0)] if len(self) else -1, -1)
+        if cfg.skip_duplicates:
+            rest_high = not_duplicates(f.dets.xyxy, rest_high, f.det_track >= 0)
         self._keep(keep)
         self._spawn(dets, rest_high, out_ids)
         dets.tracker_id = out_ids.astype(np.int64)
@@ -130,39 +144,71 @@ class ByteTrack:
     def _match_confident(self, f: _Frame, high: np.ndarray) -> np.ndarray:
         """Round 1: high-score detections ↔ confirmed (tracked or lost) tracks. Returns
         the high-score detections left."""
-        matched = self._match(f, np.flatnonzero(f.confirmed), high, self.config.match_threshold, self.config.fuse_score, True)
-        return np.setdiff1d(high, matched, assume_unique=True)
+        pool = np.flatnonzero(f.confirmed)
+        cfg = self.config
+        cost = self._cost(pool, high, f.pred, f.dets, cfg.fuse_score, f.dets.masks)
+        bonus = self.obs.direction_bonus(pool, f.dets.xyxy[high], f.dets.confidence[high], cfg.direction_weight, cost,
+                                         cfg.match_threshold)
+        self._match(f, pool, high, cfg.match_threshold, cost, cost - bonus)
+        return high[f.det_track[high] < 0]
 
     def _match_low_scores(self, f: _Frame, low: np.ndarray) -> None:
         """Round 2: low-score detections ↔ confirmed tracks that were tracked last frame
         and are still unmatched (an occluded object keeps its id); plain box IoU."""
         pool = np.flatnonzero(f.confirmed & ~self.lost & ~f.matched)
-        self._match(f, pool, low, LOW_SCORE_MATCH_THRESHOLD, False, False)
+        self._match(f, pool, low, LOW_SCORE_MATCH_THRESHOLD, self._cost(pool, low, f.pred, f.dets, False, None))
+
+    def _match_last_observed(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
+        """Round 3 (OCR): the high-score detections left ↔ confirmed tracks still unmatched,
+        on the IoU with the box each track was last *observed* at (its prediction may have
+        drifted while it was unseen); same class only. Returns the detections left."""
+        pool = np.flatnonzero(f.confirmed & ~f.matched)
+        if not len(pool) or not len(rest_high):
+            return rest_high
+        iou = box_iou(self.obs.last_boxes(pool), f.dets.xyxy[rest_high])
+        cost = np.where(self.cls[pool][:, None] == f.dets.class_id[rest_high][None, :], 1.0 - iou, 2.0)
+        self._match(f, pool, rest_high, LAST_OBSERVED_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
+
+    def _reidentify(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
+        """Round 4: the high-score detections left ↔ lost tracks of their class, where the
+        motion observed before each was lost puts it now (no appearance needed). Returns
+        the detections left."""
+        pool = np.flatnonzero(f.confirmed & self.lost & ~f.matched)
+        if not len(pool) or not len(rest_high):
+            return rest_high
+        dets = f.dets
+        cost = self.obs.reid_cost(pool, self.cls[pool], dets.xyxy[rest_high].astype(np.float64), dets.class_id[rest_high],
+                                  self.frame)
+        self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
 
     def _match_tentative(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 3: the high-score detections left ↔ tentative tracks. Returns those
         still left (candidates for new tracks)."""
         pool = np.flatnonzero(~f.confirmed)
-        matched = self._match(f, pool, rest_high, TENTATIVE_MATCH_THRESHOLD, self.config.fuse_score, True)
-        return np.setdiff1d(rest_high, matched, assume_unique=True)
+        cost = self._cost(pool, rest_high, f.pred, f.dets, self.config.fuse_score, f.dets.masks)
+        self._match(f, pool, rest_high, TENTATIVE_MATCH_THRESHOLD, cost)
+        return rest_high[f.det_track[rest_high] < 0]
 
-    def _match(self, f: _Frame, pool: np.ndarray, candidates: np.ndarray, threshold: float, fuse: bool, use_masks: bool) -> np.ndarray:
-        """One round: tracks ``pool`` ↔ detections ``candidates`` (indices); records the
-        matches in ``f`` and returns the detections matched."""
-        masks = f.dets.masks if use_masks else None
-        r, c = associate(self._cost(pool, candidates, f.pred, f.dets, fuse, masks), threshold)
+    def _match(self, f: _Frame, pool: np.ndarray, candidates: np.ndarray, threshold: float, cost: np.ndarray,
+               objective: np.ndarray | None = None) -> np.ndarray:
+        """One round: tracks ``pool`` ↔ detections ``candidates`` (indices) on ``cost`` (the
+        assignment minimises ``objective`` when given); records the matches in ``f`` and
+        returns the detections matched."""
+        r, c = associate(cost, threshold, objective)
         f.det_track[candidates[c]] = pool[r]
         f.matched[pool[r]] = True
         return candidates[c]
 
     def _cost(self, t_idx: np.ndarray, d_idx: np.ndarray, pred: np.ndarray, dets: Detections, fuse: bool,
-              masks: list[np.ndarray] | None) -> np.ndarray:
+              masks: Sequence[np.ndarray] | None) -> np.ndarray:
         """1 - IoU of tracks ``t_idx`` × detections ``d_idx`` (mask IoU when configured and
         the detections have masks), weighed by the detection score when ``fuse``."""
         iou = box_iou(pred[t_idx], dets.xyxy[d_idx])
         if self.config.mask_iou and masks is not None:
             t_boxes = mask_boxes(pred[t_idx], dets.image_hw)
-            t_masks = [None if (m := self.masks[i]) is None else _scale_mask(m, b) for i, b in zip(t_idx, t_boxes)]
+            t_masks = [None if (m := self.masks[i]) is None else scale_mask(m, b) for i, b in zip(t_idx, t_boxes)]
             iou = mask_iou_matrix(t_boxes, t_masks, dets.mask_boxes[d_idx], [masks[j] for j in d_idx], iou)
         if fuse:
             iou = iou * dets.confidence[d_idx][None, :]
@@ -170,14 +216,24 @@ class ByteTrack:
 
     def _update_matched(self, f: _Frame) -> None:
         """Matched tracks take their detection's box (one batched Kalman update), score,
-        class and mask."""
+        class and mask; a track re-found after a gap is first re-updated from its last
+        observation (ORU, ``observation_centric``)."""
         dets = f.dets
         d_idx = np.flatnonzero(f.det_track >= 0)
         t_idx = f.det_track[d_idx]
         if not len(t_idx):
             return
-        m, cv = self.kf.update(self.mean[t_idx], self.cov[t_idx], xyxy_to_xyah(dets.xyxy[d_idx].astype(np.float64)))
+        boxes = dets.xyxy[d_idx].astype(np.float64)
+        gaps = self.frame - self.last_seen[t_idx]
+        # One missed frame is left to the filter: its one-frame prediction has not drifted,
+        # and replaying it would cost more than it corrects.
+        refound = np.flatnonzero(gaps > ORU_MIN_GAP) if self.config.observation_centric else np.zeros(0, np.int64)
+        if len(refound):
+            rows = t_idx[refound]
+            self.mean[rows], self.cov[rows] = self.obs.reupdate(self.kf, rows, gaps[refound], boxes[refound])
+        m, cv = self.kf.update(self.mean[t_idx], self.cov[t_idx], xyxy_to_xyah(boxes))
         self.mean[t_idx], self.cov[t_idx] = m, cv
+        self.obs.observe(t_idx, boxes, gaps, m, cv, self.frame)
         self.hits[t_idx] += 1
         self.last_seen[t_idx] = self.frame
         self.lost[t_idx] = False
@@ -212,6 +268,7 @@ class ByteTrack:
     def _keep(self, keep: np.ndarray) -> None:
         self.mean, self.cov, self.tid, self.lost = self.mean[keep], self.cov[keep], self.tid[keep], self.lost[keep]
         self.hits, self.last_seen, self.score, self.cls = self.hits[keep], self.last_seen[keep], self.score[keep], self.cls[keep]
+        self.obs.keep(keep)
         kept = np.flatnonzero(keep).tolist()
         self.masks = [self.masks[i] for i in kept]
         self.kps, self.kp_boxes = [self.kps[i] for i in kept], [self.kp_boxes[i] for i in kept]
@@ -223,7 +280,9 @@ class ByteTrack:
         new = rest_high[dets.confidence[rest_high] >= self.config.new_track_threshold]
         if not len(new):
             return
-        mean, cov = self.kf.initiate(xyxy_to_xyah(dets.xyxy[new].astype(np.float64)))
+        boxes = dets.xyxy[new].astype(np.float64)
+        mean, cov = self.kf.initiate(xyxy_to_xyah(boxes))
+        self.obs.append(boxes, mean, cov, self.frame)
         ids = np.full(len(new), -1, np.int64)
         if self.frame == 1 or self.min_hits <= 1:
             ids = self._new_ids(len(new))
@@ -258,7 +317,7 @@ class ByteTrack:
         masks = None
         if with_masks:
             boxes = mask_boxes(xyxy, image_hw)
-            masks = [np.zeros((b[3] - b[1], b[2] - b[0]), bool) if (m := self.masks[i]) is None else _scale_mask(m, b)
+            masks = [np.zeros((b[3] - b[1], b[2] - b[0]), bool) if (m := self.masks[i]) is None else scale_mask(m, b)
                      for i, b in zip(show.tolist(), boxes)]
         return Detections(xyxy, self.score[show], self.cls[show], image_hw, masks, self.tid[show], class_names,
                           keypoints=keypoints, keypoint_names=self.keypoint_names if keypoints is not None else ())

@@ -5,7 +5,7 @@ nothing copies its fields.
 
 Example:
     >>> TrackerConfig().lost_track_seconds
-    1.0
+    1.5
 """
 
 from __future__ import annotations
@@ -18,16 +18,33 @@ from pipeline.core.options import Options
 
 
 class TrackerConfig(Options):
-    """ByteTrack's thresholds and the tracker stage's behaviour on carried frames and reconnects."""
+    """ByteTrack's thresholds, its recovery after occlusion, and the tracker stage's behaviour
+    on carried frames and reconnects."""
 
     type: Literal["bytetrack", "none"] = "bytetrack"
     track_high_threshold: float = Field(default=0.5, ge=0, le=1)
     track_low_threshold: float = Field(default=0.1, ge=0, le=1)
     new_track_threshold: float = Field(default=0.6, ge=0, le=1)
     match_threshold: float = Field(default=0.8, ge=0, le=1, description="max 1 - IoU of a match")
-    lost_track_seconds: float = Field(default=1.0, gt=0, description="converted to frames with the stream's fps")
+    lost_track_seconds: float = Field(default=1.5, gt=0, description="converted to frames with the stream's fps; "
+                                      "lost tracks are matched and re-identified for this long")
     minimum_consecutive_frames: int = Field(default=2, ge=1, description="matched frames in a row before an id is issued")
     mask_iou: bool = Field(default=False, description="match on mask IoU instead of box IoU (slower)")
     fuse_score: bool = Field(default=True, description="weigh the IoU of confident matches by the detection score (ByteTrack's default)")
     carry_masks: bool = Field(default=True, description="infer_interval frames: last mask scaled to the box (false: no masks)")
     reset_on_reconnect: bool = False
+    # Recovery after occlusion (pipeline/track/recovery.py); all off: ByteTrack as published.
+    observation_centric: bool = Field(default=True, description="OC-SORT's re-update of a re-found track from its last "
+                                      "observation (ORU) and recovery round on the last observed box (OCR)")
+    direction_weight: float = Field(default=0.2, ge=0, le=1, description="OC-SORT's momentum (OCM): weight of agreeing "
+                                    "with the direction between observations in the first round (0: off)")
+    reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
+                                  "class and the motion observed before they were lost")
+    skip_duplicates: bool = Field(default=True, description="a detection overlapping a matched one at IoU >= 0.5 (the "
+                                  "same object boxed under another class) neither starts a track nor recovers a lost one")
+
+
+#: ByteTrack as published, vidpipe's tracker before recovery after occlusion (issue 20):
+#: the baseline of benchmarks/heldout.py.
+CLASSIC_BYTETRACK = TrackerConfig(lost_track_seconds=1.0, observation_centric=False, direction_weight=0,
+                                  reidentify_lost=False, skip_duplicates=False)

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 STD_POSITION = 1.0 / 20
 STD_VELOCITY = 1.0 / 160
@@ -65,7 +66,14 @@ class BatchKalman:
         return mean, _diag(std)
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame ahead at constant velocity; the uncertainty grows."""
+        """One frame ahead at constant velocity; the uncertainty grows (a Numba kernel:
+        the tracker's hottest call)."""
+        if len(mean) == 0:
+            return mean, cov
+        return _predict_kernel(np.ascontiguousarray(mean, np.float64), np.ascontiguousarray(cov, np.float64))
+
+    def predict_reference(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` in plain NumPy (the kernel must match it)."""
         if len(mean) == 0:
             return mean, cov
         h = mean[:, 3]
@@ -79,7 +87,14 @@ class BatchKalman:
         return mean, cov
 
     def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Correct each track with its measured box ``xyah`` (row i with row i)."""
+        """Correct each track with its measured box ``xyah`` (row i with row i; a Numba kernel)."""
+        if len(mean) == 0:
+            return mean, cov
+        return _update_kernel(np.ascontiguousarray(mean, np.float64), np.ascontiguousarray(cov, np.float64),
+                              np.ascontiguousarray(xyah, np.float64))
+
+    def update_reference(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update` in plain NumPy (the kernel must match it)."""
         if len(mean) == 0:
             return mean, cov
         h = mean[:, 3]
@@ -94,3 +109,112 @@ class BatchKalman:
         mean = mean + np.einsum("nij,nj->ni", gain, innovation)
         cov = cov - gain @ proj_cov @ gain.transpose(0, 2, 1)
         return mean, cov
+
+
+@njit(cache=True, nogil=True)
+def _predict_kernel(mean, cov):  # pragma: no cover
+    """F = [[I, I], [0, I]]: x += v, P = F P Fᵀ + Q, per track."""
+    n = mean.shape[0]
+    out_m = np.empty_like(mean)
+    out_c = np.empty_like(cov)
+    q = np.empty(8)
+    a = np.empty((8, 8))
+    for i in range(n):
+        h = mean[i, 3]
+        q[0] = q[1] = q[3] = (STD_POSITION * h) ** 2
+        q[4] = q[5] = q[7] = (STD_VELOCITY * h) ** 2
+        q[2], q[6] = 1e-2 ** 2, 1e-5 ** 2
+        for k in range(4):
+            out_m[i, k] = mean[i, k] + mean[i, k + 4]
+            out_m[i, k + 4] = mean[i, k + 4]
+        for r in range(8):  # a = F P
+            for c in range(8):
+                a[r, c] = cov[i, r, c] + cov[i, r + 4, c] if r < 4 else cov[i, r, c]
+        for r in range(8):  # F P Fᵀ + Q
+            for c in range(8):
+                v = a[r, c] + a[r, c + 4] if c < 4 else a[r, c]
+                out_c[i, r, c] = v + q[r] if r == c else v
+    return out_m, out_c
+
+
+@njit(cache=True, nogil=True)
+def _update_kernel(mean, cov, xyah):  # pragma: no cover
+    """Per track: S = H P Hᵀ + R, K = P Hᵀ S⁻¹, x += K (z - H x), P -= K S Kᵀ."""
+    n = mean.shape[0]
+    out_m = mean.copy()
+    out_c = cov.copy()
+    s = np.empty((4, 4))
+    inv = np.empty((4, 4))
+    gain = np.empty((8, 4))
+    ks = np.empty((8, 4))
+    for i in range(n):
+        h = mean[i, 3]
+        r = (STD_POSITION * h) ** 2
+        for a in range(4):
+            for b in range(4):
+                s[a, b] = cov[i, a, b]
+        s[0, 0] += r
+        s[1, 1] += r
+        s[2, 2] += 1e-1 ** 2
+        s[3, 3] += r
+        _invert4(s, inv)
+        for a in range(8):
+            for b in range(4):
+                v = 0.0
+                for k in range(4):
+                    v += cov[i, a, k] * inv[k, b]
+                gain[a, b] = v
+        for a in range(8):
+            v = 0.0
+            for k in range(4):
+                v += gain[a, k] * (xyah[i, k] - mean[i, k])
+            out_m[i, a] = mean[i, a] + v
+        for a in range(8):  # ks = K S
+            for b in range(4):
+                v = 0.0
+                for k in range(4):
+                    v += gain[a, k] * s[k, b]
+                ks[a, b] = v
+        for a in range(8):  # P -= (K S) Kᵀ
+            for b in range(8):
+                v = 0.0
+                for k in range(4):
+                    v += ks[a, k] * gain[b, k]
+                out_c[i, a, b] = cov[i, a, b] - v
+    return out_m, out_c
+
+
+@njit(cache=True, nogil=True)
+def _invert4(m, out):  # pragma: no cover
+    """Gauss-Jordan inverse of a 4×4 matrix with partial pivoting."""
+    a = m.copy()
+    for r in range(4):
+        for c in range(4):
+            out[r, c] = 1.0 if r == c else 0.0
+    for col in range(4):
+        piv = col
+        for r in range(col + 1, 4):
+            if abs(a[r, col]) > abs(a[piv, col]):
+                piv = r
+        if piv != col:
+            for c in range(4):
+                a[col, c], a[piv, c] = a[piv, c], a[col, c]
+                out[col, c], out[piv, c] = out[piv, c], out[col, c]
+        d = a[col, col]
+        for c in range(4):
+            a[col, c] /= d
+            out[col, c] /= d
+        for r in range(4):
+            if r != col:
+                f = a[r, col]
+                if f != 0.0:
+                    for c in range(4):
+                        a[r, c] -= f * a[col, c]
+                        out[r, c] -= f * out[col, c]
+
+
+def warm_up() -> None:
+    """Compile the filter's kernels now (cached on disk), so no frame pays for it."""
+    kf = BatchKalman()
+    mean, cov = kf.initiate(np.array([[50.0, 50.0, 1.0, 20.0]]))
+    kf.update(*kf.predict(mean, cov), np.array([[51.0, 50.0, 1.0, 20.0]]))

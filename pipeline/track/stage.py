@@ -17,6 +17,7 @@ from pipeline.core.ring import RingBuffer
 from pipeline.core.roster import Roster
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
+from pipeline.track import kalman, recovery
 from pipeline.track.base import Tracker
 from pipeline.track.config import TrackerConfig
 from pipeline.track.factory import make_tracker
@@ -46,7 +47,9 @@ class TrackerStage(Stage):
         self.trackers: dict[str, Tracker] = {}
         self.infos: dict[str, StreamInfo] = {}
         if config is not None and config.type != "none":
-            geometry.warm_up()  # compile the IoU kernel now, not on the first frame
+            geometry.warm_up()  # compile the IoU and direction kernels now, not on the first frame
+            recovery.warm_up()
+            kalman.warm_up()
 
     def add_stream(self, stream_id: str, stats: StreamStats) -> None:
         """A stream joins (before its first item can arrive): its counters."""
