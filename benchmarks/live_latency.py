@@ -119,8 +119,9 @@ def render(data: dict) -> str:
         f"{'met' if data['p99_ms'] <= 2 * data['p50_ms'] else 'not met'}. From the packet's read on, vidpipe takes "
         f"{st['pipeline']:.1f} ms p50 for {work:.1f} ms of work. Before it, {data['before_p50_ms']:.1f} ms pass between the "
         f"server sending a frame and FFmpeg's RTSP demuxer handing its packet over, about one frame interval "
-        f"({frame_ms:.0f} ms) plus 20 ms at every rate tried (5, 15, 30 fps): FFmpeg parses RTP H.264 "
-        "(`need_parsing`), and its parser returns a frame when the next one begins.",
+        f"({frame_ms:.0f} ms) plus 20 ms at every rate tried (5, 15, 30 fps), with plain PyAV reading the stream too "
+        "(no vidpipe): something holds each frame until the next one comes — likely FFmpeg's H.264 parser on RTP "
+        "(`need_parsing`: it returns a frame when the next one begins), or the test server's own parser; not found yet.",
     ])
 
 
