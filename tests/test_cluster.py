@@ -7,8 +7,6 @@ that no worker actor is left alive."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -39,7 +37,6 @@ def ray_cluster():
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    session = cluster.head_node.get_session_dir_path()
     nodes = [cluster.add_node(num_cpus=1) for _ in range(3)]
     ray.init(address=cluster.address, logging_level="warning", log_to_driver=False)
     try:
@@ -47,20 +44,6 @@ def ray_cluster():
     finally:
         ray.shutdown()
         cluster.shutdown()
-        _kill_leftovers(session)
-
-
-def _kill_leftovers(session: str) -> None:
-    """Whatever of this cluster outlived its shutdown (a CI run once kept the head's
-    processes alive to the end of the session): every process naming its session folder."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if session.encode() in (entry / "cmdline").read_bytes():
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ProcessLookupError):  # gone meanwhile, or not ours to read
-            pass
 
 
 @pytest.fixture(scope="module")

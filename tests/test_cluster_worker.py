@@ -27,9 +27,12 @@ def _drain(worker: PipelineWorker, sid: str, timeout: float = 60.0) -> tuple[lis
 
 
 def test_resume_after_a_frame(bframe_clip, vfr_clip):  # noqa: F811
+    import ray
+
     worker = PipelineWorker(CONFIG)  # one worker, its model loaded once, for the three cases
     try:
         assert worker.ready()["error"] is None
+        assert not ray.is_initialized(), "asking the worker where it runs must not start a local Ray"
         # A constant-rate file seeks to the next frame (mid-GOP, B-frames).
         assert worker.add({"id": "cfr", "source": {"type": "file", "path": str(bframe_clip)}}, resume_after=20) == "added"
         assert _drain(worker, "cfr") == (list(range(21, FRAMES)), "eos")

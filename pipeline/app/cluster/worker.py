@@ -116,12 +116,14 @@ class PipelineWorker:
                                 "publisher": self.endpoint}
         if self.pipeline is not None:
             info["model"] = self.pipeline.model.name
+        info["node"] = None  # not in a Ray worker (tests, in-process use)
         try:
             import ray
 
-            info["node"] = ray.get_runtime_context().get_node_id()
-        except Exception:  # noqa: BLE001 - not in a Ray worker (tests, in-process use)
-            info["node"] = None
+            if ray.is_initialized():  # else get_runtime_context() would start a local Ray
+                info["node"] = ray.get_runtime_context().get_node_id()
+        except Exception:  # noqa: BLE001 - Ray absent or not answering: no node to name
+            pass
         return info
 
     # -- results --------------------------------------------------------------------------
