@@ -40,6 +40,30 @@ TOTALS = (("workers", "vidpipe_cluster_workers", "Workers running", GaugeMetricF
           ("fps", "vidpipe_cluster_results_per_second", "Results per second over every stream", GaugeMetricFamily))
 
 
+WorkerFamilies = tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily]
+
+
+def worker_families(lead: list[str]) -> WorkerFamilies:
+    """The per-worker families (streams, capacity, results, heartbeat age), labelled
+    ``lead`` + ``worker``, ``node``: no lead here, ``pipeline`` in ``vidpipe serve``."""
+    wl = [*lead, "worker", "node"]
+    return (GaugeMetricFamily("vidpipe_cluster_worker_streams", "Streams placed on a worker", labels=wl),
+            GaugeMetricFamily("vidpipe_cluster_worker_capacity", "Streams a worker takes", labels=wl),
+            CounterMetricFamily("vidpipe_cluster_worker_results", "Results delivered from a worker", labels=wl),
+            GaugeMetricFamily("vidpipe_cluster_worker_heartbeat_age_seconds", "Since a worker last answered", labels=wl))
+
+
+def add_workers(families: WorkerFamilies, lead: list[str], workers: dict[str, dict[str, Any]]) -> None:
+    """Each worker's line (a status's ``workers``) into :func:`worker_families`' families."""
+    streams, capacity, results, age = families
+    for wid, w in workers.items():
+        labels = [*lead, wid, str(w.get("node"))]
+        streams.add_metric(labels, len(w.get("streams", [])))
+        capacity.add_metric(labels, w.get("capacity", 0))
+        results.add_metric(labels, w.get("results", 0))
+        age.add_metric(labels, w.get("heartbeat_age_s", 0.0))
+
+
 class _ClusterCollector(Collector):
     def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
         self.status = status
@@ -48,18 +72,9 @@ class _ClusterCollector(Collector):
         s = self.status()
         for key, name, doc, family in TOTALS:
             yield family(name, doc, value=s["totals"].get(key, 0))
-        wl = ["worker", "node"]
-        streams = GaugeMetricFamily("vidpipe_cluster_worker_streams", "Streams placed on a worker", labels=wl)
-        capacity = GaugeMetricFamily("vidpipe_cluster_worker_capacity", "Streams a worker takes", labels=wl)
-        results = CounterMetricFamily("vidpipe_cluster_worker_results", "Results delivered from a worker", labels=wl)
-        age = GaugeMetricFamily("vidpipe_cluster_worker_heartbeat_age_seconds", "Since a worker last answered", labels=wl)
-        for wid, w in s["workers"].items():
-            labels = [wid, str(w.get("node"))]
-            streams.add_metric(labels, len(w.get("streams", [])))
-            capacity.add_metric(labels, w.get("capacity", 0))
-            results.add_metric(labels, w.get("results", 0))
-            age.add_metric(labels, w.get("heartbeat_age_s", 0.0))
-        yield from (streams, capacity, results, age)
+        workers = worker_families([])
+        add_workers(workers, [], s["workers"])
+        yield from workers
         sl = ["stream", "worker"]
         delivered = CounterMetricFamily("vidpipe_cluster_stream_results", "Results of a stream delivered", labels=sl)
         last = GaugeMetricFamily("vidpipe_cluster_stream_last_frame", "A stream's last delivered frame", labels=sl)

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from pipeline.app.cluster.metrics import add_workers, worker_families
+
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
@@ -67,12 +69,7 @@ class _Pipelines(Collector):
         states = GaugeMetricFamily("vidpipe_pipeline_streams", "streams by state", labels=["pipeline", "state"])
         # Cluster pipelines (vidpipe serve --cluster): their totals and each worker's line.
         totals = GaugeMetricFamily("vidpipe_cluster", "a cluster pipeline's totals", labels=["pipeline", "total"])
-        worker_streams = GaugeMetricFamily("vidpipe_cluster_worker_streams", "streams placed on a worker",
-                                           labels=["pipeline", "worker", "node"])
-        worker_results = CounterMetricFamily("vidpipe_cluster_worker_results", "results a worker delivered",
-                                             labels=["pipeline", "worker", "node"])
-        worker_heartbeat = GaugeMetricFamily("vidpipe_cluster_worker_heartbeat_age_seconds", "since a worker last answered",
-                                             labels=["pipeline", "worker", "node"])
+        workers = worker_families(["pipeline"])
         for status in self.statuses():
             pid, counted = status["id"], dict[str, int]()
             for sid, line in status["streams"].items():
@@ -89,12 +86,8 @@ class _Pipelines(Collector):
             cluster = status.get("cluster") or {}
             for key, value in (cluster.get("totals") or {}).items():
                 totals.add_metric([pid, key], value)
-            for wid, w in (cluster.get("workers") or {}).items():
-                labels = [pid, wid, str(w.get("node", ""))]
-                worker_streams.add_metric(labels, len(w.get("streams", ())))
-                worker_results.add_metric(labels, w.get("results", 0))
-                worker_heartbeat.add_metric(labels, w.get("heartbeat_age_s", 0.0))
-        yield from (results, drops, fps, latency, states, totals, worker_streams, worker_results, worker_heartbeat)
+            add_workers(workers, [pid], cluster.get("workers") or {})
+        yield from (results, drops, fps, latency, states, totals, *workers)
 
 
 class ServeMetrics:
