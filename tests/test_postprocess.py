@@ -51,6 +51,8 @@ def test_random_outputs_match_reference(seed, layout, mode, agnostic, n_objects,
     dets = postprocess_segmentation(out0, protos, layout, (640, 640), source, **kw)
     ref = reference_postprocess(out0, protos, layout, (640, 640), source, **kw)
     assert_parity(dets, ref)
+    if dets.masks is not None:  # the kernel's run lengths: the RLE of its masks
+        assert dets.rle() == Detections(dets.xyxy, dets.confidence, dets.class_id, source, dets.masks).rle()
 
 
 def test_class_filter_and_caps():
@@ -88,16 +90,29 @@ def test_yolov5_score_is_objectness_times_class():
     assert dets.confidence.tolist() == pytest.approx([0.6])
 
 
-def test_rle_round_trips_through_pycocotools():
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("source", [(1080, 1920), (480, 640), (1000, 700)])
+def test_rle_round_trips_through_pycocotools(mode, source):
+    """The run lengths the mask kernel writes in the same pass as the masks are COCO's RLE
+    of those masks, for every mode and letterbox, and they follow a subset."""
     rng = np.random.default_rng(3)
-    out0, protos = make_raw_outputs(rng, "yolov8-seg", 20, source_hw=(1080, 1920))
-    dets = postprocess_segmentation(out0, protos, "yolov8-seg", (640, 640), (1080, 1920))
-    assert len(dets) >= 10
+    out0, protos = make_raw_outputs(rng, "yolov8-seg", 20, source_hw=source)
+    dets = postprocess_segmentation(out0, protos, "yolov8-seg", (640, 640), source, mask_decode_mode=mode)
+    assert len(dets) >= 10 and dets.mask_runs is not None
     full = dets.full_masks()
     for rle, m in zip(dets.rle(), full):
         decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert np.array_equal(decoded.astype(bool), m)
         assert rle["counts"] == coco_mask.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()
+    odd = dets[1::2]
+    assert odd.mask_runs is not None and odd.rle() == dets.rle()[1::2]
+    from_crops = Detections(dets.xyxy, dets.confidence, dets.class_id, dets.image_hw, dets.masks)
+    assert from_crops.mask_runs is None and from_crops.rle() == dets.rle()
+
+
+def test_mask_runs_must_match_the_masks():
+    with pytest.raises(ValueError, match="run lengths for 2 masks, with 1 detections"):
+        Detections([[0, 0, 2, 2]], [0.9], [0], (4, 4), [np.ones((2, 2), bool)], mask_runs=[np.array([16])] * 2)
 
 
 def test_polygons_keep_holes():

@@ -34,7 +34,9 @@ class Detections:
     """Boxes ``xyxy`` (N, 4) in source-image pixels, ``confidence`` (N,), ``class_id`` (N,),
     ``tracker_id`` (N,) (-1: none) and optional ``masks``: N boolean arrays, each cropped to
     ``mask_boxes(xyxy, image_hw)`` of its detection; optional ``keypoints`` (N, K, 3): x, y
-    and confidence of each keypoint in source pixels (pose models).
+    and confidence of each keypoint in source pixels (pose models). ``mask_runs``, when the
+    mask kernels made them in the same pass, are each mask's COCO run lengths over the whole
+    frame (column-major, zeros first): :meth:`rle` then encodes them without reading a mask.
 
     Frame-level answers ride along: ``classification`` (classification models; no boxes)
     and ``semantic`` (semantic segmentation models; no boxes)."""
@@ -51,6 +53,7 @@ class Detections:
     keypoint_names: Sequence[str] = ()
     classification: Classification | None = None
     semantic: SemanticSegments | None = None
+    mask_runs: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
@@ -63,6 +66,9 @@ class Detections:
             self.tracker_id = np.asarray(self.tracker_id, np.int64).reshape(n)
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"{len(self.masks)} masks for {n} detections")
+        if self.mask_runs is not None and (self.masks is None or len(self.mask_runs) != n):
+            raise ValueError(f"run lengths for {len(self.mask_runs)} masks, with {n} detections"
+                             f" and {'no' if self.masks is None else len(self.masks)} masks")
         if self.keypoints is not None:
             self.keypoints = np.asarray(self.keypoints, np.float32)
             if self.keypoints.ndim != 3 or self.keypoints.shape[0] != n or self.keypoints.shape[2] != 3:
@@ -86,7 +92,7 @@ class Detections:
             self.xyxy[idx], self.confidence[idx], self.class_id[idx], self.image_hw, masks,
             self.tracker_id[idx], self.class_names, {k: v[idx] for k, v in self.data.items()},
             None if self.keypoints is None else self.keypoints[idx], self.keypoint_names,
-            self.classification, self.semantic,
+            self.classification, self.semantic, None if self.mask_runs is None else [self.mask_runs[i] for i in idx],
         )
 
     @property
@@ -105,8 +111,11 @@ class Detections:
         cached = self.__dict__.get("_rle")
         if cached is None or len(cached) != len(self.masks):
             h, w = self.image_hw
-            boxes = self.mask_boxes
-            cached = [rle_codec.encode_crop(m, int(b[0]), int(b[1]), h, w) for m, b in zip(self.masks, boxes)]
+            if self.mask_runs is not None:
+                cached = [rle_codec.encode_counts(r, h, w) for r in self.mask_runs]
+            else:
+                boxes = self.mask_boxes
+                cached = [rle_codec.encode_crop(m, int(b[0]), int(b[1]), h, w) for m, b in zip(self.masks, boxes)]
             self.__dict__["_rle"] = cached
         return cached
 

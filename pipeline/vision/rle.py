@@ -137,7 +137,12 @@ def encode_crop(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> 
     crop_t = crop.T  # column-major masks (as decoded by vidpipe) transpose without a copy
     if crop_t.dtype != np.bool_ or not crop_t.flags.c_contiguous:
         crop_t = np.ascontiguousarray(crop_t, dtype=np.bool_)
-    counts = _counts_from_crop(crop_t, x0, y0, height, width)
+    return encode_counts(_counts_from_crop(crop_t, x0, y0, height, width), height, width)
+
+
+def encode_counts(counts: np.ndarray, height: int, width: int) -> dict:
+    """COCO compressed RLE from run lengths already made (int64, zeros first, column-major
+    over the ``height``×``width`` frame), as the mask kernels write them."""
     return {"size": [int(height), int(width)], "counts": _counts_to_ascii(counts).tobytes().decode("ascii")}
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.infer.kernels.base import MASK_MODES, Candidates, Kernels
+from pipeline.infer.kernels.base import MASK_MODES, Candidates, Kernels, MaskCrops
 from pipeline.infer.kernels.cpu import CpuKernels
 
-__all__ = ["MASK_MODES", "Candidates", "Kernels", "select_kernels"]
+__all__ = ["MASK_MODES", "Candidates", "Kernels", "MaskCrops", "select_kernels"]
 
 log = logging.getLogger("vidpipe.kernels")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, get_args
+from typing import Any, NamedTuple, Protocol, get_args
 
 import numpy as np
 
@@ -46,6 +46,17 @@ class Candidates:
         return np.ascontiguousarray(coefs, np.float32)
 
 
+class MaskCrops(NamedTuple):
+    """Decoded masks: column-major uint8 crops, flat, with the (N + 1) offsets of each; and
+    where the kernels make them in the same pass, each mask's COCO run lengths over the whole
+    frame, flat, with their (N + 1) offsets (None: encode from the crops when asked)."""
+
+    flat: np.ndarray
+    offsets: np.ndarray
+    runs: np.ndarray | None = None
+    run_offsets: np.ndarray | None = None
+
+
 class Kernels(Protocol):
     """One device's post-processing kernels."""
 
@@ -63,8 +74,8 @@ class Kernels(Protocol):
                    num_masks: int, confidence: float, allowed: Any) -> Candidates: ...
 
     def decode_masks(self, coefs: np.ndarray, protos: Any, mask_boxes: np.ndarray, geometry: np.ndarray,
-                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
-        """Column-major uint8 crops, flat, and the (N + 1) offsets of each in it."""
+                     mode: int, tradeoff_factor: float, frame_hw: tuple[int, int]) -> MaskCrops:
+        """The masks of ``mask_boxes`` (source pixels) in a ``frame_hw`` frame."""
         ...
 
     def warm_up(self) -> None: ...

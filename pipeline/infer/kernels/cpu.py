@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from pipeline.infer.kernels.base import MODE_ACCURATE, MODE_FAST, MODE_TRADEOFF, Candidates
+from pipeline.infer.kernels.base import MODE_ACCURATE, MODE_FAST, MODE_TRADEOFF, Candidates, MaskCrops
 
 
 @njit(cache=True, nogil=True)
@@ -148,14 +148,86 @@ def _column_taps(x0, bw, scale, pad, k, size, origin):  # pragma: no cover
     return i0, i1, w
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _emit(counts, n, run, current, length, value):  # pragma: no cover
+    """Append ``length`` pixels of ``value`` to COCO run lengths: ``n`` runs written, the
+    open ``run`` of ``current`` pixels. Returns the new (n, run, current): scalars, so the
+    compiler keeps them in registers."""
+    if length <= 0:
+        return n, run, current
+    if value == current:
+        return n, run + length, current
+    counts[n] = run
+    return n + 1, length, value
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reserve(counts, used, need):  # pragma: no cover
+    """``counts`` with room for ``need`` more runs after ``used`` (doubled when short)."""
+    if used + need <= counts.shape[0]:
+        return counts
+    grown = np.empty(max(2 * counts.shape[0], used + need), np.int64)
+    grown[:used] = counts[:used]
+    return grown
+
+
 @njit(cache=True, nogil=True)
-def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  # pragma: no cover
-    """Masks of N detections, each cropped to its integer box in source pixels.
+def _segments(index):  # pragma: no cover
+    """Start of each maximal range of equal values in ``index`` (monotone), and its end."""
+    n = index.shape[0]
+    starts = np.empty(n + 1, np.int64)
+    k = 0
+    for r in range(n):
+        if r == 0 or index[r] != index[r - 1]:
+            starts[k] = r
+            k += 1
+    starts[k] = n
+    return starts[: k + 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _column_of_segments(oc, counts, n, run, current, starts, col, ry0, ry1, wy):  # pragma: no cover
+    """Accurate mode, one mask column: every pixel's bilinear logit ``> 0``, written to ``oc``
+    and appended as runs. Within a segment (rows sharing their two prototype taps) the logit
+    is linear in the row's weight and the float expression is monotone in it, so the rows
+    set form one prefix or suffix: two evaluations decide a segment, a bisection finds a
+    crossing, and the pixels equal a per-pixel evaluation bit for bit."""
+    for s in range(starts.shape[0] - 1):
+        r0, r1 = starts[s], starts[s + 1]
+        a = col[ry0[r0]]
+        d = col[ry1[r0]] - a
+        first = a + d * wy[r0] > 0
+        last = a + d * wy[r1 - 1] > 0
+        cut = r1
+        if first != last:
+            lo, hi = r0 + 1, r1 - 1
+            while lo < hi:
+                m = (lo + hi) // 2
+                if (a + d * wy[m] > 0) == first:
+                    lo = m + 1
+                else:
+                    hi = m
+            cut = lo
+        if first:
+            oc[r0:cut] = 1
+        else:
+            oc[cut:r1] = 1
+        n, run, current = _emit(counts, n, run, current, cut - r0, 1 if first else 0)
+        n, run, current = _emit(counts, n, run, current, r1 - cut, 0 if first else 1)
+    return n, run, current
+
+
+@njit(cache=True, nogil=True)
+def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor, frame_h, frame_w):  # pragma: no cover
+    """Masks of N detections, each cropped to its integer box in source pixels, and their
+    COCO run lengths over the whole ``frame_h`` × ``frame_w`` frame, made in the same pass.
 
     ``geometry`` = (scale_x, scale_y, pad_x, pad_y, in_w, in_h) of the letterbox.
-    Returns a flat uint8 buffer and the (N + 1) offsets of each mask in it. Masks are
-    stored column-major (shape (x1 - x0, y1 - y0) in memory, i.e. the transpose), the
-    order COCO RLE walks them: the encoder then reads contiguous memory.
+    Returns a flat uint8 buffer and the (N + 1) offsets of each mask in it, then the run
+    lengths, flat, and their (N + 1) offsets. Masks are stored column-major (shape
+    (x1 - x0, y1 - y0) in memory, i.e. the transpose), the order COCO RLE walks them.
+    Each mask column is decided a run at a time, never pixel by pixel: the buffer starts at
+    zero and only runs of ones are written.
     """
     sx, sy, pad_x, pad_y, in_w, in_h = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
     ph, pw = protos.shape[1], protos.shape[2]
@@ -164,6 +236,8 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
     for i in range(n):
         offsets[i + 1] = offsets[i] + (mask_boxes[i, 2] - mask_boxes[i, 0]) * (mask_boxes[i, 3] - mask_boxes[i, 1])
     flat = np.zeros(offsets[n], np.uint8)
+    counts = np.empty(64 * n + 64, np.int64)
+    run_offsets = np.zeros(n + 1, np.int64)
     # Source pixel centre -> input coordinate -> prototype coordinate (cell centres at integers).
     kx, ky = pw / in_w, ph / in_h
     if mode == MODE_FAST:
@@ -174,8 +248,14 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
     for i in range(n):
         x0, y0, x1, y1 = mask_boxes[i, 0], mask_boxes[i, 1], mask_boxes[i, 2], mask_boxes[i, 3]
         bw, bh = x1 - x0, y1 - y0
+        base = run_offsets[i]
+        n_runs, run, current = base, 0, 0  # runs written; the open run and its value (zeros first)
         if bw <= 0 or bh <= 0:
+            counts = _reserve(counts, base, 1)
+            counts[base] = frame_h * frame_w
+            run_offsets[i + 1] = base + 1
             continue
+        n_runs, run, current = _emit(counts, n_runs, run, current, x0 * frame_h, 0)
         # Prototype window covering the box, one cell of margin for interpolation.
         u0 = ((x0 + 0.5) * sx + pad_x) * kx - 0.5
         u1 = ((x1 - 0.5) * sx + pad_x) * kx - 0.5
@@ -188,19 +268,22 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
         logits = _region_logits(coefs[i], protos, px0, py0, px1, py1)
         rows = py1 - py0
         out = flat[offsets[i] : offsets[i + 1]].reshape(bw, bh)  # column-major mask
+        col = np.empty(rows, np.float32)
         if mode == MODE_ACCURATE:
-            # Separable: interpolate along x once per prototype row, then 2 loads + 1 lerp per pixel.
+            # Separable: interpolate along x once per prototype row, then decide runs of rows.
             cx0, cx1, wx = _column_taps(x0, bw, sx, pad_x, kx, pw, px0)
             ry0, ry1, wy = _column_taps(y0, bh, sy, pad_y, ky, ph, py0)
-            col = np.empty(rows, np.float32)
+            starts = _segments(ry0 * (rows + 1) + ry1)
+            need = 2 * starts.shape[0] + 4
             for c in range(bw):
+                counts = _reserve(counts, n_runs, need)
                 a, b, t = cx0[c], cx1[c], wx[c]
                 for k in range(rows):
                     col[k] = logits[k, a] + (logits[k, b] - logits[k, a]) * t
-                oc = out[c]
-                for r in range(bh):
-                    top = col[ry0[r]]
-                    oc[r] = 1 if top + (col[ry1[r]] - top) * wy[r] > 0 else 0
+                n_runs, run, current = _emit(counts, n_runs, run, current, y0, 0)
+                n_runs, run, current = _column_of_segments(out[c], counts, n_runs, run, current, starts, col, ry0,
+                                                           ry1, wy)
+                n_runs, run, current = _emit(counts, n_runs, run, current, frame_h - y1, 0)
         else:
             # Grid cells (index in a gw × gh grid over the input) hit by the box's pixels.
             gcol = np.empty(bw, np.int64)
@@ -212,7 +295,6 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
             g0c, g0r = gcol[0], grow[0]
             ncols, nrows = gcol[bw - 1] - g0c + 1, grow[bh - 1] - g0r + 1
             small = np.zeros((ncols, nrows), np.uint8)  # column-major too
-            col = np.empty(rows, np.float32)
             sra = np.empty(nrows, np.int64)
             srb = np.empty(nrows, np.int64)
             swy = np.empty(nrows, np.float32)
@@ -228,15 +310,41 @@ def decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor):  #
                 for r in range(nrows):
                     top = col[sra[r]]
                     small[c, r] = 1 if top + (col[srb[r]] - top) * swy[r] > 0 else 0
+            # Each grid column's mask column as runs over the source rows, merged, made once:
+            # source columns on the same grid column (several per cell) replay them.
+            starts = _segments(grow)
+            nseg = starts.shape[0] - 1
+            gruns = np.zeros((ncols, nseg + 1), np.int64)  # lengths, alternating, zeros first
+            gcount = np.zeros(ncols, np.int64)
+            for g in range(ncols):
+                sc = small[g]
+                k, value = 0, 0
+                for s in range(nseg):
+                    r0, r1 = starts[s], starts[s + 1]
+                    if sc[grow[r0] - g0r] != value:
+                        k += 1
+                        value = 1 - value
+                    gruns[g, k] += r1 - r0
+                gcount[g] = k + 1
+            need = nseg + 4
             for c in range(bw):
+                counts = _reserve(counts, n_runs, need)
                 oc = out[c]
-                if c > 0 and gcol[c] == gcol[c - 1]:
-                    oc[:] = out[c - 1]  # same grid column: a copy, not a gather
-                    continue
-                sc = small[gcol[c] - g0c]
-                for r in range(bh):
-                    oc[r] = sc[grow[r] - g0r]
-    return flat, offsets
+                g = gcol[c] - g0c
+                n_runs, run, current = _emit(counts, n_runs, run, current, y0, 0)
+                r = 0
+                for k in range(gcount[g]):
+                    length = gruns[g, k]
+                    if k % 2:
+                        oc[r : r + length] = 1
+                    n_runs, run, current = _emit(counts, n_runs, run, current, length, k % 2)
+                    r += length
+                n_runs, run, current = _emit(counts, n_runs, run, current, frame_h - y1, 0)
+        n_runs, run, current = _emit(counts, n_runs, run, current, (frame_w - x1) * frame_h, 0)
+        counts = _reserve(counts, n_runs, 1)
+        counts[n_runs] = run
+        run_offsets[i + 1] = n_runs + 1
+    return flat, offsets, counts[: run_offsets[n]], run_offsets
 
 
 def warm_up() -> None:
@@ -254,7 +362,7 @@ def warm_up() -> None:
     geom = np.array([1.0, 1.0, 0.0, 0.0, 32.0, 32.0], np.float64)
     mb = np.array([[2, 2, 6, 6]], np.int32)
     for mode in (MODE_ACCURATE, MODE_TRADEOFF, MODE_FAST):
-        decode_masks(coefs, protos, mb, geom, mode, 0.5)
+        decode_masks(coefs, protos, mb, geom, mode, 0.5, 32, 32)
 
 
 class CpuKernels:
@@ -277,8 +385,9 @@ class CpuKernels:
         return Candidates(scores, classes, boxes, output0, idx, first, channels_first)
 
     def decode_masks(self, coefs: np.ndarray, protos: np.ndarray, mask_boxes: np.ndarray, geometry: np.ndarray,
-                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
-        return decode_masks(coefs, protos, mask_boxes, geometry, mode, float(tradeoff_factor))
+                     mode: int, tradeoff_factor: float, frame_hw: tuple[int, int]) -> MaskCrops:
+        return MaskCrops(*decode_masks(coefs, protos, mask_boxes, geometry, mode, float(tradeoff_factor),
+                                       int(frame_hw[0]), int(frame_hw[1])))
 
     def warm_up(self) -> None:
         warm_up()

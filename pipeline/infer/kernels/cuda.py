@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.infer.kernels import cpu as kernels
-from pipeline.infer.kernels.base import MASK_MODES, Candidates
+from pipeline.infer.kernels.base import MASK_MODES, Candidates, MaskCrops
 
 log = logging.getLogger("vidpipe.kernels.cuda")
 
@@ -260,9 +260,9 @@ class CudaKernels:
         return Candidates(scores, classes, boxes, rows, position, 4, False)
 
     def decode_masks(self, coefs: np.ndarray, protos: Any, mask_boxes: np.ndarray, geometry: np.ndarray,
-                     mode: int, tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
-        with on_device(self.device_id):
-            return decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor)
+                     mode: int, tradeoff_factor: float, frame_hw: tuple[int, int]) -> MaskCrops:
+        with on_device(self.device_id):  # run lengths: encoded from the crops on the host, when asked
+            return MaskCrops(*decode_masks(coefs, protos, mask_boxes, geometry, mode, tradeoff_factor))
 
     def warm_up(self) -> None:
         with on_device(self.device_id):

@@ -68,15 +68,22 @@ def _ultralytics_masks(coefs: np.ndarray, protos: np.ndarray, xyxy: np.ndarray, 
 
 
 def box_masks(kernels: Kernels, coefs: np.ndarray, xyxy: np.ndarray, protos: Any, letterbox: Letterbox,
-              options: PostprocessOptions) -> list[np.ndarray]:
-    """(h, w) boolean masks, one per box of ``xyxy`` (source pixels), cropped to ``mask_boxes``."""
-    boxes_px = mask_boxes(xyxy, (letterbox.src_h, letterbox.src_w))
+              options: PostprocessOptions) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """(h, w) boolean masks, one per box of ``xyxy`` (source pixels), cropped to ``mask_boxes``;
+    and each mask's COCO run lengths over the frame where the kernels made them in the same
+    pass (None: encoded from the crops when a sink asks)."""
+    frame_hw = (letterbox.src_h, letterbox.src_w)
+    boxes_px = mask_boxes(xyxy, frame_hw)
     coefs = np.ascontiguousarray(coefs, np.float32)
     if options.mask_decode_mode == "ultralytics":
-        return _ultralytics_masks(coefs, host(protos).astype(np.float32, copy=False), xyxy, boxes_px, letterbox)
-    flat, offsets = kernels.decode_masks(coefs, protos, boxes_px, letterbox.params(),
-                                         MASK_MODES[options.mask_decode_mode], options.tradeoff_factor)
-    bits = flat.view(np.bool_)
+        return _ultralytics_masks(coefs, host(protos).astype(np.float32, copy=False), xyxy, boxes_px, letterbox), None
+    crops = kernels.decode_masks(coefs, protos, boxes_px, letterbox.params(), MASK_MODES[options.mask_decode_mode],
+                                 options.tradeoff_factor, frame_hw)
+    bits, offsets = crops.flat.view(np.bool_), crops.offsets
     # Column-major crops (see kernels.cpu.decode_masks): (h, w) views, Fortran order.
-    return [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
-            for i, b in enumerate(boxes_px)]
+    masks = [bits[offsets[i] : offsets[i + 1]].reshape(int(b[2] - b[0]), int(b[3] - b[1])).T
+             for i, b in enumerate(boxes_px)]
+    if crops.runs is None or crops.run_offsets is None:
+        return masks, None
+    runs, ro = crops.runs, crops.run_offsets
+    return masks, [runs[ro[i] : ro[i + 1]] for i in range(len(masks))]

@@ -96,17 +96,18 @@ class SegmentationDecoder:
         t0 = time.perf_counter()
         kept, xyxy = self._kept(outputs[lay.detections_output][index], letterbox)
         t1 = time.perf_counter()
-        scores, classes, masks = kept.scores, kept.classes, None
+        scores, classes, masks, runs = kept.scores, kept.classes, None, None
         if protos is not None:
-            masks = box_masks(self.kernels, kept.coefficients(), xyxy, protos, letterbox, self.options)
+            masks, runs = box_masks(self.kernels, kept.coefficients(), xyxy, protos, letterbox, self.options)
             keep = with_mask(masks) if self.options.drop_empty_masks else None
             if keep is not None:
                 xyxy, scores, classes, masks = xyxy[keep], scores[keep], classes[keep], [masks[i] for i in keep]
+                runs = None if runs is None else [runs[i] for i in keep]
         if timings is not None:
             timings.nms = (t1 - t0) * 1e3
             timings.masks = (time.perf_counter() - t1) * 1e3
         return Detections(xyxy, scores, classes, (letterbox.src_h, letterbox.src_w), masks,
-                          class_names=self.class_names)
+                          class_names=self.class_names, mask_runs=runs)
 
     def _kept(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
         """The candidates NMS keeps, best first, and their boxes in source pixels."""
