@@ -1,20 +1,25 @@
-"""Exact keypoints of the synthetic world's shapes: the centre and the four extreme points.
+"""Exact keypoints of the synthetic world's shapes: the centre and four points of the outline.
 
 K = 5 per object, in this order: the centre (a circle's centre, a polygon's area centroid)
-and the topmost, rightmost, bottommost and leftmost points of the whole, unoccluded
-outline (exact from the geometry after rotation; where several vertices tie, their mean,
-e.g. the middle of an axis-aligned rectangle's top edge). Frame coordinates put pixel i's
-centre at i + 0.5 (as the boxes and the letterbox do). Visibility as COCO writes it:
-2 where the object itself shows at the point, 1 where another object hides it, 0 (and
-x = y = 0) outside the frame.
+and the points where the vertical and horizontal lines through the centre meet the whole,
+unoccluded outline: above it (top), to its right, below it (bottom) and to its left (exact
+from the geometry after rotation). They move continuously as a shape turns; the outline's
+extreme points, an earlier definition, jump a whole side when a rectangle's edge passes
+the horizontal, which no detector can see in the pixels. For a circle both are the same.
+Frame coordinates put pixel i's centre at i + 0.5 (as the boxes and the letterbox do).
+Visibility as COCO writes it: 2 where the object itself shows at the point, 1 where
+another object hides it, 0 (and x = y = 0) outside the frame.
 
 Example:
     >>> pts = shape_keypoints(None, 50.0, 40.0, 10.0)  # a circle of radius 10
     >>> pts.tolist()
     [[50.0, 40.0], [50.0, 30.0], [60.0, 40.0], [50.0, 50.0], [40.0, 40.0]]
-    >>> square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)  # axis-aligned: ties
-    >>> shape_keypoints(square, 2.0, 2.0, 0.0)[1:].tolist()
+    >>> diamond = np.array([[2, 0], [4, 2], [2, 4], [0, 2]], float)  # a square turned 45 degrees
+    >>> shape_keypoints(diamond, 2.0, 2.0, 0.0)[1:].tolist()
     [[2.0, 0.0], [4.0, 2.0], [2.0, 4.0], [0.0, 2.0]]
+    >>> tilted = np.array([[0, 1], [4, 0], [5, 4], [1, 5]], float)  # centre (2.5, 2.5)
+    >>> shape_keypoints(tilted, 0.0, 0.0, 0.0)[1].round(3).tolist()  # on the top edge, not its corner
+    [2.5, 0.375]
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 KEYPOINT_NAMES: tuple[str, ...] = ("centre", "top", "right", "bottom", "left")
-# COCO style, 1-based: the centre joined to each extreme point.
+# COCO style, 1-based: the centre joined to each outline point.
 SKELETON: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (1, 5))
 # Keypoints that trade places under a flip (training augmentation).
 FLIP_X = (0, 1, 4, 3, 2)  # left <-> right
 FLIP_Y = (0, 3, 2, 1, 4)  # top <-> bottom
-_TIE = 1e-6  # px: vertices this close to the extreme count as tied
+# Directions from the centre, in keypoint order: up, right, down, left (image y points down).
+_DIRECTIONS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
 _INWARD = 1.5  # px: a point on the outline is judged by the shape's own pixel just inside it
 
 
@@ -38,11 +44,23 @@ def shape_keypoints(outline: np.ndarray | None, cx: float, cy: float, radius: fl
         return np.array([[cx, cy], [cx, cy - radius], [cx + radius, cy], [cx, cy + radius], [cx - radius, cy]])
     pts = np.asarray(outline, np.float64)
     out = np.empty((5, 2))
-    out[0] = _centroid(pts)
-    for row, (axis, sign) in enumerate(((1, -1), (0, 1), (1, 1), (0, -1)), start=1):
-        v = pts[:, axis] * sign
-        out[row] = pts[v >= v.max() - _TIE].mean(0)
+    out[0] = centre = _centroid(pts)
+    for row, direction in enumerate(_DIRECTIONS, start=1):
+        out[row] = centre + _ray_to_outline(pts, centre, direction) * direction
     return out
+
+
+def _ray_to_outline(pts: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> float:
+    """Distance from ``origin`` (inside the polygon) along the unit ``direction`` to the first
+    edge it crosses: solves origin + t·d = p + s·(q − p) for every edge (p, q) at once."""
+    edge = np.roll(pts, -1, axis=0) - pts
+    rel = pts - origin
+    denom = direction[0] * edge[:, 1] - direction[1] * edge[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (rel[:, 0] * edge[:, 1] - rel[:, 1] * edge[:, 0]) / denom
+        s = (rel[:, 0] * direction[1] - rel[:, 1] * direction[0]) / denom
+    hit = (np.abs(denom) > 1e-12) & (s >= -1e-9) & (s <= 1 + 1e-9) & (t > 0)
+    return float(t[hit].min()) if hit.any() else 0.0
 
 
 def _centroid(pts: np.ndarray) -> np.ndarray:

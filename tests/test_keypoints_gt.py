@@ -1,4 +1,4 @@
-"""The synthetic world's keypoints: exact geometry, ties, visibility, and the COCO fields."""
+"""The synthetic world's keypoints: exact geometry, visibility, and the COCO fields."""
 
 from __future__ import annotations
 
@@ -11,21 +11,24 @@ import pytest
 from sources.keypoints import KEYPOINT_NAMES
 from sources.synthetic import write_clip
 
-C45 = 50 * math.cos(math.pi / 4)  # half-diagonal terms of a 100 x 50 rectangle turned 45 degrees
-S45 = 25 * math.cos(math.pi / 4)
+# A 100 x 50 rectangle turned 45 degrees: each line through the centre meets its outline at
+# 25 / cos 45 degrees (a long side, not a corner).
+R45 = 25 / math.cos(math.pi / 4)
+# A triangle with apex (710, 255) and base (650, 340)-(750, 340): centroid (2110/3, 935/3).
+TX, TY = 2110 / 3, 935 / 3
 
 # track id -> (script entry, expected keypoints (x, y, v))
 SCENE = {
-    # Axis-aligned rectangle: two vertices tie for each extreme -> the middle of that edge.
+    # Axis-aligned rectangle: the middle of each edge.
     1: ({"class_id": 1, "size": 200, "x": 300, "y": 200, "aspect": 0.5},
         [(300, 200, 2), (300, 150, 2), (400, 200, 2), (300, 250, 2), (200, 200, 2)]),
-    # Triangle: the apex is the top, the base's two vertices tie at the bottom; centre = centroid.
+    # Triangle: centre = centroid; above it the left edge (not the apex), below it the base.
     2: ({"class_id": 2, "size": 100, "x": 700, "y": 300, "aspect": 0.2},
-        [(2110 / 3, 935 / 3, 2), (710, 255, 2), (750, 340, 2), (700, 340, 2), (650, 340, 2)]),
-    # Turned 45 degrees: every extreme is a single vertex.
+        [(TX, TY, 2), (TX, 340 - 85 * (TX - 650) / 60, 2), (710 + 40 * (TY - 255) / 85, TY, 2), (TX, 340, 2),
+         (650 + 60 * (340 - TY) / 85, TY, 2)]),
+    # Turned 45 degrees: each point is on a side, none is a vertex.
     3: ({"class_id": 1, "size": 100, "x": 1000, "y": 400, "aspect": 0.5, "angle": math.pi / 4},
-        [(1000, 400, 2), (1000 - C45 + S45, 400 - C45 - S45, 2), (1000 + C45 + S45, 400 + C45 - S45, 2),
-         (1000 + C45 - S45, 400 + C45 + S45, 2), (1000 - C45 - S45, 400 - C45 + S45, 2)]),
+        [(1000, 400, 2), (1000, 400 - R45, 2), (1000 + R45, 400, 2), (1000, 400 + R45, 2), (1000 - R45, 400, 2)]),
     # A circle whose top is hidden by the bar in front of it: labelled there, not visible.
     4: ({"class_id": 0, "size": 120, "x": 300, "y": 520, "z": 0.0},
         [(300, 520, 2), (300, 460, 1), (360, 520, 2), (300, 580, 2), (240, 520, 2)]),
@@ -51,7 +54,7 @@ def test_categories_name_keypoints_and_skeleton(coco):
         assert cat["skeleton"] == [[1, 2], [1, 3], [1, 4], [1, 5]]
 
 
-def test_keypoints_are_exact_with_ties_occlusion_and_frame_edge(coco):
+def test_keypoints_are_exact_with_occlusion_and_frame_edge(coco):
     anns = {a["track_id"]: a for a in coco["annotations"]}
     assert sorted(anns) == sorted(SCENE)
     for tid, (_, expected) in SCENE.items():
