@@ -205,7 +205,8 @@ def select_candidates(pred, channels_first: bool, has_obj: bool, nc: int, confid
 
 def decode_masks(coefs: np.ndarray, protos, mask_boxes: np.ndarray, geometry: np.ndarray, mode: int,
                  tradeoff_factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Like kernels.decode_masks with ``protos`` on the device: (flat uint8, offsets)."""
+    """Like kernels.decode_masks with ``protos`` on the device: (flat uint8, offsets), no run
+    lengths (the sinks that want RLE encode it from the crops)."""
     cuda, k = cuda_module(), _kernels()
     n = mask_boxes.shape[0]
     sizes = (mask_boxes[:, 2] - mask_boxes[:, 0]).astype(np.int64) * (mask_boxes[:, 3] - mask_boxes[:, 1])
