@@ -118,6 +118,7 @@ def _median_row(runs: list[dict]) -> dict:
 
 def measure(frames: int = 300, threads: int = 2, repeat: int = 1) -> dict:
     clip = bench_clip(frames)
+    load_before = os.getloadavg()[0]  # other work on the cores lowers vidpipe's threaded figure most
     runs: dict[str, list[dict]] = {"vidpipe": [], **{p["key"]: [] for p in PEERS}}
     for _ in range(repeat):  # rounds: every row once per round, side by side in time
         runs["vidpipe"].append(run_vidpipe(clip, threads))
@@ -131,7 +132,8 @@ def measure(frames: int = 300, threads: int = 2, repeat: int = 1) -> dict:
     for row in rows[1:]:
         if "skipped" not in row:
             row["ratio"] = vidpipe_fps / row["fps"]
-    return {"frames": frames, "threads": threads, "repeat": repeat, "confidence": CONFIDENCE, "iou": IOU, "rows": rows}
+    return {"frames": frames, "threads": threads, "repeat": repeat, "confidence": CONFIDENCE, "iou": IOU, "rows": rows,
+            "loadavg": [load_before, os.getloadavg()[0]]}
 
 
 def _shape(hw: list[int] | None) -> str:
@@ -156,6 +158,15 @@ def _versions(rows: list[dict]) -> list[str]:
             name = "Ultralytics venv" if row["key"].startswith("ultralytics") else "Roboflow venv"
             seen[name] = ", ".join(f"{k} {v}" for k, v in row["versions"].items())
     return [f"{name}: {text}." for name, text in seen.items()]
+
+
+def _load(data: dict) -> list[str]:
+    """The 1-minute load average before and after the run: whether other work shared the
+    cores (it lowers vidpipe's threaded figure more than the peers' sequential ones)."""
+    if "loadavg" not in data:
+        return []
+    before, after = data["loadavg"]
+    return ["", f"1-minute load average {before:.1f} before the run, {after:.1f} after it."]
 
 
 def render(data: dict) -> str:
@@ -191,6 +202,7 @@ def render(data: dict) -> str:
         "vidpipe's and Roboflow's 640×640; its predictor runs decode, inference and post-processing one after another "
         "on one thread, vidpipe's stages are threads. Roboflow's row ends at polygons (what its responses carry), "
         "vidpipe's at RLE written to a file.",
+        *_load(data),
         *([""] + lines if lines else []),
         "",
         *_versions(data["rows"]),
