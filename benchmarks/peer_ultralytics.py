@@ -10,7 +10,8 @@ warmed up on the clip's first frame; then the clock runs over ``predict(clip, st
 from the first frame read to the last result in memory. ``retina_masks=True`` gives masks at
 the source resolution (1280×720); the default gives them at the letterbox's resolution.
 Ultralytics letterboxes a video to the smallest multiple of 32 (``rect``: 384×640 for 720p)
-where vidpipe feeds the network 640×640: recorded in ``input_shapes``.
+where vidpipe feeds the network 640×640: recorded in ``input_shapes``; ``--square`` predicts
+with ``rect=False``, a 640×640 letterbox like vidpipe's.
 
 Threads: ONNX Runtime's intra-op pool is set to ``--threads``, and so is torch's, which runs
 the mask upsampling and NMS (Ultralytics' device setup sets it to the core count - 1).
@@ -32,14 +33,14 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 PACKAGES = ("ultralytics", "torch", "torchvision", "onnxruntime", "opencv-python", "numpy")
 
 
-def measure(clip: str, model_path: str, retina: bool, threads: int, conf: float, iou: float) -> dict:
+def measure(clip: str, model_path: str, retina: bool, threads: int, conf: float, iou: float, rect: bool = True) -> dict:
     pin_ort_threads(threads)
     shim = torchvision_cpu_shim()
     import torch
     from ultralytics import YOLO
 
     model = YOLO(model_path, task="segment")
-    settings = {"conf": conf, "iou": iou, "retina_masks": retina, "verbose": False, "max_det": 300}
+    settings = {"conf": conf, "iou": iou, "retina_masks": retina, "verbose": False, "max_det": 300, "rect": rect}
     model.predict(first_frame(clip), **settings)  # loads the session and warms it up
     torch.set_num_threads(threads)  # after the device setup, which set it; predict() keeps it
     predictor = model.predictor
@@ -61,7 +62,7 @@ def measure(clip: str, model_path: str, retina: bool, threads: int, conf: float,
         if result.masks is not None:
             mask_shape = [int(v) for v in result.masks.data.shape[1:]]
     seconds = time.perf_counter() - t
-    return {"peer": "ultralytics", "retina_masks": retina, "frames": frames, "seconds": seconds, "fps": frames / seconds,
+    return {"peer": "ultralytics", "retina_masks": retina, "rect": rect, "frames": frames, "seconds": seconds, "fps": frames / seconds,
             "detections_per_frame": detections / max(frames, 1), "mask_shape": mask_shape, "input_shapes": sorted(shapes),
             "ort_threads": threads, "torch_threads": torch.get_num_threads(), "nms_shim": shim, "versions": versions(PACKAGES)}
 
@@ -71,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--retina", action="store_true", help="full-resolution masks (retina_masks=True)")
+    parser.add_argument("--square", action="store_true", help="rect=False: a 640×640 letterbox, vidpipe's input size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--conf", type=float, default=0.4)
     parser.add_argument("--iou", type=float, default=0.5)
     args = parser.parse_args(argv)
-    emit(measure(args.clip, args.model, args.retina, args.threads, args.conf, args.iou))
+    emit(measure(args.clip, args.model, args.retina, args.threads, args.conf, args.iou, rect=not args.square))
     return 0
 
 

@@ -12,14 +12,18 @@ detections at most):
 2. Ultralytics' predictor, ``predict(clip, stream=True, retina_masks=True)``: masks at the
    source resolution.
 3. The same with its default masks, at the letterbox's resolution.
-4. Roboflow's InferencePipeline (``init_with_custom_logic``) running the model through
+4. Row 2 with ``rect=False``: Ultralytics letterboxes video to 384×640 by default (the model's
+   height and width are dynamic), vidpipe and Roboflow to 640×640; this row runs Ultralytics
+   on vidpipe's input size, to tell the pipeline apart from the input size (not a target).
+5. Roboflow's InferencePipeline (``init_with_custom_logic``) running the model through
    inference's own YOLOv8-seg model class: its letterbox, NMS, ``process_mask_accurate`` and
    polygons in frame pixels.
 
 Each peer runs in its own throwaway virtualenv as a subprocess (``benchmarks/peer_*.py``,
 one JSON line back); a peer whose virtualenv is missing is skipped with the make target that
-builds it. The ratio is vidpipe's fps over the peer's (target ≥ 2.5× against rows 2 and 4).
-With ``--repeat`` > 1 the rows run in rounds and each row shows its median.
+builds it. The ratio is vidpipe's fps over the peer's (target ≥ 2.5× against rows 2 and 5).
+With ``--repeat`` > 1 the rows run in rounds (all five once per round) and each row shows
+its median; ``vidpipe bench peers`` runs 3 rounds, about 8 minutes on a 2-core machine.
 
     make ultralytics-venv rfinference-venv      # once: the peers' virtualenvs
     python benchmarks/peers.py [--frames 300] [--repeat 1]
@@ -58,6 +62,8 @@ PEERS = (
           "benchmarks/peer_ultralytics.py", "--retina"),
     _peer("ultralytics", "Ultralytics predictor, default masks", ".venv-ultralytics", "ultralytics-venv",
           "benchmarks/peer_ultralytics.py"),
+    _peer("ultralytics-retina-square", "Ultralytics predictor, `retina_masks=True`, `rect=False`", ".venv-ultralytics",
+          "ultralytics-venv", "benchmarks/peer_ultralytics.py", "--retina", "--square"),
     _peer("rfinference", "Roboflow InferencePipeline, inference's YOLOv8-seg (accurate)", ".venv-rfinference",
           "rfinference-venv", "benchmarks/peer_rfinference.py"),
 )
@@ -199,9 +205,9 @@ def render(data: dict) -> str:
         f"Target vidpipe ≥ {TARGET}× each of these: " + ("; ".join(verdicts) if verdicts else "not measured (peers skipped)") + ".",
         "",
         "Ultralytics letterboxes video to the smallest multiple of 32 (`rect`), so its network sees fewer pixels than "
-        "vidpipe's and Roboflow's 640×640; its predictor runs decode, inference and post-processing one after another "
-        "on one thread, vidpipe's stages are threads. Roboflow's row ends at polygons (what its responses carry), "
-        "vidpipe's at RLE written to a file.",
+        "vidpipe's and Roboflow's 640×640 (the `rect=False` row runs it at 640×640; not a target); its predictor "
+        "runs decode, inference and post-processing one after another on one thread, vidpipe's stages are threads. "
+        "Roboflow's row ends at polygons (what its responses carry), vidpipe's at RLE written to a file.",
         *_load(data),
         *([""] + lines if lines else []),
         "",

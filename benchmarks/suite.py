@@ -81,8 +81,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("heldout", "benchmarks.heldout", "Held-out accuracy and tracking", (), ("--frames", "20"), default=False),
     Benchmark("gpu", "benchmarks.gpu", "GPU paths", ("--repeat", "50"), ("--repeat", "3"), default=False),
     # Needs the peers' own virtualenvs (`make ultralytics-venv rfinference-venv`); a missing one is a skipped row.
-    Benchmark("peers", "benchmarks.peers", "vidpipe beside Ultralytics and Roboflow InferencePipeline", ("--frames", "300"),
-              ("--frames", "30"), default=False),
+    Benchmark("peers", "benchmarks.peers", "vidpipe beside Ultralytics and Roboflow InferencePipeline",
+              ("--frames", "300", "--repeat", "3"), ("--frames", "30"), default=False),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 
