@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CLIP := out/demo-input.mp4
 
-.PHONY: demo test lint venv clean eval eval-seed7 eval-pose system-deps bench ultralytics-fixtures rfsdk-venv
+.PHONY: demo test lint venv clean eval eval-seed7 eval-pose system-deps bench ultralytics-fixtures rfsdk-venv \
+        ultralytics-venv rfinference-venv bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -108,8 +109,31 @@ $(UL_VENV)/.installed:
 	$(UL_PY) -m pip install -q $(UL_PINS)
 	touch $@
 
+ultralytics-venv: $(UL_VENV)/.installed
+
 ultralytics-fixtures: $(UL_VENV)/.installed
 	YOLO_OFFLINE=1 PYTHONPATH=$(CURDIR) $(UL_PY) -m training.ultralytics_fixtures --out tests/fixtures/ultralytics
+
+# Roboflow's `inference` (InferencePipeline and its model classes) for `vidpipe bench peers`
+# (dev only; never part of `make test` or CI). Its own throwaway virtualenv: it pins numpy,
+# opencv, onnxruntime and supervision versions ours do not share, and pulls torch (through
+# inference-models): the CPU build goes in first, as for Ultralytics (about 2.7 GB in all).
+RF_VENV := .venv-rfinference
+RF_PY   := $(RF_VENV)/bin/python
+RF_PINS := torch==2.13.0 torchvision==0.28.0 inference==1.8.3 onnxruntime==1.21.1
+$(RF_VENV)/.installed:
+	$(PYTHON) -m venv $(RF_VENV)
+	$(RF_PY) -m pip install -q --upgrade pip
+	$(RF_PY) -m pip install -q torch==2.13.0
+	$(RF_PY) -m pip install -q $(RF_PINS)
+	touch $@
+
+rfinference-venv: $(RF_VENV)/.installed
+
+# vidpipe beside Ultralytics and Roboflow InferencePipeline (benchmarks/peers.py; not in the
+# default suite): the same clip and model, each peer in its own virtualenv.
+bench-peers: $(STAMP) $(UL_VENV)/.installed $(RF_VENV)/.installed
+	$(VENV)/bin/vidpipe bench peers
 
 clean:
 	rm -rf out .pytest_cache

@@ -7,6 +7,7 @@ on), and rewrites ``RESULTS.md`` and the plots from every stored result, so a pa
     vidpipe bench decode scaling  # just these
     vidpipe bench soak            # the 10-minute soak (not in the default suite)
     vidpipe bench gpu             # GPU paths, on a machine with an NVIDIA GPU
+    vidpipe bench peers           # beside Ultralytics and Roboflow InferencePipeline (their venvs: make bench-peers)
     vidpipe bench --list
 
 ``--quick`` runs every selected benchmark on tiny inputs (a smoke test of the suite
@@ -79,6 +80,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               plot="soak.png"),
     Benchmark("heldout", "benchmarks.heldout", "Held-out accuracy and tracking", (), ("--frames", "20"), default=False),
     Benchmark("gpu", "benchmarks.gpu", "GPU paths", ("--repeat", "50"), ("--repeat", "3"), default=False),
+    # Needs the peers' own virtualenvs (`make ultralytics-venv rfinference-venv`); a missing one is a skipped row.
+    Benchmark("peers", "benchmarks.peers", "vidpipe beside Ultralytics and Roboflow InferencePipeline",
+              ("--frames", "300", "--repeat", "3"), ("--frames", "30"), default=False),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 

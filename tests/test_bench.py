@@ -59,4 +59,4 @@ def test_bench_list_names_every_benchmark():
     names = [line.split()[0] for line in proc.stdout.splitlines()]
     assert names == ["decode", "postprocess", "families", "tracker", "pipeline", "batching", "scaling", "streams",
                      "streams-http", "model", "serve", "live-latency", "video", "zmq", "cluster", "latency", "soak",
-                     "heldout", "gpu"]
+                     "heldout", "gpu", "peers"]
