@@ -38,7 +38,9 @@ from pipeline.core.errors import VidpipeError
 from pipeline.core.items import EndOfStream
 from pipeline.core.paths import safe_filename
 from pipeline.vision.result import Result
+from sinks import blend
 from sinks.base import Sink, check_config
+from sinks.blend import blend_mask
 from sinks.config import VideoSinkConfig
 from sinks.draw import draw_classification, draw_keypoints, draw_semantic, keypoint_annotators
 from sinks.files import OutputFile, make_folder, refuse_existing
@@ -147,6 +149,7 @@ class AnnotatedVideoSink(Sink):
             path = self._path(stream)
             refuse_existing(path, self.config.overwrite, self.name)
             make_folder(path, self.name)
+        blend.warm_up()
 
     def _path(self, stream: str) -> Path:
         if "{stream}" in self.template:
@@ -173,13 +176,8 @@ class AnnotatedVideoSink(Sink):
         import supervision as sv
 
         palette = sv.ColorPalette.DEFAULT
-        for m, b, c in zip(dets.masks, dets.mask_boxes, dets.class_id.tolist()):
-            region = image[b[1]:b[3], b[0]:b[2]]
-            if region.size == 0:
-                continue
-            # The box blended whole with the colour (OpenCV, fixed point), copied back where the mask is.
-            blended = cv2.addWeighted(region, 1 - opacity, np.full_like(region, palette.by_idx(c).as_bgr()), opacity, 0)
-            np.copyto(region, blended, where=m[:, :, None])
+        for m, b, c in zip(dets.masks, dets.mask_boxes.tolist(), dets.class_id.tolist()):
+            blend_mask(image, m, b[0], b[1], palette.by_idx(c).as_bgr(), opacity)
 
     def annotate(self, result: Result) -> np.ndarray:
         """The result's frame with its detections drawn (per the config's switches)."""
