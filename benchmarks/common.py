@@ -10,8 +10,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
+
+from benchmarks.peer_common import versions as installed_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -68,12 +69,7 @@ def ffmpeg_version() -> str | None:
 
 def machine() -> dict:
     """Where and with what a benchmark ran: stored with its figures."""
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
+    versions = installed_versions(PACKAGES)
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
