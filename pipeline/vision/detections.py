@@ -36,7 +36,8 @@ class Detections:
     ``mask_boxes(xyxy, image_hw)`` of its detection; optional ``keypoints`` (N, K, 3): x, y
     and confidence of each keypoint in source pixels (pose models). ``mask_runs``, when the
     mask kernels made them in the same pass, are each mask's COCO run lengths over the whole
-    frame (column-major, zeros first): :meth:`rle` then encodes them without reading a mask.
+    frame (column-major, zeros first): :meth:`rle` then encodes them without reading a mask
+    (they describe ``masks`` as built: replace both, or give ``mask_runs=None``).
 
     Frame-level answers ride along: ``classification`` (classification models; no boxes)
     and ``semantic`` (semantic segmentation models; no boxes)."""
