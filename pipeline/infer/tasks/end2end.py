@@ -22,7 +22,7 @@ from pipeline.infer.letterbox import Letterbox
 from pipeline.infer.tasks.base import PostprocessTimings, StreamState, host
 from pipeline.infer.tasks.keypoints import keypoints_to_source
 from pipeline.infer.tasks.masks import box_masks
-from pipeline.infer.tasks.segmentation import allowed_classes, area_fits, with_mask
+from pipeline.infer.tasks.segmentation import allowed_classes, area_fits, without_empty_masks
 from pipeline.vision.detections import Detections
 
 
@@ -50,18 +50,17 @@ class EndToEndDecoder:
         if lay.protos_output is not None:
             masks, runs = box_masks(self.kernels, rows[:, 6:], xyxy, outputs[lay.protos_output][index], letterbox,
                                     self.options)
-            keep = with_mask(masks) if self.options.drop_empty_masks else None
-            if keep is not None:
-                rows, xyxy, masks = rows[keep], xyxy[keep], [masks[i] for i in keep]
-                runs = None if runs is None else [runs[i] for i in keep]
         elif lay.num_keypoints:
             raw = rows[:, 6:].reshape(len(rows), lay.num_keypoints, lay.keypoint_dims)
             keypoints = keypoints_to_source(raw, letterbox, self.options.keypoint_confidence)
-        if timings is not None:
-            timings.nms, timings.masks = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
-        return Detections(xyxy, rows[:, 4], rows[:, 5].astype(np.int64), (letterbox.src_h, letterbox.src_w), masks,
+        dets = Detections(xyxy, rows[:, 4], rows[:, 5].astype(np.int64), (letterbox.src_h, letterbox.src_w), masks,
                           class_names=self.class_names, keypoints=keypoints, keypoint_names=self.keypoint_names,
                           mask_runs=runs)
+        if self.options.drop_empty_masks:
+            dets = without_empty_masks(dets)
+        if timings is not None:
+            timings.nms, timings.masks = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return dets
 
     def _rows(self, rows: np.ndarray, letterbox: Letterbox) -> tuple[np.ndarray, np.ndarray]:
         """Rows that pass the filters, best first (stable), and their boxes in source pixels."""

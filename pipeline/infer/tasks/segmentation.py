@@ -45,15 +45,19 @@ def allowed_classes(class_filter: Sequence[str] | None, class_names: Sequence[st
     return allowed
 
 
-def with_mask(masks: list[np.ndarray]) -> np.ndarray | None:
-    """Indices of the detections whose mask has a pixel, or None when all have
-    (``drop_empty_masks``: like Ultralytics, a detection whose mask is empty is not reported).
+def without_empty_masks(dets: Detections) -> Detections:
+    """``dets`` less the detections whose mask has no pixel (``drop_empty_masks``: like
+    Ultralytics, a detection whose mask is empty is not reported); ``dets`` itself when none is.
 
-    >>> with_mask([np.ones((2, 2), bool), np.zeros((2, 2), bool)]).tolist()
+    >>> dets = Detections([[0, 0, 2, 2], [2, 2, 4, 4]], [0.9, 0.8], [0, 1], (4, 4),
+    ...                   [np.ones((2, 2), bool), np.zeros((2, 2), bool)])
+    >>> without_empty_masks(dets).class_id.tolist()
     [0]
     """
-    has = np.fromiter((m.any() for m in masks), np.bool_, len(masks))
-    return None if has.all() else np.flatnonzero(has)
+    if dets.masks is None:
+        return dets
+    has = np.fromiter((m.any() for m in dets.masks), np.bool_, len(dets.masks))
+    return dets if has.all() else dets[np.flatnonzero(has)]
 
 
 def area_fits(xyxy: np.ndarray, letterbox: Letterbox, options: PostprocessOptions) -> np.ndarray | None:
@@ -96,18 +100,17 @@ class SegmentationDecoder:
         t0 = time.perf_counter()
         kept, xyxy = self._kept(outputs[lay.detections_output][index], letterbox)
         t1 = time.perf_counter()
-        scores, classes, masks, runs = kept.scores, kept.classes, None, None
+        masks = runs = None
         if protos is not None:
             masks, runs = box_masks(self.kernels, kept.coefficients(), xyxy, protos, letterbox, self.options)
-            keep = with_mask(masks) if self.options.drop_empty_masks else None
-            if keep is not None:
-                xyxy, scores, classes, masks = xyxy[keep], scores[keep], classes[keep], [masks[i] for i in keep]
-                runs = None if runs is None else [runs[i] for i in keep]
+        dets = Detections(xyxy, kept.scores, kept.classes, (letterbox.src_h, letterbox.src_w), masks,
+                          class_names=self.class_names, mask_runs=runs)
+        if self.options.drop_empty_masks:
+            dets = without_empty_masks(dets)
         if timings is not None:
             timings.nms = (t1 - t0) * 1e3
             timings.masks = (time.perf_counter() - t1) * 1e3
-        return Detections(xyxy, scores, classes, (letterbox.src_h, letterbox.src_w), masks,
-                          class_names=self.class_names, mask_runs=runs)
+        return dets
 
     def _kept(self, output0: Any, letterbox: Letterbox) -> tuple[Candidates, np.ndarray]:
         """The candidates NMS keeps, best first, and their boxes in source pixels."""
