@@ -80,6 +80,11 @@ class ModelConfig(BackendOptions):
                                                                "kpt_names; COCO's for 17 keypoints)")
     keypoint_names_file: Path | None = Field(None, description="pose: keypoint names from a file, in the forms of "
                                                                "names_file")
+    rect: bool | None = Field(
+        None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "
+                          "(Ultralytics' rect: 16:9 video in 384x640, not 640x640; same scale, fewer pixels); default: "
+                          "on where the model's input height and width are dynamic and the backend allows it "
+                          "(not TensorRT, whose engines are built for one shape)")
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 

@@ -157,6 +157,14 @@ def output_shapes(backend: Backend) -> list[list[Any]]:
         raise ModelError(f"{backend.path}: a test inference at {w}x{h} failed: {exc}") from exc
 
 
+def model_stride(metadata: dict[str, str]) -> int:
+    """The model's largest stride (Ultralytics' ``stride`` metadata; 32 without it): what
+    a dynamic input's sides must be multiples of."""
+    stride = _literal(metadata.get("stride"))
+    stride = max(stride) if isinstance(stride, (list, tuple)) and stride else stride
+    return int(stride) if isinstance(stride, (int, float)) and stride >= 1 else 32
+
+
 class Model:
     """Runs batches of BGR images through the backend and decodes each image's outputs."""
 
@@ -181,9 +189,25 @@ class Model:
                                                       self.keypoint_names)
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
+        self.rect = self._rect(backend, config)
         # Classification models see the frame's centre, scaled: as Ultralytics feeds them.
         self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch, backend.input_dtype,
-                                       center_crop=self.task == "classify")
+                                       center_crop=self.task == "classify",
+                                       rect_stride=model_stride(backend.metadata) if self.rect else None)
+
+    def _rect(self, backend: Backend, config: ModelConfig) -> bool:
+        """Whether frames go in at their own smallest input (``model.rect``; default: where the backend allows)."""
+        if self.task in ("classify", "semantic"):
+            if config.rect:
+                raise ModelError(f"{backend.path}: model.rect is for detection, segmentation and pose models "
+                                 f"(this one is {self.task})")
+            return False
+        if config.rect and not backend.dynamic_hw:
+            h, w = self.input_hw
+            why = "the TensorRT engine is built" if "TensorrtExecutionProvider" in backend.active_providers \
+                or config.backend == "tensorrt" else "the model's input is fixed"
+            raise ModelError(f"{backend.path}: model.rect needs an input of any height and width; {why} at {w}x{h}")
+        return backend.dynamic_hw if config.rect is None else config.rect
 
     @property
     def task(self) -> str:
@@ -241,6 +265,8 @@ class Model:
         self.kernels.warm_up()
         rle.warm_up()
         self.infer([np.zeros((self.input_hw[0], self.input_hw[1], 3), np.uint8)])
+        if self.rect:  # and the input of 16:9 video, the usual camera's
+            self.infer([np.zeros((self.input_hw[0] * 9 // 16, self.input_hw[1], 3), np.uint8)])
         log.info("model %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def run(self, blob: np.ndarray) -> list[Any]:
@@ -266,6 +292,7 @@ class Model:
             "layout": self.layout.name,
             "task": self.decoder.task,
             "input_hw": list(self.input_hw),
+            "rect": self.rect,
             "batch": self.batch_limit or "dynamic",
             "classes": list(self.class_names),
             "num_masks": self.layout.num_masks,

@@ -40,7 +40,14 @@ class Backend(Protocol):
         ...
 
     @property
-    def input_hw(self) -> tuple[int, int]: ...
+    def input_hw(self) -> tuple[int, int]:
+        """The input's height and width: fixed, or the largest it is fed where dynamic."""
+        ...
+
+    @property
+    def dynamic_hw(self) -> bool:
+        """Whether the backend runs inputs of any height and width (up to ``input_hw``)."""
+        ...
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Outputs in host memory, float32 whatever the model's output type."""

@@ -198,6 +198,14 @@ class OnnxRuntimeBackend:
             return int(size[0]), int(size[1])
         return 640, 640
 
+    @property
+    def dynamic_hw(self) -> bool:
+        """Height and width symbolic in the model, and no TensorRT provider in use (its engines
+        are built for the profile's one shape; another would rebuild them)."""
+        h, w = self.input_shape[2], self.input_shape[3]
+        fixed = isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0
+        return not fixed and "TensorrtExecutionProvider" not in self.active_providers
+
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Outputs in host memory."""
         if self._binding is None:

@@ -221,6 +221,11 @@ class TensorRTBackend:
     def input_hw(self) -> tuple[int, int]:
         return int(self.profile[2][2]), int(self.profile[2][3])
 
+    @property
+    def dynamic_hw(self) -> bool:
+        return False  # the engine is built for the profile's one height and width
+
+
     def _execute(self, blob: np.ndarray) -> int:
         b = blob.shape[0]
         if b > self.profile[2][0]:
