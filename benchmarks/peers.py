@@ -8,7 +8,9 @@ intra-op pool at ``--threads`` and the same thresholds (confidence 0.4, IoU 0.5,
 detections at most):
 
 1. ``vidpipe run``: ``accurate`` masks (decoded at full resolution), a JSON Lines sink with
-   each mask as COCO RLE of the full frame; no tracker (the peers do not track).
+   each mask as COCO RLE of the full frame; no tracker (the peers do not track). Twice: with
+   its defaults (``model.rect``: the 16:9 frames go in at 640×384, as Ultralytics feeds
+   them) and with ``model.rect: false`` (640×640, as Roboflow feeds them).
 2. Ultralytics' predictor, ``predict(clip, stream=True, retina_masks=True)``: masks at the
    source resolution.
 3. The same with its default masks, at the letterbox's resolution.
@@ -21,7 +23,8 @@ detections at most):
 
 Each peer runs in its own throwaway virtualenv as a subprocess (``benchmarks/peer_*.py``,
 one JSON line back); a peer whose virtualenv is missing is skipped with the make target that
-builds it. The ratio is vidpipe's fps over the peer's (target ≥ 2.5× against rows 2 and 5).
+builds it. The ratio is vidpipe's fps (defaults) over the peer's (target ≥ 2.5× against rows 2
+and 5); beside it, the ratio of the vidpipe row whose network input is the peer's.
 With ``--repeat`` > 1 the rows run in rounds (all five once per round) and each row shows
 its median; ``vidpipe bench peers`` runs 3 rounds, about 8 minutes on a 2-core machine.
 
@@ -70,27 +73,30 @@ PEERS = (
 RATIO_KEYS = ("ultralytics-retina", "rfinference")  # the acceptance ratios
 
 
-def _vidpipe_config(clip: Path, out: Path, threads: int) -> dict:
+def _vidpipe_config(clip: Path, out: Path, threads: int, rect: bool | None = None) -> dict:
     post = {"confidence": CONFIDENCE, "iou_threshold": IOU, "max_detections": 300, "mask_decode_mode": "accurate"}
     return {"streams": [{"id": "peers", "source": {"type": "file", "path": str(clip)}}],
-            "model": {"intra_op_threads": threads, "postprocess": post}, "batching": {"max_batch_size": 1},
+            "model": {"intra_op_threads": threads, "rect": rect, "postprocess": post}, "batching": {"max_batch_size": 1},
             "sinks": [{"type": "jsonl", "path": str(out), "mask_format": "rle", "overwrite": True}]}
 
 
-def run_vidpipe(clip: Path, threads: int) -> dict:
+def run_vidpipe(clip: Path, threads: int, rect: bool | None = None) -> dict:
     """What ``vidpipe run`` does with this config: the model loads (and warms up) in
     ``from_config``; the clock runs over ``run()``, from opening the file to the last line."""
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-peers-") as tmp:
         out = Path(tmp) / "results.jsonl"
-        pipeline = Pipeline.from_config(_vidpipe_config(clip, out, threads))
+        pipeline = Pipeline.from_config(_vidpipe_config(clip, out, threads, rect))
+        h, w = pipeline.model.preprocess.batch_input_hw([(720, 1280)])
         t = time.perf_counter()
         pipeline.run(handle_signals=False)
         seconds = time.perf_counter() - t
         records = [json.loads(line) for line in out.read_text().splitlines()]
     detections = sum(len(r["detections"]) for r in records)
-    return {"key": "vidpipe", "label": "vidpipe run, accurate masks, JSONL sink (RLE)", "frames": len(records),
+    key, label = ("vidpipe", "vidpipe run, accurate masks, JSONL sink (RLE)") if rect is None else \
+        ("vidpipe-square", "the same, `model.rect: false`")
+    return {"key": key, "label": label, "frames": len(records),
             "seconds": seconds, "fps": len(records) / seconds, "detections_per_frame": detections / max(len(records), 1),
-            "input": "640×640", "masks": "1280×720 (RLE)", "ort_threads": threads}
+            "input": f"{w}×{h}", "masks": "1280×720 (RLE)", "ort_threads": threads}
 
 
 def run_peer(peer: dict, clip: Path, threads: int) -> dict:
@@ -125,9 +131,10 @@ def _median_row(runs: list[dict]) -> dict:
 def measure(frames: int = 300, threads: int = 2, repeat: int = 1) -> dict:
     clip = bench_clip(frames)
     load_before = os.getloadavg()[0]  # other work on the cores lowers vidpipe's threaded figure most
-    runs: dict[str, list[dict]] = {"vidpipe": [], **{p["key"]: [] for p in PEERS}}
+    runs: dict[str, list[dict]] = {"vidpipe": [], "vidpipe-square": [], **{p["key"]: [] for p in PEERS}}
     for _ in range(repeat):  # rounds: every row once per round, side by side in time
         runs["vidpipe"].append(run_vidpipe(clip, threads))
+        runs["vidpipe-square"].append(run_vidpipe(clip, threads, rect=False))
         for peer in PEERS:
             row = run_peer(peer, clip, threads)
             runs[peer["key"]].append(row)
@@ -138,6 +145,9 @@ def measure(frames: int = 300, threads: int = 2, repeat: int = 1) -> dict:
     for row in rows[1:]:
         if "skipped" not in row:
             row["ratio"] = vidpipe_fps / row["fps"]
+            same = next((v for v in rows[:2] if v["input"] == _describe(row)[0]), None)
+            if same is not None and not row["key"].startswith("vidpipe"):
+                row["same_input_ratio"] = same["fps"] / row["fps"]
     return {"frames": frames, "threads": threads, "repeat": repeat, "confidence": CONFIDENCE, "iou": IOU, "rows": rows,
             "loadavg": [load_before, os.getloadavg()[0]]}
 
@@ -148,7 +158,7 @@ def _shape(hw: list[int] | None) -> str:
 
 def _describe(row: dict) -> tuple[str, str]:
     """What the network saw and what the masks came out as, from what the row reported."""
-    if row["key"] == "vidpipe":
+    if row["key"].startswith("vidpipe"):
         return row["input"], row["masks"]
     if row["key"].startswith("ultralytics"):
         inputs = ", ".join(f"{s[3]}×{s[2]}" for s in row.get("input_shapes", []))
@@ -179,14 +189,15 @@ def render(data: dict) -> str:
     rows, lines = [], []
     for row in data["rows"]:
         if "skipped" in row:
-            rows.append([row["label"], "", "", "", "skipped", "", ""])
+            rows.append([row["label"], "", "", "", "skipped", "", "", ""])
             lines.append(f"- {row['label']}: skipped ({row['skipped']}).")
             continue
         seen, masks = _describe(row)
         runs = row.get("fps_runs", [])
         fps = f"{row['fps']:.1f}" + (f" ({', '.join(f'{f:.1f}' for f in runs)})" if len(runs) > 1 else "")
         ratio = "1" if row["key"] == "vidpipe" else f"**{row['ratio']:.2f}×**"
-        rows.append([row["label"], seen, masks, row["frames"], fps, ratio, f"{row['detections_per_frame']:.1f}"])
+        same = f"{row['same_input_ratio']:.2f}×" if "same_input_ratio" in row else ""
+        rows.append([row["label"], seen, masks, row["frames"], fps, ratio, same, f"{row['detections_per_frame']:.1f}"])
     verdicts = []
     by_key = {r["key"]: r for r in data["rows"]}
     for key in RATIO_KEYS:
@@ -200,13 +211,15 @@ def render(data: dict) -> str:
         "from the encoded file to every frame's results (after the model loaded and warmed up); each peer in its own "
         f"virtualenv, all in one run{rounds}.",
         "",
-        table(["pipeline", "network input", "masks", "frames", "fps", "vidpipe ÷ this", "detections/frame"], rows),
+        table(["pipeline", "network input", "masks", "frames", "fps", "vidpipe ÷ this", "vidpipe at this input ÷ this",
+               "detections/frame"], rows),
         "",
         f"Target vidpipe ≥ {TARGET}× each of these: " + ("; ".join(verdicts) if verdicts else "not measured (peers skipped)") + ".",
         "",
-        "Ultralytics letterboxes video to the smallest multiple of 32 (`rect`), so its network sees fewer pixels than "
-        "vidpipe's and Roboflow's 640×640 (the `rect=False` row runs it at 640×640; not a target); its predictor "
-        "runs decode, inference and post-processing one after another on one thread, vidpipe's stages are threads. "
+        "vidpipe (by default, `model.rect`) and Ultralytics (`rect`) letterbox a dynamic model's input to the smallest "
+        "multiple of 32 that holds the frame; Roboflow feeds the model's 640×640. The `rect: false` rows run vidpipe "
+        "and Ultralytics at 640×640 (not targets), so each peer is also compared at its own input size. Ultralytics' "
+        "predictor runs decode, inference and post-processing one after another on one thread, vidpipe's stages are threads. "
         "Roboflow's row ends at polygons (what its responses carry), vidpipe's at RLE written to a file.",
         *_load(data),
         *([""] + lines if lines else []),

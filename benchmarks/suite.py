@@ -70,7 +70,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),
     Benchmark("live-latency", "benchmarks.live_latency", "Glass-to-result latency of a live camera", ("--seconds", "20", "--fps", "15"),
               ("--seconds", "2", "--fps", "15")),
-    Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "3"),
+    Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "5"),
               ("--frames", "10", "--repeat", "1")),
     Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),
     Benchmark("cluster", "benchmarks.cluster", "Cluster mode (Ray)", ("--frames", "100"), ("--frames", "10", "--streams", "2")),
