@@ -315,3 +315,20 @@ def test_the_readme_curl_example_and_the_example_config(server, frames, tmp_path
     config = load_serve_config(REPO / "configs" / "serve" / "serve.yaml")
     assert config.aliases["shapes/1"] == "shapes-yolov8seg" and config.limits.queue_size == 32
     assert ServeConfig.model_validate(CONFIG).models_dir == Path(FIXTURES)
+
+
+def test_startup_compiles_the_visualisation_kernel_before_ready(monkeypatch):
+    """visualize_predictions blends masks with a Numba kernel: made ready at start, so no request compiles it."""
+    import warnings
+
+    from pipeline.app.serve.app import create_app
+    from sinks import blend
+
+    calls: list[bool] = []
+    monkeypatch.setattr(blend, "warm_up", lambda: calls.append(True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's TestClient on httpx: a deprecation notice
+        from starlette.testclient import TestClient
+
+        with TestClient(create_app(ServeConfig())) as client:
+            assert calls == [True] and client.get("/readyz").status_code == 200

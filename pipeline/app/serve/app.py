@@ -42,6 +42,7 @@ from pipeline.app.serve.responses import ROUTE_TASKS, prediction
 from pipeline.app.serve.urls import UrlFetcher
 from pipeline.app.serve.visualize import visualization
 from pipeline.app.serve.workflow_run import workflow_routes
+from sinks import blend
 
 log = logging.getLogger("vidpipe.serve")
 SERVER_NAME = "vidpipe inference server"
@@ -261,6 +262,7 @@ def create_app(config: ServeConfig | None = None, on_ready: Callable[[], None] |
         for model_id in server.config.preload:
             await run_in_threadpool(server.registry.add, model_id)
         await run_in_threadpool(server.pipelines.restore)  # --state: the pipelines it ran before
+        await run_in_threadpool(blend.warm_up)  # visualize_predictions' mask kernel: compiled now, not on a request
         server.ready = True
         if on_ready is not None:
             on_ready()
