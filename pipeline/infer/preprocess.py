@@ -21,6 +21,10 @@ import numpy as np
 
 from pipeline.infer.letterbox import PAD_VALUE, Letterbox, letterbox_into, rect_input_hw, to_blob
 
+# Geometries kept per size: streams have a few sizes, an HTTP server sees any (so the
+# caches are bounded: past this many, they start over).
+SIZES_KEPT = 256
+
 
 def center_crop_into(image: np.ndarray, out: np.ndarray) -> None:
     """Ultralytics' classification input (``classify_transforms``): the short side scaled
@@ -67,6 +71,8 @@ class Preprocessor:
         for hw in sources_hw:
             r = self._rect_hw.get(hw)
             if r is None:
+                if len(self._rect_hw) >= SIZES_KEPT:
+                    self._rect_hw.clear()
                 r = self._rect_hw[hw] = rect_input_hw(hw, self.input_hw, self.rect_stride)
             hws.append(r)
         return max(h for h, _ in hws), max(w for _, w in hws)
@@ -76,6 +82,8 @@ class Preprocessor:
         input_hw = input_hw or self.batch_input_hw([source_hw])
         g = self._geometry.get((source_hw, input_hw))
         if g is None:
+            if len(self._geometry) >= SIZES_KEPT:
+                self._geometry.clear()
             g = self._geometry[(source_hw, input_hw)] = Letterbox.fit(source_hw, input_hw)
         return g
 
