@@ -101,7 +101,7 @@ def measure(frames: int = 300, repeat: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-video-") as tmp:
         out = Path(tmp)
         return {"frames": frames, "per_frame": per_frame(clip, out, frames), "end_to_end": end_to_end(clip, out, repeat),
-                "end_to_end_1_thread": end_to_end(clip, out, repeat, threads=1)}
+                "end_to_end_1_thread": end_to_end(clip, out, repeat, threads=1), "cores": os.cpu_count()}
 
 
 def render(data: dict) -> str:
@@ -131,7 +131,7 @@ def _cpu_lines(data: dict) -> list[str]:
         return []
     c, b = e["cpu_ms_per_frame"], e["cores_busy"]
     lines = ["", f"CPU per frame, all threads: {c['without']:.1f} ms without the sink, {c['with']:.1f} ms with it "
-                 f"({b['without']:.2f} and {b['with']:.2f} of {os.cpu_count()} cores busy). With both cores busy, the "
+                 f"({b['without']:.2f} and {b['with']:.2f} of {data.get('cores', '?')} cores busy). With both cores busy, the "
                  "fps ratio is about the CPU ratio: what the sink costs (drawing in its thread, x264 in its own) comes "
                  "out of the model's share."]
     if one:

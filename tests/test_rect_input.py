@@ -59,24 +59,77 @@ def test_rect_finds_what_the_square_finds(model, square, frames):
                 assert inter / np.logical_or(full_a[i], full_b[j]).sum() >= 0.9
 
 
-def test_a_mixed_batch_goes_in_at_its_largest_input(model, frames):
-    """A 16:9 and a 4:3 frame batched: one 480x640 input, each frame's detections as alone."""
+def _equal(a, b) -> None:
+    assert len(a) == len(b) and np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)
+
+
+def test_frames_of_other_sizes_batch_apart_and_answer_as_alone(model, frames):
+    """A 16:9 and a 4:3 frame: two batches at their own inputs, each frame's answer exactly as alone."""
     four_three = np.ascontiguousarray(frames[1][:, 160:1120])  # 720x960
-    blob, geoms = model.preprocess([frames[0], four_three])
-    assert blob.shape == (2, 3, 480, 640)
-    assert [(g.pad_y, g.new_h) for g in geoms] == [(60, 360), (0, 480)]
-    together = model.infer([frames[0], four_three])
-    alone = [model.infer([frames[0]])[0], model.infer([four_three])[0]]
-    for t, a in zip(together, alone):
-        _same_detections(t, a, 0.9)
-    blob, _ = model.preprocess([frames[2]])  # and back to the 16:9 input: buffers are views
-    assert blob.shape == (1, 3, 384, 640) and blob.flags.c_contiguous
+    images = [frames[0], four_three, frames[2]]
+    assert model.preprocess.groups(images) == [[0, 2], [1]]
+    shapes = [(indices, blob.shape) for indices, blob, _ in model.batches(images)]
+    assert shapes == [([0, 2], (2, 3, 384, 640)), ([1], (1, 3, 480, 640))]
+    with pytest.raises(ValueError, match="different input sizes"):
+        model.preprocess(images)
+    together = model.infer(images)
+    for t, image in zip(together, images):
+        _equal(t, model.infer([image])[0])
+
+
+def test_streams_of_other_sizes_in_one_pipeline_answer_as_alone(model):
+    """Through the inference stage, batching two streams of other shapes: results as the model alone gives them."""
+    from pipeline import Pipeline
+
+    cfg = {"streams": [{"id": f"s{w}", "source": {"type": "synthetic", "seed": 3, "frames": 6, "width": w, "height": 360}}
+                       for w in (640, 480)],
+           "model": {"intra_op_threads": 2}, "batching": {"max_batch_size": 2, "max_wait_ms": 200}}
+    pipeline = Pipeline.from_config(cfg)
+    with pipeline:
+        results = list(pipeline)
+    assert len(results) == 12 and pipeline.inference.batches < 12, "frames were batched together"
+    for r in results:
+        _equal(r.detections, model.infer([r.image])[0])
+
+
+def test_odd_sizes_keep_the_square_scale():
+    """A 129x1280 frame: 640x64 of content at scale 0.5 in a 64-row input, as in the square."""
+    from pipeline.infer.preprocess import Preprocessor
+
+    g = Preprocessor((640, 640), rect_stride=32).geometry((129, 1280))
+    square = Preprocessor((640, 640)).geometry((129, 1280))
+    assert (g.in_h, g.in_w, g.new_h, g.new_w) == (64, 640, square.new_h, square.new_w) == (64, 640, 64, 640)
 
 
 def test_rect_off_feeds_the_square(square, frames):
     assert not square.rect
     blob, (g,) = square.preprocess([frames[0]])
     assert blob.shape == (1, 3, 640, 640) and g.pad_y == 140
+
+
+def test_default_needs_a_cpu_run_and_the_stride_metadata(caplog):
+    """GPU providers tune per shape, a guessed stride may be wrong: rect is then off unless asked."""
+    from pipeline.infer.backends.base import open_backend
+    from pipeline.infer.config import ModelConfig
+    from pipeline.zoo import default_model_path
+
+    def model_with(rect=None, drop_stride=False, device="cpu", input_shape=None):
+        backend = open_backend(default_model_path(), ModelConfig(intra_op_threads=1))
+        if drop_stride:
+            backend.metadata = {k: v for k, v in backend.metadata.items() if k != "stride"}
+        backend.device = device
+        if input_shape is not None:
+            backend.input_shape = input_shape
+        return Model(backend, ModelConfig(intra_op_threads=1, rect=rect))
+
+    assert model_with().rect
+    assert not model_with(device="cuda").rect and model_with(device="cuda", rect=True).rect
+    assert not model_with(drop_stride=True).rect
+    assert model_with(drop_stride=True, rect=True).preprocess.rect_stride == 32
+    assert "no stride in its metadata" in caplog.text
+    assert not model_with(input_shape=["batch", 3, "height", 640]).rect  # only both sides dynamic count
+    with pytest.raises(ModelError, match="model.rect needs an input of any height and width"):
+        model_with(rect=True, input_shape=["batch", 3, "height", 640])
 
 
 def test_rect_on_a_fixed_input_model_is_a_clear_error():

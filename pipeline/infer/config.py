@@ -63,6 +63,12 @@ class BackendOptions(Options):
     io_binding: bool | None = Field(None, description="ONNX Runtime I/O binding; default: on with a GPU provider")
     intra_op_threads: int | None = Field(None, ge=1)
     inter_op_threads: int | None = Field(None, ge=1)
+    rect: bool | None = Field(
+        None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "
+                          "(Ultralytics' rect: 16:9 video in 384x640, not 640x640; same scale, fewer pixels); frames "
+                          "of different input sizes run as separate batches. Default: on where the model's input height "
+                          "and width are dynamic, its stride is in its metadata, and ONNX Runtime runs on the CPU (GPU "
+                          "providers tune per shape; TensorRT engines are built for one)")
 
 
 class ModelConfig(BackendOptions):
@@ -80,11 +86,6 @@ class ModelConfig(BackendOptions):
                                                                "kpt_names; COCO's for 17 keypoints)")
     keypoint_names_file: Path | None = Field(None, description="pose: keypoint names from a file, in the forms of "
                                                                "names_file")
-    rect: bool | None = Field(
-        None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "
-                          "(Ultralytics' rect: 16:9 video in 384x640, not 640x640; same scale, fewer pixels); default: "
-                          "on where the model's input height and width are dynamic and the backend allows it "
-                          "(not TensorRT, whose engines are built for one shape)")
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
 

@@ -36,13 +36,16 @@ class Letterbox:
     pad_x: int  # left
 
     @classmethod
-    def fit(cls, source_hw: tuple[int, int], input_hw: tuple[int, int]) -> Letterbox:
+    def fit(cls, source_hw: tuple[int, int], input_hw: tuple[int, int], scale_hw: tuple[int, int] | None = None) -> Letterbox:
+        """``source_hw`` scaled to fit ``scale_hw`` (default: the input), centred in ``input_hw``:
+        a rect input (:func:`rect_input_hw`) keeps the square's scale and content size exactly."""
         sh, sw = int(source_hw[0]), int(source_hw[1])
         ih, iw = int(input_hw[0]), int(input_hw[1])
         if sh <= 0 or sw <= 0:
             raise ValueError(f"source size must be positive, got {sw}x{sh}")
-        r = min(ih / sh, iw / sw)
-        nw, nh = max(1, round(sw * r)), max(1, round(sh * r))
+        fh, fw = scale_hw or (ih, iw)
+        r = min(fh / sh, fw / sw)
+        nw, nh = min(iw, max(1, round(sw * r))), min(ih, max(1, round(sh * r)))
         return cls(sh, sw, ih, iw, nh, nw, (ih - nh) // 2, (iw - nw) // 2)
 
     @property

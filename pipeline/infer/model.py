@@ -20,7 +20,7 @@ import ast
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +157,15 @@ def output_shapes(backend: Backend) -> list[list[Any]]:
         raise ModelError(f"{backend.path}: a test inference at {w}x{h} failed: {exc}") from exc
 
 
-def model_stride(metadata: dict[str, str]) -> int:
-    """The model's largest stride (Ultralytics' ``stride`` metadata; 32 without it): what
+DEFAULT_STRIDE = 32  # YOLO's largest stride, where a model's metadata gives none
+
+
+def model_stride(metadata: dict[str, str]) -> int | None:
+    """The model's largest stride (Ultralytics' ``stride`` metadata), None without it: what
     a dynamic input's sides must be multiples of."""
     stride = _literal(metadata.get("stride"))
     stride = max(stride) if isinstance(stride, (list, tuple)) and stride else stride
-    return int(stride) if isinstance(stride, (int, float)) and stride >= 1 else 32
+    return int(stride) if isinstance(stride, (int, float)) and not isinstance(stride, bool) and stride >= 1 else None
 
 
 class Model:
@@ -189,25 +192,35 @@ class Model:
                                                       self.keypoint_names)
         except ValueError as exc:  # e.g. class_filter names the model does not have
             raise ModelError(f"model {backend.path}: {exc}") from exc
-        self.rect = self._rect(backend, config)
+        rect_stride = self._rect(backend, config)
+        self.rect = rect_stride is not None
         # Classification models see the frame's centre, scaled: as Ultralytics feeds them.
         self.preprocess = Preprocessor(self.input_hw, backend.fixed_batch, backend.input_dtype,
-                                       center_crop=self.task == "classify",
-                                       rect_stride=model_stride(backend.metadata) if self.rect else None)
+                                       center_crop=self.task == "classify", rect_stride=rect_stride)
 
-    def _rect(self, backend: Backend, config: ModelConfig) -> bool:
-        """Whether frames go in at their own smallest input (``model.rect``; default: where the backend allows)."""
+    def _rect(self, backend: Backend, config: ModelConfig) -> int | None:
+        """The stride each input side is a multiple of where frames go in at their own
+        smallest input (``model.rect``), else None. By default: where the backend runs any
+        shape at no extra cost and the metadata gives the stride (a guessed one could be
+        wrong only for some frame sizes: an error mid-stream)."""
+        stride = model_stride(backend.metadata)
         if self.task in ("classify", "semantic"):
             if config.rect:
                 raise ModelError(f"{backend.path}: model.rect is for detection, segmentation and pose models "
                                  f"(this one is {self.task})")
-            return False
-        if config.rect and not backend.dynamic_hw:
+            return None
+        if config.rect is None:
+            return stride if backend.rect_by_default and stride is not None else None
+        if not config.rect:
+            return None
+        if not backend.dynamic_hw:
             h, w = self.input_hw
             why = "the TensorRT engine is built" if "TensorrtExecutionProvider" in backend.active_providers \
                 or config.backend == "tensorrt" else "the model's input is fixed"
             raise ModelError(f"{backend.path}: model.rect needs an input of any height and width; {why} at {w}x{h}")
-        return backend.dynamic_hw if config.rect is None else config.rect
+        if stride is None:
+            log.warning("model %s: no stride in its metadata: input sides in multiples of %d", backend.path, DEFAULT_STRIDE)
+        return stride or DEFAULT_STRIDE
 
     @property
     def task(self) -> str:
@@ -265,8 +278,8 @@ class Model:
         self.kernels.warm_up()
         rle.warm_up()
         self.infer([np.zeros((self.input_hw[0], self.input_hw[1], 3), np.uint8)])
-        if self.rect:  # and the input of 16:9 video, the usual camera's
-            self.infer([np.zeros((self.input_hw[0] * 9 // 16, self.input_hw[1], 3), np.uint8)])
+        if self.rect:  # and the input of 1280x720 video, the usual camera's
+            self.infer([np.zeros((720, 1280, 3), np.uint8)])
         log.info("model %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def run(self, blob: np.ndarray) -> list[Any]:
@@ -280,11 +293,21 @@ class Model:
         :class:`~pipeline.infer.tasks.StreamState`), None for none."""
         return self.decoder.decode(outputs, i, letterbox, None, state)
 
+    def batches(self, images: Sequence[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray, list[Letterbox]]]:
+        """The blobs ``images`` go in as: one per input size (one in all without ``rect``),
+        each with the indices of its images and their geometries. Each blob is a view of
+        the preprocessor's buffer: run it before taking the next."""
+        for indices in self.preprocess.groups(images):
+            blob, geoms = self.preprocess([images[i] for i in indices])
+            yield indices, blob, geoms
+
     def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections for each BGR image (any sizes), in order."""
-        blob, geoms = self.preprocess(images)
-        outputs = self.run(blob)
-        return [self.postprocess(outputs, i, g) for i, g in enumerate(geoms)]
+        found: dict[int, Detections] = {}
+        for indices, blob, geoms in self.batches(images):
+            outputs = self.run(blob)
+            found.update((i, self.postprocess(outputs, k, g)) for k, (i, g) in enumerate(zip(indices, geoms)))
+        return [found[i] for i in range(len(images))]
 
     def info(self) -> dict[str, Any]:
         return {

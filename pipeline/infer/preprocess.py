@@ -45,9 +45,9 @@ class Preprocessor:
     input (scale and crop, no padding); the geometry then only carries the source size.
 
     ``rect_stride``: the model takes any height and width (multiples of the stride), so each
-    batch goes in at the smallest input that holds its images (:func:`rect_input_hw`, at
-    most ``input_hw``) rather than the full square: a 16:9 frame in 384x640, not 640x640.
-    A batch of mixed shapes goes in at the largest; the scale is the square's either way.
+    image goes in at the smallest input that holds it (:func:`rect_input_hw`, at most
+    ``input_hw``) at the full input's scale: a 16:9 frame in 384x640, not 640x640. Images
+    of different inputs are batched apart (:meth:`groups`).
     """
 
     def __init__(self, input_hw: tuple[int, int], fixed_batch: int | None = None,
@@ -57,44 +57,53 @@ class Preprocessor:
         self.rect_stride = None if center_crop else rect_stride
         self.dtype = np.dtype(dtype)  # the model input's: float16 for half-precision exports
         self.fixed_batch = fixed_batch
-        self._geometry: dict[tuple[tuple[int, int], tuple[int, int]], Letterbox] = {}
+        self._geometry: dict[tuple[int, int], Letterbox] = {}
         self._rect_hw: dict[tuple[int, int], tuple[int, int]] = {}
         # Flat buffers sized for the full input, viewed at each batch's shape (contiguous).
         self._canvas = np.empty(0, np.uint8)
         self._blob = np.empty(0, self.dtype)
 
-    def batch_input_hw(self, sources_hw: Sequence[tuple[int, int]]) -> tuple[int, int]:
-        """The input height and width a batch of images of these sizes goes in at."""
-        if self.rect_stride is None or not sources_hw:
+    def input_hw_of(self, source_hw: tuple[int, int]) -> tuple[int, int]:
+        """The input height and width an image of ``source_hw`` goes in at."""
+        if self.rect_stride is None:
             return self.input_hw
-        hws = []
-        for hw in sources_hw:
-            r = self._rect_hw.get(hw)
-            if r is None:
-                if len(self._rect_hw) >= SIZES_KEPT:
-                    self._rect_hw.clear()
-                r = self._rect_hw[hw] = rect_input_hw(hw, self.input_hw, self.rect_stride)
-            hws.append(r)
-        return max(h for h, _ in hws), max(w for _, w in hws)
+        r = self._rect_hw.get(source_hw)
+        if r is None:
+            if len(self._rect_hw) >= SIZES_KEPT:
+                self._rect_hw.clear()
+            r = self._rect_hw[source_hw] = rect_input_hw(source_hw, self.input_hw, self.rect_stride)
+        return r
 
-    def geometry(self, source_hw: tuple[int, int], input_hw: tuple[int, int] | None = None) -> Letterbox:
-        """The letterbox of a ``source_hw`` image in ``input_hw`` (default: the image alone's input)."""
-        input_hw = input_hw or self.batch_input_hw([source_hw])
-        g = self._geometry.get((source_hw, input_hw))
+    def groups(self, images: Sequence[np.ndarray]) -> list[list[int]]:
+        """Indices of ``images`` grouped by the input they go in at (in order of first
+        appearance): one batch each, so that a frame's input never depends on its batch-mates."""
+        by_input: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            by_input.setdefault(self.input_hw_of((img.shape[0], img.shape[1])), []).append(i)
+        return list(by_input.values())
+
+    def geometry(self, source_hw: tuple[int, int]) -> Letterbox:
+        """The letterbox of a ``source_hw`` image in its input, at the full input's scale."""
+        g = self._geometry.get(source_hw)
         if g is None:
             if len(self._geometry) >= SIZES_KEPT:
                 self._geometry.clear()
-            g = self._geometry[(source_hw, input_hw)] = Letterbox.fit(source_hw, input_hw)
+            g = self._geometry[source_hw] = Letterbox.fit(source_hw, self.input_hw_of(source_hw), self.input_hw)
         return g
 
     def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
-        """The (B, 3, H, W) blob of ``images`` (padded to a fixed batch) and each one's geometry."""
+        """The (B, 3, H, W) blob of ``images`` (padded to a fixed batch) and each one's
+        geometry. With ``rect_stride`` they must share one input (see :meth:`groups`)."""
         n = len(images)
         batch = self.fixed_batch or n
         if n > batch:
             raise ValueError(f"{n} images for a model with fixed batch size {batch}")
         sources_hw = [(img.shape[0], img.shape[1]) for img in images]
-        ih, iw = self.batch_input_hw(sources_hw)
+        inputs = {self.input_hw_of(hw) for hw in sources_hw}
+        if len(inputs) > 1:
+            raise ValueError(f"images of different input sizes in one batch ({sorted(inputs)}): batch each of "
+                             "Preprocessor.groups(images) on its own")
+        ih, iw = inputs.pop() if inputs else self.input_hw
         size = batch * ih * iw * 3
         if self._canvas.size < size:
             full = batch * self.input_hw[0] * self.input_hw[1] * 3
@@ -103,7 +112,7 @@ class Preprocessor:
         canvas = self._canvas[:size].reshape(batch, ih, iw, 3)
         geoms = []
         for i, (img, hw) in enumerate(zip(images, sources_hw)):
-            g = self.geometry(hw, (ih, iw))
+            g = self.geometry(hw)
             if self.center_crop:
                 center_crop_into(img, canvas[i])
             else:

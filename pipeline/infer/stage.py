@@ -154,21 +154,24 @@ class InferenceStage(Stage):
 
     def _infer(self, frames: list[Frame], t0: float) -> dict[int, Result]:
         model = self.model
-        blob, geoms = model.preprocess([f.image for f in frames])
-        t1 = time.perf_counter()
-        outputs = model.run(blob)
-        t2 = time.perf_counter()
         results = {}
-        for i, (f, g) in enumerate(zip(frames, geoms)):
-            self.current_stream = f.stream_id
-            tp = time.perf_counter()
-            dets = model.postprocess(outputs, i, g, self.stream_states.setdefault(f.stream_id, StreamState()))
-            timings = dict(f.timings)
-            timings["queue"] = (t0 - f.decoded_at) * 1e3
-            timings["preprocess"] = (t1 - t0) * 1e3 / len(frames)
-            timings["inference"] = (t2 - t1) * 1e3
-            timings["postprocess"] = (time.perf_counter() - tp) * 1e3
-            results[id(f)] = Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, model.name,
-                                    dets, timings, gap=f.gap, image=f.image, source_path=f.source_path)
-            self.items += 1
+        # One batch per input size (one in all unless frames of several sizes meet under `rect`).
+        for indices, blob, geoms in model.batches([f.image for f in frames]):
+            t1 = time.perf_counter()
+            outputs = model.run(blob)
+            t2 = time.perf_counter()
+            for k, (i, g) in enumerate(zip(indices, geoms)):
+                f = frames[i]
+                self.current_stream = f.stream_id
+                tp = time.perf_counter()
+                dets = model.postprocess(outputs, k, g, self.stream_states.setdefault(f.stream_id, StreamState()))
+                timings = dict(f.timings)
+                timings["queue"] = (t0 - f.decoded_at) * 1e3
+                timings["preprocess"] = (t1 - t0) * 1e3 / len(indices)
+                timings["inference"] = (t2 - t1) * 1e3
+                timings["postprocess"] = (time.perf_counter() - tp) * 1e3
+                results[id(f)] = Result(f.stream_id, f.index, f.pts, f.captured_at, f.width, f.height, model.name,
+                                        dets, timings, gap=f.gap, image=f.image, source_path=f.source_path)
+                self.items += 1
+            t0 = time.perf_counter()  # the next size's batch is prepared from here
         return results

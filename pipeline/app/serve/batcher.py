@@ -157,21 +157,32 @@ class ModelWorker:
                 self._run(jobs)
 
     def _run(self, jobs: list[Job]) -> None:
+        """One batch per input size (one in all unless images of several sizes meet under
+        ``rect``); a failed batch answers its own requests, the others go on."""
         model = self.model
-        t0 = time.perf_counter()
-        try:
-            blob, geoms = model.preprocess([j.image for j in jobs])
-            outputs = model.run(blob)
-        except Exception as exc:  # noqa: BLE001 - a failed batch answers its requests, the server goes on
-            log.exception("model %s: a batch of %d failed", self.model_id, len(jobs))
-            for j in jobs:
-                j.future.set_exception(ServeError(500, f"model {self.model_id}: inference failed: {exc}"))
-            return
+        batches = model.batches([j.image for j in jobs])
+        while True:
+            t0 = time.perf_counter()
+            try:
+                step = next(batches, None)
+                if step is None:
+                    return
+                indices, blob, geoms = step
+                outputs = model.run(blob)
+            except Exception as exc:  # noqa: BLE001 - a failed batch answers its requests, the server goes on
+                log.exception("model %s: a batch of %d failed", self.model_id, len(jobs))
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_exception(ServeError(500, f"model {self.model_id}: inference failed: {exc}"))
+                return
+            self._answer([jobs[i] for i in indices], outputs, geoms, (time.perf_counter() - t0) / len(indices))
+
+    def _answer(self, jobs: list[Job], outputs: list, geoms: list, share: float) -> None:
+        """Each job's detections from its batch's ``outputs``; ``share``: its part of the batch's time."""
         self.batches += 1
         self.images += len(jobs)
         if self._on_batch is not None:
             self._on_batch(self.model_id, len(jobs))
-        share = (time.perf_counter() - t0) / len(jobs)
         for i, (job, geom) in enumerate(zip(jobs, geoms)):
             t1 = time.perf_counter()
             try:

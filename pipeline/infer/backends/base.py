@@ -49,6 +49,11 @@ class Backend(Protocol):
         """Whether the backend runs inputs of any height and width (up to ``input_hw``)."""
         ...
 
+    @property
+    def rect_by_default(self) -> bool:
+        """Whether inputs of many shapes cost nothing extra here (``model.rect``'s default)."""
+        ...
+
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Outputs in host memory, float32 whatever the model's output type."""
         ...

@@ -200,11 +200,15 @@ class OnnxRuntimeBackend:
 
     @property
     def dynamic_hw(self) -> bool:
-        """Height and width symbolic in the model, and no TensorRT provider in use (its engines
-        are built for the profile's one shape; another would rebuild them)."""
-        h, w = self.input_shape[2], self.input_shape[3]
-        fixed = isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0
-        return not fixed and "TensorrtExecutionProvider" not in self.active_providers
+        """Height and width both symbolic in the model, and no TensorRT provider in use (its
+        engines are built for the profile's one shape; another would rebuild them)."""
+        return not any(isinstance(d, int) and d > 0 for d in self.input_shape[2:4]) \
+            and "TensorrtExecutionProvider" not in self.active_providers
+
+    @property
+    def rect_by_default(self) -> bool:
+        """On the CPU provider only: GPU providers tune kernels per input shape (cuDNN's search)."""
+        return self.dynamic_hw and self.device == "cpu"
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Outputs in host memory."""

@@ -225,6 +225,9 @@ class TensorRTBackend:
     def dynamic_hw(self) -> bool:
         return False  # the engine is built for the profile's one height and width
 
+    @property
+    def rect_by_default(self) -> bool:
+        return False
 
     def _execute(self, blob: np.ndarray) -> int:
         b = blob.shape[0]
