@@ -67,7 +67,7 @@ class ExportPose(nn.Module):
         return torch.cat([xywh, flat[..., 4 : 4 + nc].sigmoid(), kpts], -1).transpose(1, 2)
 
 
-def _copy_folded_convs(net: nn.Module, export: nn.Module, path: Path) -> int:
+def copy_folded_convs(net: nn.Module, export: nn.Module, path: Path) -> int:
     """Copy the convolutions of an ONNX file exported from ``export`` (which wraps ``net``)
     into ``net``, matched in execution order (trace order = graph order).
 
@@ -112,7 +112,7 @@ def load_seg_onnx(net: YoloPose, path: Path) -> int:
     """Copy the backbone, pyramid, box and class head weights of a bundled seg ONNX file
     (exported from :class:`YoloSeg`) into ``net``; returns the number of convolutions copied."""
     seg = YoloSeg(net.num_classes)
-    count = _copy_folded_convs(seg, ExportYolov8(seg), path)
+    count = copy_folded_convs(seg, ExportYolov8(seg), path)
     state = {k: v for k, v in seg.state_dict().items() if not k.startswith(("proto", )) and ".coef." not in k}
     missing, unexpected = net.load_state_dict(state, strict=False)
     assert not unexpected and all(".kpt." in k for k in missing), (missing, unexpected)
@@ -122,7 +122,7 @@ def load_seg_onnx(net: YoloPose, path: Path) -> int:
 def load_pose_onnx(net: YoloPose, path: Path) -> int:
     """Every weight of a pose ONNX file this tool exported (:class:`ExportPose`), to train
     it further; returns the number of convolutions copied."""
-    return _copy_folded_convs(net, ExportPose(net), path)
+    return copy_folded_convs(net, ExportPose(net), path)
 
 
 def is_pose_onnx(path: Path) -> bool:

@@ -31,9 +31,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from sources.scene import CLASS_NAMES, SyntheticScene
+from sources.scene import CLASS_NAMES
+from sources.worlds import make_scene
 from training.net import ExportYolov5, ExportYolov8, YoloSeg, anchor_grid, flatten_outputs
 from training.onnx_metadata import declare_dynamic_axes, dynamic_axes, ultralytics_metadata, write_metadata
+from training.pose_net import copy_folded_convs, freeze_batchnorm
 
 log = logging.getLogger("vidpipe.train")
 
@@ -63,22 +65,27 @@ def letterboxed_sample(image: np.ndarray, objects: list) -> tuple[dict, float, i
     return sample, r, top, left
 
 
-def training_frames(num_clips: int, frames_per_clip: int, every: int, seed: int) -> Iterator[tuple[np.ndarray, Any]]:
+def training_frames(num_clips: int, frames_per_clip: int, every: int, seed: int,
+                    world: str = "default") -> Iterator[tuple[np.ndarray, Any]]:
     """(image, labels) of every ``every``-th frame of the training clips of ``seed``
-    (scene seeds from TRAIN_SEED_BASE: never the evaluation clips')."""
+    (scene seeds from TRAIN_SEED_BASE: never the evaluation clips') in ``world``
+    (sources/worlds.py; a crowded clip's seeds follow the default clips' so they differ)."""
+    offset = 500 if world != "default" else 0
     for clip in range(num_clips):
-        scene = SyntheticScene(seed=TRAIN_SEED_BASE + seed * 1000 + clip)
+        scene = make_scene(TRAIN_SEED_BASE + seed * 1000 + offset + clip, world)
         for t in range(frames_per_clip * every):
             image, labels = scene.step()
             if t % every == 0:
                 yield image, labels
 
 
-def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int) -> list[dict]:
-    """Letterboxed 640 frames with an instance map (index into ``classes``) per pixel."""
+def build_dataset(num_clips: int, frames_per_clip: int, every: int, seed: int, crowded_clips: int = 0) -> list[dict]:
+    """Letterboxed 640 frames with an instance map (index into ``classes``) per pixel:
+    ``num_clips`` of the default world, ``crowded_clips`` of the crowded one (occluders)."""
     # H.264 softens edges a little; a light blur at training time covers that.
     return [letterboxed_sample(image, labels.objects)[0]
-            for image, labels in training_frames(num_clips, frames_per_clip, every, seed)]
+            for world, clips in (("default", num_clips), ("crowded", crowded_clips))
+            for image, labels in training_frames(clips, frames_per_clip, every, seed, world)]
 
 
 def augmented_crop(sample: dict, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -285,27 +292,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", type=Path, default=Path(".data/zoo/shapes-seg.pt"),
                         help="also save the PyTorch weights here (not shipped; for fine-tuning)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="fine-tune: start from this seg ONNX file (e.g. the bundled one) or checkpoint; "
+                             "batch norm stays in inference mode (the folded weights carry no statistics)")
+    parser.add_argument("--crowded-clips", type=int, default=0, help="clips of the crowded world (occluders) besides --clips")
+    parser.add_argument("--warmup", type=int, default=150, help="iterations of linear learning-rate warm-up")
+    parser.add_argument("--time-limit", type=float, default=0.0, help="minutes: stop (and export) after this long")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop (and export) after this many iterations, the schedule still that of --iterations "
+                             "(repeats a run that a --time-limit ended)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     t0 = time.monotonic()
-    samples = build_dataset(args.clips, args.frames_per_clip, every=5, seed=args.seed)
+    samples = build_dataset(args.clips, args.frames_per_clip, every=5, seed=args.seed, crowded_clips=args.crowded_clips)
     log.info("dataset: %d frames in %.0f s", len(samples), time.monotonic() - t0)
     net = YoloSeg(len(CLASS_NAMES))
+    if args.init is not None and args.init.suffix == ".pt":
+        net.load_state_dict(torch.load(args.init, weights_only=True))
+    elif args.init is not None:
+        log.info("init from %s: %d convolutions", args.init, copy_folded_convs(net, ExportYolov8(net), args.init))
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}], lr=args.lr)
-    warmup = 150
+    warmup = args.warmup
     history = []
     for it in range(args.iterations):
+        if (args.time_limit and time.monotonic() - t0 > args.time_limit * 60) or (args.stop_after and it >= args.stop_after):
+            log.warning("stopped after %d of %d iterations", it, args.iterations)
+            break
         progress = it / args.iterations
         lr = args.lr * min(1.0, (it + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in opt.param_groups:
             group["lr"] = lr
         x, targets = sample_batch(samples, args.batch, rng)
         net.train()
+        if args.init is not None:
+            freeze_batchnorm(net)
         loss, parts = compute_loss(net, x, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -321,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(net.state_dict(), args.checkpoint)
     export_onnx(net, args.out / "shapes-yolov8seg.onnx", "yolov8-seg")
     export_onnx(net, args.out / "shapes-yolov5seg.onnx", "yolov5-seg")
-    log.info("trained %d iterations in %.1f min; exported to %s", args.iterations, (time.monotonic() - t0) / 60, args.out)
+    log.info("trained %d iterations in %.1f min; exported to %s", len(history), (time.monotonic() - t0) / 60, args.out)
     return 0
 
 

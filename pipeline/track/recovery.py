@@ -46,6 +46,9 @@ FULL_SIZE = 0.92
 #: The reference size forgets slowly (per observation), so an object that really turns or
 #: recedes is not taken as partly hidden for ever.
 SIZE_DECAY = 0.97
+#: An edge that moves against the other by at most this share of the other's move is
+#: held (jitter), not a sign that the object grows or shrinks.
+HELD_EDGE = 0.25
 #: Weight of a new velocity measurement (the rest: the previous estimate).
 VELOCITY_GAIN = 0.5
 #: Re-identification: the extrapolated box grows on each side by this share of its size,
@@ -62,19 +65,23 @@ def centres(xyxy: np.ndarray) -> np.ndarray:
 
 def edge_velocity(before: np.ndarray, after: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """(N, 2) velocity (px/frame) of objects seen at boxes ``before`` and, ``frames``
-    later, ``after``, read from the box edges: per axis, when both edges move the same way
-    the one that moved more (an object sliding behind an occluder has one edge held at the
-    occluder's border while the other moves with it: the centre would move at half
-    speed); when they move apart or together (the object grows or shrinks), the centre.
+    later, ``after``, read from the box edges: per axis, when both edges move the same way,
+    or one barely moves (under HELD_EDGE of the other: a detector's pixel of jitter on an
+    edge held still), the one that moved more (an object sliding behind an occluder has one
+    edge held at the occluder's border while the other moves with it: the centre would
+    move at half speed); when they move apart or together alike (the object grows or
+    shrinks), the centre.
 
     Example:
         >>> edge_velocity(np.array([[0.0, 0, 60, 60]]), np.array([[8.0, 0, 60, 60]]), np.array([1])).tolist()
         [[8.0, 0.0]]
+        >>> edge_velocity(np.array([[0.0, 0, 60, 60]]), np.array([[8.0, 0, 59, 60]]), np.array([1])).tolist()
+        [[8.0, 0.0]]
     """
     d = (after - before) / frames[:, None]
     lo, hi = d[:, :2], d[:, 2:]
-    same = lo * hi >= 0
-    return np.where(same, np.where(np.abs(lo) >= np.abs(hi), lo, hi), (lo + hi) / 2)
+    slide = (lo * hi >= 0) | (np.minimum(np.abs(lo), np.abs(hi)) <= HELD_EDGE * np.maximum(np.abs(lo), np.abs(hi)))
+    return np.where(slide, np.where(np.abs(lo) >= np.abs(hi), lo, hi), (lo + hi) / 2)
 
 
 class Observations:
