@@ -28,6 +28,7 @@ from sources.rtsp.depacketizer import START_CODE
 # RTP encoding names (upper case) → FFmpeg's codec names, for the codecs vidpipe depacketises.
 CODEC_OF_ENCODING = {"H264": "h264", "H265": "hevc"}
 HEVC_PARAMETER_SETS = ("sprop-vps", "sprop-sps", "sprop-pps")
+STATIC_VIDEO_TYPES = {26: "JPEG", 31: "H261", 32: "MPV", 33: "MP2T", 34: "H263"}  # RFC 3551, 90 kHz; need no rtpmap
 
 
 class SdpError(ValueError):
@@ -136,6 +137,7 @@ def parse_sdp(text: str, base_url: str) -> VideoMedia:
                 fps = float(value) or None
             except ValueError:
                 fps = None
+    encoding = encoding or STATIC_VIDEO_TYPES.get(payload_type, "")
     if not encoding:
         raise SdpError(f"video payload type {payload_type} has no a=rtpmap (a dynamic type must name its codec)")
     codec = CODEC_OF_ENCODING.get(encoding)
