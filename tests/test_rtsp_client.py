@@ -160,6 +160,7 @@ class ScriptedServer:
         self._listener.settimeout(0.1)  # accept() wakes to see the stop (closing would not wake it)
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
+        self.send_lock = threading.Lock()  # replies and (StreamingServer) RTP share the socket
         self._thread = threading.Thread(target=self._serve, name="test-scripted-rtsp")
 
     def __enter__(self) -> ScriptedServer:
@@ -187,7 +188,8 @@ class ScriptedServer:
 
     def _converse(self, conn: socket.socket, rfile) -> None:
         while (line := rfile.readline()).strip():
-            method, headers = line.decode().split(" ", 1)[0], {}
+            method, url = line.decode().split(" ")[:2]
+            headers = {"_url": url}
             while (h := rfile.readline().decode()).strip():
                 k, _, v = h.partition(":")
                 headers[k.strip().lower()] = v.strip()
@@ -195,7 +197,12 @@ class ScriptedServer:
             answer = self.reply(method, headers)
             if answer is None:
                 return
-            conn.sendall(answer)
+            with self.send_lock:
+                conn.sendall(answer)
+            self.replied(method, conn)
+
+    def replied(self, method: str, conn: socket.socket) -> None:
+        """Called after each reply went out."""
 
 
 def reply(status: str, cseq: str, *headers: str, body: bytes = b"") -> bytes:
@@ -325,3 +332,83 @@ def test_an_access_unit_comes_out_before_the_next_is_sent(rtsp_server, stamped_c
         following = sends[bisect.bisect_right(sends, own)] if own < sends[-1] else float("inf")
         # FFmpeg's demuxer hands each one over when the next arrives: 250 ms after its send.
         assert packet.captured_at - own < 0.25 / fps and packet.captured_at < following, (stamp, packet.captured_at - own)
+
+
+class StreamingServer(ScriptedServer):
+    """A scripted camera that, once PLAYed, sends an IDR access unit (one RTP packet) every
+    20 ms on channel 0 from its own thread (stopped and joined when the connection ends); it
+    counts keep-alives (GET_PARAMETER) and notes the TEARDOWN."""
+
+    def __init__(self, reply: Callable[[str, dict[str, str]], bytes | None]) -> None:
+        super().__init__(reply)
+        self.keepalives = threading.Semaphore(0)
+        self.teardown = threading.Event()
+        self._done = threading.Event()
+        self._sender: threading.Thread | None = None
+
+    def _converse(self, conn: socket.socket, rfile) -> None:
+        try:
+            super()._converse(conn, rfile)
+        finally:
+            self._done.set()
+            if self._sender is not None:
+                self._sender.join(5)
+
+    def replied(self, method: str, conn: socket.socket) -> None:
+        if method == "GET_PARAMETER":
+            self.keepalives.release()
+        elif method == "TEARDOWN":
+            self.teardown.set()
+        elif method == "PLAY" and self._sender is None:
+            self._sender = threading.Thread(target=self._send_rtp, args=(conn,), name="test-rtp-sender")
+            self._sender.start()
+
+    def _send_rtp(self, conn: socket.socket) -> None:
+        seq = 0
+        while not self._done.wait(0.02):
+            packet = bytes([0x80, 0x80 | 96]) + seq.to_bytes(2, "big") + (seq * 3000).to_bytes(4, "big") + bytes(4) + IDR
+            try:
+                with self.send_lock:
+                    conn.sendall(b"$\x00" + len(packet).to_bytes(2, "big") + packet)
+            except OSError:
+                return  # the client hung up
+            seq += 1
+
+
+def test_keep_alive_every_half_session_timeout_and_teardown_on_close():
+    def answer(method: str, headers: dict[str, str]) -> bytes:
+        cseq = headers["cseq"]
+        if method == "OPTIONS":
+            return reply("200 OK", cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
+        if method == "DESCRIBE":
+            return reply("200 OK", cseq, "Content-Base: rtsp://127.0.0.1/cam/",
+                         body=b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n")
+        if method == "SETUP":
+            assert headers["transport"].startswith("RTP/AVP/TCP;unicast;interleaved=0-1")
+            return reply("200 OK", cseq, "Session: s3ss10n;timeout=1", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
+        assert headers.get("session") == "s3ss10n", (method, headers)
+        return reply("200 OK", cseq)
+
+    with StreamingServer(answer) as server:
+        session = RtspSession(f"rtsp://127.0.0.1:{server.port}/cam", 2, 2)
+        try:
+            session.describe()
+            session.play()
+            units = session.access_units()
+            first = next(units)
+            assert first.keyframe and first.data == START + IDR
+            # Keep-alives go out every 0.5 s from the reading thread: two come within about
+            # 50 access units (1 s at 50 a second); 150 (3 s) without them is a failure.
+            read = 0
+            for _ in range(2):
+                while not server.keepalives.acquire(timeout=0.01):
+                    next(units)
+                    read += 1
+                    assert read < 150, "no keep-alive after 3 s of a session with timeout=1"
+        finally:
+            session.close()
+        assert server.teardown.wait(5), "TEARDOWN on close"
+    methods = [m for m, _ in server.requests]
+    assert methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"], methods
+    assert server.requests[2][1]["_url"] == "rtsp://127.0.0.1/cam/track1"  # the control URL under Content-Base
+    assert server.requests[3][1]["_url"] == "rtsp://127.0.0.1/cam/"  # PLAY: the aggregate URL
