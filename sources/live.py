@@ -227,7 +227,7 @@ class LiveVideoSource(Source):
         depacketizer, tb = session.depacketizer, Fraction(1, media.clock_rate)
         received, lost, first = 0, 0, 0
         try:
-            for au in session.access_units():
+            for au in session.access_units(lambda: self.stopping):
                 if self.stopping:
                     return received
                 if received == 0:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.core.errors import SourceError
@@ -123,14 +123,15 @@ class RtspSession:
         return headers
 
     # -- streaming --------------------------------------------------------------------------
-    def access_units(self) -> Iterator[AccessUnit]:
-        """Access units until the connection fails (an ``OSError``) or the server's reply to
-        a keep-alive is an error (:class:`SourceError`)."""
+    def access_units(self, stopping: Callable[[], bool] = lambda: False) -> Iterator[AccessUnit]:
+        """Access units until the connection fails (an ``OSError``), the server's reply to a
+        keep-alive is an error (:class:`SourceError`), or ``stopping()`` (asked after every
+        packet: a camera may send many before its first keyframe)."""
         assert self._conn is not None and self.depacketizer is not None and self.media is not None
         conn, depacketizer, payload_type = self._conn, self.depacketizer, self.media.payload_type
         conn.set_timeout(self.stall_timeout)
         next_keepalive = time.monotonic() + self._keepalive_s
-        while True:
+        while not stopping():
             item = conn.read()
             if isinstance(item, Interleaved):
                 if item.channel == RTP_CHANNEL:
