@@ -237,7 +237,7 @@ class StreamingServer(ScriptedServer):
                 self._sender.join(5)
 
     def replied(self, method: str, conn: socket.socket) -> None:
-        if method == "GET_PARAMETER":
+        if method in ("GET_PARAMETER", "OPTIONS") and self._sender is not None:
             self.keepalives.release()
         elif method == "TEARDOWN":
             self.teardown.set()
@@ -257,10 +257,13 @@ class StreamingServer(ScriptedServer):
             seq += 1
 
 
-def test_keep_alive_every_half_session_timeout_and_teardown_on_close():
+@pytest.mark.parametrize("get_parameter", ["taken", "refused"])
+def test_keep_alive_every_half_session_timeout_and_teardown_on_close(get_parameter):
     def answer(method: str, headers: dict[str, str]) -> bytes:
         cseq = headers["cseq"]
-        if method == "OPTIONS":
+        if method == "GET_PARAMETER" and get_parameter == "refused":
+            return reply("501 Not Implemented", cseq)
+        if method == "OPTIONS" and "session" not in headers:
             return reply("200 OK", cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
         if method == "DESCRIBE":
             return reply("200 OK", cseq, "Content-Base: rtsp://127.0.0.1/cam/",
@@ -292,5 +295,8 @@ def test_keep_alive_every_half_session_timeout_and_teardown_on_close():
         assert server.teardown.wait(5), "TEARDOWN on close"
     methods = [m for m, _ in server.requests]
     assert methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"], methods
+    # A GET_PARAMETER the server does not take: OPTIONS from then on, the session goes on.
+    second = "GET_PARAMETER" if get_parameter == "taken" else "OPTIONS"
+    assert methods[4:6] == ["GET_PARAMETER", second] and methods[-1] == "TEARDOWN", methods
     assert server.requests[2][1]["_url"] == "rtsp://127.0.0.1/cam/track1"  # the control URL under Content-Base
     assert server.requests[3][1]["_url"] == "rtsp://127.0.0.1/cam/"  # PLAY: the aggregate URL

@@ -142,12 +142,23 @@ class RtspSession:
                         continue
                     if packet.payload_type == payload_type:
                         yield from depacketizer.push(packet)
-            elif item.status >= 400:  # a keep-alive's reply: the session is gone
-                raise SourceError(f"{self.where}: keep-alive {self._keepalive_method}: {item.status} {item.reason}")
+            elif item.status >= 400:
+                self._keepalive_refused(item)
             if time.monotonic() >= next_keepalive:
                 conn.send(self._keepalive_method, self._aggregate_url(),
                           self._headers(self._keepalive_method, self._aggregate_url(), None))
                 next_keepalive = time.monotonic() + self._keepalive_s
+
+    def _keepalive_refused(self, reply: Response) -> None:
+        """A keep-alive's error reply: a nonce gone stale is answered afresh next time, a
+        GET_PARAMETER the server does not take becomes OPTIONS; anything else ends the session."""
+        if reply.status == 401 and self._credentials is not None and reply.all("www-authenticate"):
+            self._challenges = reply.all("www-authenticate")
+        elif reply.status in (405, 501, 551) and self._keepalive_method == "GET_PARAMETER":
+            self._keepalive_method = "OPTIONS"
+        else:
+            raise SourceError(f"{self.where}: keep-alive {self._keepalive_method}: {reply.status} {reply.reason}")
+        log.debug("%s: keep-alive %d %s: answered next time", self.where, reply.status, reply.reason)
 
     def close(self) -> None:
         """TEARDOWN (where a session was set up; not waited for) and close the connection."""
