@@ -149,6 +149,120 @@ def test_an_unknown_codec_falls_back_to_ffmpeg_or_is_a_clear_error(caplog):
     assert any(a.startswith("Lavf") for a in agents), "FFmpeg read the camera after the fallback"
 
 
+# -- a scripted camera that streams: keep-alive, TEARDOWN ------------------------------------
+class StreamingServer(ScriptedServer):
+    """A scripted camera that, once PLAYed, sends an IDR access unit (one RTP packet) every
+    20 ms on channel 0 from its own thread (stopped and joined when the connection ends); it
+    counts keep-alives (GET_PARAMETER) and notes the TEARDOWN."""
+
+    def __init__(self, reply: Callable[[str, dict[str, str]], bytes | None]) -> None:
+        super().__init__(reply)
+        self.keepalives = threading.Semaphore(0)
+        self.teardown = threading.Event()
+        self._done = threading.Event()
+        self._sender: threading.Thread | None = None
+
+    def _converse(self, conn: socket.socket, rfile) -> None:
+        try:
+            super()._converse(conn, rfile)
+        finally:
+            self._done.set()
+            if self._sender is not None:
+                self._sender.join(5)
+
+    def replied(self, method: str, conn: socket.socket) -> None:
+        if method in ("GET_PARAMETER", "OPTIONS") and self._sender is not None:
+            self.keepalives.release()
+        elif method == "TEARDOWN":
+            self.teardown.set()
+        elif method == "PLAY" and self._sender is None:
+            self._sender = threading.Thread(target=self._send_rtp, args=(conn,), name="test-rtp-sender")
+            self._sender.start()
+
+    def _send_rtp(self, conn: socket.socket) -> None:
+        seq = 0
+        while not self._done.wait(0.02):
+            packet = bytes([0x80, 0x80 | 96]) + seq.to_bytes(2, "big") + (seq * 3000).to_bytes(4, "big") + bytes(4) + IDR
+            try:
+                with self.send_lock:
+                    conn.sendall(b"$\x00" + len(packet).to_bytes(2, "big") + packet)
+            except OSError:
+                return  # the client hung up
+            seq += 1
+
+
+def _camera_script(timeout: int, refuse_get_parameter: bool = False) -> Callable[[str, dict[str, str]], bytes]:
+    """Replies of a scripted H.264 camera whose sessions time out after ``timeout`` seconds."""
+
+    def answer(method: str, headers: dict[str, str]) -> bytes:
+        cseq = headers["cseq"]
+        if method == "GET_PARAMETER" and refuse_get_parameter:
+            return reply("501 Not Implemented", cseq)
+        if method == "OPTIONS" and "session" not in headers:
+            return reply("200 OK", cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
+        if method == "DESCRIBE":
+            return reply("200 OK", cseq, "Content-Base: rtsp://127.0.0.1/cam/",
+                         body=b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n")
+        if method == "SETUP":
+            assert headers["transport"].startswith("RTP/AVP/TCP;unicast;interleaved=0-1")
+            return reply("200 OK", cseq, f"Session: s3ss10n;timeout={timeout}", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
+        assert headers.get("session") == "s3ss10n", (method, headers)
+        return reply("200 OK", cseq)
+
+    return answer
+
+
+@pytest.mark.parametrize("get_parameter", ["taken", "refused"])
+def test_keep_alive_every_half_session_timeout_and_teardown_on_close(get_parameter):
+    with StreamingServer(_camera_script(timeout=1, refuse_get_parameter=get_parameter == "refused")) as server:
+        session = RtspSession(f"rtsp://127.0.0.1:{server.port}/cam", 2, 2)
+        try:
+            session.describe()
+            session.play()
+            units = session.access_units()
+            first = next(units)
+            assert first.keyframe and first.data == START + IDR
+            # Keep-alives go out every 0.5 s from the reading thread: two come within about
+            # 50 access units (1 s at 50 a second); 150 (3 s) without them is a failure.
+            read = 0
+            for _ in range(2):
+                while not server.keepalives.acquire(timeout=0.01):
+                    next(units)
+                    read += 1
+                    assert read < 150, "no keep-alive after 3 s of a session with timeout=1"
+        finally:
+            session.close()
+        assert server.teardown.wait(5), "TEARDOWN on close"
+    methods = [m for m, _ in server.requests]
+    assert methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"], methods
+    # A GET_PARAMETER the server does not take: OPTIONS from then on, the session goes on.
+    second = "GET_PARAMETER" if get_parameter == "taken" else "OPTIONS"
+    assert methods[4:6] == ["GET_PARAMETER", second] and methods[-1] == "TEARDOWN", methods
+    assert server.requests[2][1]["_url"] == "rtsp://127.0.0.1/cam/track1"  # the control URL under Content-Base
+    assert server.requests[3][1]["_url"] == "rtsp://127.0.0.1/cam/"  # PLAY: the aggregate URL
+
+
+def test_a_stopped_source_stage_tears_the_session_down():
+    from pipeline.core.ring import RingBuffer
+    from pipeline.core.stage import Bus
+    from pipeline.core.stats import StreamStats
+    from sources.stage import SourceStage
+
+    with StreamingServer(_camera_script(timeout=60)) as server:
+        source = LiveVideoSource("cam", RtspSourceConfig(url=f"rtsp://127.0.0.1:{server.port}/cam", open_timeout=2))
+        ring: RingBuffer = RingBuffer(1000, "drop_oldest", "packets:cam")
+        stage = SourceStage(source, Bus(), ring, StreamStats("cam"))
+        stage.start()
+        try:
+            while not isinstance(ring.get(10), Packet):  # StreamInfo first, then access units
+                pass
+            assert source.client == "vidpipe"
+        finally:
+            stage.stop()
+            assert stage.join(10), "the source stage ended"
+        assert server.teardown.wait(5), "TEARDOWN when the stage stops"
+
+
 # -- the real RTSP server ----------------------------------------------------------------------
 def read_frames(source: LiveVideoSource, count: int):
     """Decode ``count`` frames of ``source`` as the Decoder stage does, from its first keyframe
@@ -214,89 +328,3 @@ def test_an_access_unit_comes_out_before_the_next_is_sent(rtsp_server, stamped_c
         following = sends[bisect.bisect_right(sends, own)] if own < sends[-1] else float("inf")
         # FFmpeg's demuxer hands each one over when the next arrives: 250 ms after its send.
         assert packet.captured_at - own < 0.25 / fps and packet.captured_at < following, (stamp, packet.captured_at - own)
-
-
-class StreamingServer(ScriptedServer):
-    """A scripted camera that, once PLAYed, sends an IDR access unit (one RTP packet) every
-    20 ms on channel 0 from its own thread (stopped and joined when the connection ends); it
-    counts keep-alives (GET_PARAMETER) and notes the TEARDOWN."""
-
-    def __init__(self, reply: Callable[[str, dict[str, str]], bytes | None]) -> None:
-        super().__init__(reply)
-        self.keepalives = threading.Semaphore(0)
-        self.teardown = threading.Event()
-        self._done = threading.Event()
-        self._sender: threading.Thread | None = None
-
-    def _converse(self, conn: socket.socket, rfile) -> None:
-        try:
-            super()._converse(conn, rfile)
-        finally:
-            self._done.set()
-            if self._sender is not None:
-                self._sender.join(5)
-
-    def replied(self, method: str, conn: socket.socket) -> None:
-        if method in ("GET_PARAMETER", "OPTIONS") and self._sender is not None:
-            self.keepalives.release()
-        elif method == "TEARDOWN":
-            self.teardown.set()
-        elif method == "PLAY" and self._sender is None:
-            self._sender = threading.Thread(target=self._send_rtp, args=(conn,), name="test-rtp-sender")
-            self._sender.start()
-
-    def _send_rtp(self, conn: socket.socket) -> None:
-        seq = 0
-        while not self._done.wait(0.02):
-            packet = bytes([0x80, 0x80 | 96]) + seq.to_bytes(2, "big") + (seq * 3000).to_bytes(4, "big") + bytes(4) + IDR
-            try:
-                with self.send_lock:
-                    conn.sendall(b"$\x00" + len(packet).to_bytes(2, "big") + packet)
-            except OSError:
-                return  # the client hung up
-            seq += 1
-
-
-@pytest.mark.parametrize("get_parameter", ["taken", "refused"])
-def test_keep_alive_every_half_session_timeout_and_teardown_on_close(get_parameter):
-    def answer(method: str, headers: dict[str, str]) -> bytes:
-        cseq = headers["cseq"]
-        if method == "GET_PARAMETER" and get_parameter == "refused":
-            return reply("501 Not Implemented", cseq)
-        if method == "OPTIONS" and "session" not in headers:
-            return reply("200 OK", cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
-        if method == "DESCRIBE":
-            return reply("200 OK", cseq, "Content-Base: rtsp://127.0.0.1/cam/",
-                         body=b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n")
-        if method == "SETUP":
-            assert headers["transport"].startswith("RTP/AVP/TCP;unicast;interleaved=0-1")
-            return reply("200 OK", cseq, "Session: s3ss10n;timeout=1", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
-        assert headers.get("session") == "s3ss10n", (method, headers)
-        return reply("200 OK", cseq)
-
-    with StreamingServer(answer) as server:
-        session = RtspSession(f"rtsp://127.0.0.1:{server.port}/cam", 2, 2)
-        try:
-            session.describe()
-            session.play()
-            units = session.access_units()
-            first = next(units)
-            assert first.keyframe and first.data == START + IDR
-            # Keep-alives go out every 0.5 s from the reading thread: two come within about
-            # 50 access units (1 s at 50 a second); 150 (3 s) without them is a failure.
-            read = 0
-            for _ in range(2):
-                while not server.keepalives.acquire(timeout=0.01):
-                    next(units)
-                    read += 1
-                    assert read < 150, "no keep-alive after 3 s of a session with timeout=1"
-        finally:
-            session.close()
-        assert server.teardown.wait(5), "TEARDOWN on close"
-    methods = [m for m, _ in server.requests]
-    assert methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"], methods
-    # A GET_PARAMETER the server does not take: OPTIONS from then on, the session goes on.
-    second = "GET_PARAMETER" if get_parameter == "taken" else "OPTIONS"
-    assert methods[4:6] == ["GET_PARAMETER", second] and methods[-1] == "TEARDOWN", methods
-    assert server.requests[2][1]["_url"] == "rtsp://127.0.0.1/cam/track1"  # the control URL under Content-Base
-    assert server.requests[3][1]["_url"] == "rtsp://127.0.0.1/cam/"  # PLAY: the aggregate URL
