@@ -258,5 +258,7 @@ class LiveVideoSource(Source):
             parser.parse(au.data + DELIMITER[media.codec])
         except av.error.FFmpegError as exc:
             log.warning("stream %s: the first access unit does not parse (%s): size unknown", self.stream_id, exc)
-        return StreamInfo(self.stream_id, media.codec, int(parser.width or 0), int(parser.height or 0), media.fps,
+        info = StreamInfo(self.stream_id, media.codec, int(parser.width or 0), int(parser.height or 0), media.fps,
                           Fraction(1, media.clock_rate), media.extradata, live=True)
+        log.info("stream %s: read by vidpipe's RTSP client: %s %dx%d", self.stream_id, media.encoding, info.width, info.height)
+        return info
