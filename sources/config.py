@@ -65,7 +65,7 @@ class RtspSourceConfig(_LiveBase):
     client: Literal["auto", "vidpipe", "ffmpeg"] = Field(
         "auto", description="auto: vidpipe's own RTSP client (access units out on the RTP marker: a frame interval "
                             "sooner) where the camera offers H.264/H.265 over TCP, FFmpeg otherwise (udp, rtsps://, other "
-                            "codecs); `options` are FFmpeg's and apply to FFmpeg only")
+                            "codecs, replies it cannot parse); `options` are FFmpeg's and apply to FFmpeg only")
 
     @model_validator(mode="after")
     def _client_speaks_transport(self) -> RtspSourceConfig:

@@ -13,7 +13,7 @@ gap marker (``gap: true`` in results). Credentials in the URL are redacted every
 An ``rtsp://`` camera over TCP is read by vidpipe's own RTSP client (sources/rtsp) where it
 offers H.264 or H.265 (``client: auto``): each access unit goes out when its last RTP packet
 arrives, a frame interval sooner than FFmpeg's demuxer hands it over. Other cameras (UDP,
-``rtsps://``, other codecs) and ``client: ffmpeg`` go through FFmpeg; both yield the same
+``rtsps://``, other codecs, replies it cannot parse) and ``client: ffmpeg`` go through FFmpeg; both yield the same
 StreamInfo, packets, gaps and Discontinuity, and fail, stall and reconnect alike.
 
 Example:
@@ -38,6 +38,7 @@ from pipeline.core.redact import redact_text, redact_url, register_secrets
 from sources.base import Source, SourceItem
 from sources.config import RtspSourceConfig, UrlSourceConfig, WebcamSourceConfig
 from sources.file import stream_info
+from sources.rtsp.connection import RtspProtocolError
 from sources.rtsp.depacketizer import AccessUnit
 from sources.rtsp.sdp import VideoMedia
 from sources.rtsp.session import RtspSession
@@ -129,7 +130,14 @@ class LiveVideoSource(Source):
 
     def _connect(self) -> Any:
         if self._vidpipe_client():
-            session = self._connect_rtsp()
+            try:
+                session = self._connect_rtsp()
+            except RtspProtocolError as exc:  # not a network or credentials problem: a dialect FFmpeg may speak
+                if not isinstance(self.config, RtspSourceConfig) or self.config.client != "auto":
+                    raise
+                log.warning("stream %s: vidpipe's RTSP client cannot read it (%s): read through FFmpeg",
+                            self.stream_id, redact_text(str(exc), self.url))
+                self._ffmpeg_fallback, session = True, None
             if session is not None:
                 self.client = "vidpipe"
                 return session

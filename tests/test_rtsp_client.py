@@ -90,14 +90,21 @@ def reply(status: str, cseq: str, *headers: str, body: bytes = b"") -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def test_garbage_reply_is_a_clear_error_naming_the_url_redacted():
+def test_garbage_reply_is_a_clear_error_naming_the_url_redacted(caplog):
     with ScriptedServer(lambda m, h: b"HTTP/1.1 400 Bad Request\r\n\r\n") as server:
         url = f"rtsp://admin:Sup3rS3cret@127.0.0.1:{server.port}/cam"
-        source = LiveVideoSource("cam", RtspSourceConfig(url=url, max_attempts=1, open_timeout=2))
+        source = LiveVideoSource("cam", RtspSourceConfig(url=url, client="vidpipe", max_attempts=1, open_timeout=2))
         with pytest.raises(SourceError) as err:
             list(source.packets())
+        # auto: what vidpipe's client cannot parse, FFmpeg is asked to read (here it cannot either)
+        auto = LiveVideoSource("cam", RtspSourceConfig(url=url, max_attempts=1, open_timeout=2))
+        with pytest.raises(SourceError, match="unreachable after 1 attempts"):
+            list(auto.packets())
     assert "not an RTSP reply" in str(err.value) and "***@127.0.0.1" in str(err.value)
     assert "Sup3rS3cret" not in str(err.value) and "admin" not in str(err.value)
+    assert auto.client == "ffmpeg" and any("cannot read it" in r.getMessage() and "not an RTSP reply" in r.getMessage()
+                                           for r in caplog.records)
+    assert not any("Sup3rS3cret" in r.getMessage() for r in caplog.records)
 
 
 def test_401_without_credentials_and_digest_with_them():
