@@ -123,6 +123,10 @@ def test_sdp_of_hevc_and_of_a_codec_vidpipe_does_not_read():
     assert hevc.control == "rtsp://cam/track1" and hevc.fps is None
     mjpeg = parse_sdp("m=audio 0 RTP/AVP 0\nm=video 0 RTP/AVP 26\na=control:v\n", "rtsp://cam/live")
     assert mjpeg.codec is None and mjpeg.payload_type == 26 and mjpeg.control == "rtsp://cam/live/v"
+    aggregate = parse_sdp("a=control:rtsp://cam/agg/\nm=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000\na=control:t1\n", "rtsp://cam/x")
+    assert (aggregate.aggregate, aggregate.control) == ("rtsp://cam/agg/", "rtsp://cam/agg/t1")
+    with pytest.raises(ValueError, match="no video media"):
+        parse_sdp("v=0\nm=audio 0 RTP/AVP 0\n", "rtsp://cam/")
 
 
 def test_basic_and_digest_answers():

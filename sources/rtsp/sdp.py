@@ -11,8 +11,8 @@ Example:
     ... a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0IAHg==,aM4G4g==
     ... a=control:stream=0'''
     >>> media = parse_sdp(sdp, "rtsp://127.0.0.1:8554/cam")
-    >>> media.codec, media.payload_type, media.clock_rate, media.fps, media.control
-    ('h264', 96, 90000, 30.0, 'rtsp://127.0.0.1:8554/cam/stream=0')
+    >>> media.codec, media.payload_type, media.clock_rate, media.fps, media.control, media.aggregate
+    ('h264', 96, 90000, 30.0, 'rtsp://127.0.0.1:8554/cam/stream=0', 'rtsp://127.0.0.1:8554/cam')
     >>> media.extradata.hex(" ")
     '00 00 00 01 67 42 00 1e 00 00 00 01 68 ce 06 e2'
 """
@@ -42,6 +42,7 @@ class VideoMedia:
     payload_type: int
     clock_rate: int
     control: str  # the URL to SETUP this media on
+    aggregate: str  # the session's control URL (PLAY, keep-alive, TEARDOWN)
     profile: str  # the media's transport protocol: "RTP/AVP", "RTP/SAVP" ...
     fps: float | None = None
     extradata: bytes | None = None  # Annex-B parameter sets, where the SDP carries them
@@ -148,5 +149,5 @@ def parse_sdp(text: str, base_url: str) -> VideoMedia:
     else:
         extradata = None
     mode = params.get("packetization-mode", "0")
-    return VideoMedia(encoding, codec, payload_type, clock_rate or 90000, resolve_control(control, base), profile, fps,
-                      extradata, int(mode) if mode.isdigit() else 0)
+    return VideoMedia(encoding, codec, payload_type, clock_rate or 90000, resolve_control(control, base), base, profile,
+                      fps, extradata, int(mode) if mode.isdigit() else 0)

@@ -94,7 +94,9 @@ class RtspSession:
         self._request("PLAY", self._aggregate_url(), {"Range": "npt=0.000-"})
 
     def _aggregate_url(self) -> str:
-        return self._base if self._base.startswith("rtsp://") else self.url
+        """The session's control URL: the SDP's session-level a=control, resolved."""
+        base = self.media.aggregate if self.media is not None else self._base
+        return base if base.startswith("rtsp://") else self.url
 
     def _request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Response:
         """A request and its 2xx response; a 401 answered once with the URL's credentials."""
