@@ -62,6 +62,16 @@ class RtspSourceConfig(_LiveBase):
     type: Literal["rtsp"] = "rtsp"
     url: str = Field(description="rtsp://[user:pass@]host[:port]/path (credentials are redacted everywhere)")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    client: Literal["auto", "vidpipe", "ffmpeg"] = Field(
+        "auto", description="auto: vidpipe's own RTSP client (access units out on the RTP marker: a frame interval "
+                            "sooner) where the camera offers H.264/H.265 over TCP, FFmpeg otherwise (udp, rtsps://, other "
+                            "codecs, replies it cannot parse); `options` are FFmpeg's and apply to FFmpeg only")
+
+    @model_validator(mode="after")
+    def _client_speaks_transport(self) -> RtspSourceConfig:
+        if self.client == "vidpipe" and (self.rtsp_transport != "tcp" or not self.url.startswith("rtsp://")):
+            raise ValueError("client: vidpipe reads rtsp:// over rtsp_transport: tcp only (use auto or ffmpeg)")
+        return self
 
 
 class UrlSourceConfig(_LiveBase):

@@ -10,6 +10,12 @@ streaming, reconnecting, ended, failed) go to the logs, the stream counters, the
 Frame indices stay monotonic across reconnects and the first packet after one carries a
 gap marker (``gap: true`` in results). Credentials in the URL are redacted everywhere.
 
+An ``rtsp://`` camera over TCP is read by vidpipe's own RTSP client (sources/rtsp) where it
+offers H.264 or H.265 (``client: auto``): each access unit goes out when its last RTP packet
+arrives, a frame interval sooner than FFmpeg's demuxer hands it over. Other cameras (UDP,
+``rtsps://``, other codecs, replies it cannot parse) and ``client: ffmpeg`` go through FFmpeg; both yield the same
+StreamInfo, packets, gaps and Discontinuity, and fail, stall and reconnect alike.
+
 Example:
     >>> src = LiveVideoSource("door", RtspSourceConfig(url="rtsp://user:pw@127.0.0.1:8554/cam"))
     >>> src.describe()
@@ -21,22 +27,33 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Generator, Iterator
+from fractions import Fraction
 from typing import Any
 
 import av
 
 from pipeline.core.errors import SourceError
-from pipeline.core.items import Discontinuity
+from pipeline.core.items import Discontinuity, StreamInfo
 from pipeline.core.redact import redact_text, redact_url, register_secrets
 from sources.base import Source, SourceItem
 from sources.config import RtspSourceConfig, UrlSourceConfig, WebcamSourceConfig
 from sources.file import stream_info
+from sources.rtsp.connection import RtspProtocolError
+from sources.rtsp.depacketizer import AccessUnit
+from sources.rtsp.sdp import VideoMedia
+from sources.rtsp.session import RtspSession
 
 log = logging.getLogger("vidpipe.source.live")
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 RTSP_ANALYZE_US = 500_000  # how long FFmpeg probes an RTSP input before it streams (microseconds)
 LiveSourceConfig = RtspSourceConfig | UrlSourceConfig | WebcamSourceConfig
+# An access unit delimiter after an access unit makes FFmpeg's parser return it (and its size).
+DELIMITER = {"h264": b"\x00\x00\x00\x01\x09\xf0", "hevc": b"\x00\x00\x00\x01\x46\x01\x50"}
+
+
+class UnsupportedStream(SourceError):
+    """``client: vidpipe`` for a camera it cannot read: retrying would not help."""
 
 
 class LiveVideoSource(Source):
@@ -50,6 +67,8 @@ class LiveVideoSource(Source):
         self.url = config.device if isinstance(config, WebcamSourceConfig) else config.url
         register_secrets([self.url])  # scrubbed from every later log line and error, in any form
         self.attempts = 0  # failed attempts in a row; a working session resets it
+        self.client = "ffmpeg"  # who reads the current session: "vidpipe" (sources/rtsp) or "ffmpeg"
+        self._ffmpeg_fallback = False  # auto: this camera offered what vidpipe's client does not read
         self._rng = random.Random()
 
     def describe(self) -> str:
@@ -82,7 +101,47 @@ class LiveVideoSource(Source):
                 options.setdefault("framerate", str(c.framerate))
         return options
 
+    def _vidpipe_client(self) -> bool:
+        c = self.config
+        return (isinstance(c, RtspSourceConfig) and c.client != "ffmpeg" and not self._ffmpeg_fallback
+                and c.rtsp_transport == "tcp" and self.url.startswith("rtsp://"))
+
+    def _connect_rtsp(self) -> RtspSession | None:
+        """A playing session of vidpipe's client, or None where the camera offers what it does
+        not read (``auto``: FFmpeg reads this camera from now on)."""
+        c = self.config
+        session = RtspSession(self.url, c.open_timeout, c.stall_timeout)
+        try:
+            media = session.describe()
+            if media.codec is not None and media.profile == "RTP/AVP" and media.packetization_mode < 2:
+                session.play()
+                return session
+        except BaseException:
+            session.close()
+            raise
+        session.close()
+        what = f"{media.encoding} over {media.profile}" + (f", packetization-mode {media.packetization_mode}" if media.codec else "")
+        if isinstance(c, RtspSourceConfig) and c.client == "vidpipe":
+            raise UnsupportedStream(f"stream {self.stream_id!r}: {session.where} offers {what}; vidpipe's RTSP client "
+                                    "reads H.264 and H.265 over RTP/AVP (packetization-mode 0 or 1): use client: ffmpeg")
+        log.info("stream %s: %s offers %s: read through FFmpeg", self.stream_id, session.where, what)
+        self._ffmpeg_fallback = True
+        return None
+
     def _connect(self) -> Any:
+        if self._vidpipe_client():
+            try:
+                session = self._connect_rtsp()
+            except RtspProtocolError as exc:  # not a network or credentials problem: a dialect FFmpeg may speak
+                if not isinstance(self.config, RtspSourceConfig) or self.config.client != "auto":
+                    raise
+                log.warning("stream %s: vidpipe's RTSP client cannot read it (%s): read through FFmpeg",
+                            self.stream_id, redact_text(str(exc), self.url))
+                self._ffmpeg_fallback, session = True, None
+            if session is not None:
+                self.client = "vidpipe"
+                return session
+        self.client = "ffmpeg"
         input_format = self.config.input_format if isinstance(self.config, WebcamSourceConfig) else None
         container = av.open(self.url, options=self._options(), format=input_format,
                             timeout=(self.config.open_timeout, self.config.stall_timeout))
@@ -122,6 +181,9 @@ class LiveVideoSource(Source):
             self._set_state("reconnecting" if sessions else "connecting")
             try:
                 container = self._connect()
+            except UnsupportedStream:
+                self._set_state("failed")
+                raise
             except (av.error.FFmpegError, OSError, SourceError) as exc:
                 if not self._failed_attempt(f"cannot open: {redact_text(str(exc), self.url)}"):
                     return
@@ -129,7 +191,8 @@ class LiveVideoSource(Source):
             if sessions:
                 self.stats.reconnects += 1
             sessions += 1
-            received = yield from self._session(container, gap=sessions > 1)
+            reader = self._rtp_session if isinstance(container, RtspSession) else self._session
+            received = yield from reader(container, gap=sessions > 1)
             yield Discontinuity(self.stream_id)
             # Opened but sent nothing: back off as after a failed open, or this spins.
             if received == 0 and not self.stopping and not self._failed_attempt("connected, but no packets came"):
@@ -162,3 +225,48 @@ class LiveVideoSource(Source):
         finally:
             container.close()
         return received
+
+    def _rtp_session(self, session: RtspSession, gap: bool) -> Generator[SourceItem, None, int]:
+        """One session of vidpipe's RTSP client: a StreamInfo with the first access unit (its
+        size read from it), then an ``av.Packet`` per access unit, pts from the RTP clock."""
+        media = session.media
+        assert media is not None and session.depacketizer is not None
+        self._set_state("streaming")
+        depacketizer, tb = session.depacketizer, Fraction(1, media.clock_rate)
+        received, lost, first = 0, 0, 0
+        try:
+            for au in session.access_units(lambda: self.stopping):
+                if self.stopping:
+                    return received
+                if received == 0:
+                    self.attempts = 0  # a working session resets the backoff
+                    first = au.timestamp
+                    yield self._rtp_stream_info(media, au)
+                received += 1
+                skipped = depacketizer.lost - lost  # units dropped after lost packets: the next one is a gap
+                lost = depacketizer.lost
+                if skipped:
+                    self.stats.drop("packet_loss", skipped)
+                packet = av.Packet(au.data)
+                packet.pts = packet.dts = au.timestamp - first
+                packet.time_base = tb
+                yield self.make_packet(packet, float(packet.pts * tb), keyframe=au.keyframe,
+                                       gap=(gap and received == 1) or skipped > 0)
+        except (OSError, SourceError) as exc:  # a read timeout is the stall watchdog
+            log.warning("stream %s: %s; reconnecting", self.stream_id, redact_text(str(exc), self.url))
+        finally:
+            session.close()
+        return received
+
+    def _rtp_stream_info(self, media: VideoMedia, au: AccessUnit) -> StreamInfo:
+        """What FFmpeg would say of the stream: its size parsed from the first access unit."""
+        assert media.codec is not None
+        parser: Any = av.CodecContext.create(media.codec, "r")  # a VideoCodecContext (width, height)
+        try:
+            parser.parse(au.data + DELIMITER[media.codec])
+        except av.error.FFmpegError as exc:
+            log.warning("stream %s: the first access unit does not parse (%s): size unknown", self.stream_id, exc)
+        info = StreamInfo(self.stream_id, media.codec, int(parser.width or 0), int(parser.height or 0), media.fps,
+                          Fraction(1, media.clock_rate), media.extradata, live=True)
+        log.info("stream %s: read by vidpipe's RTSP client: %s %dx%d", self.stream_id, media.encoding, info.width, info.height)
+        return info

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 from pipeline.core.items import Discontinuity, EndOfStream, Packet, StreamInfo
 from pipeline.core.ring import RingBuffer
 from pipeline.core.stage import POLL_S, Bus, Stage
 from pipeline.core.stats import StreamStats
-from sources.base import Source
+from sources.base import Source, SourceItem
 
 log = logging.getLogger("vidpipe.source")
 
@@ -85,8 +86,19 @@ class SourceStage(Stage):
             src.open()
         if not src.reports_state:
             stats.set_state("streaming")
-        reason = "eos"
         items = iter(src.packets())
+        try:
+            self._read(items)
+        finally:
+            # A live source's connection (its generator's `finally`) closes now, also after an
+            # error, not whenever the generator is collected: a camera sees its TEARDOWN at once.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def _read(self, items: Iterator[SourceItem]) -> None:
+        src, stats = self.source, self.source.stats
+        reason = "eos"
         while True:
             if not src.live:
                 self._wait_while_paused()

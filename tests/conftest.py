@@ -107,13 +107,28 @@ def camera_aus(media_dir) -> Path:
     return write_camera_aus(media_dir / "camera.aus")
 
 
+@pytest.fixture(scope="session")
+def stamped_camera_aus(media_dir) -> Path:
+    """The camera's access units with each frame's index stamped in its pixels (read_stamp)."""
+    return write_camera_aus(media_dir / "camera-stamped.aus", stamp=True)
+
+
+@pytest.fixture(scope="session")
+def stamped_hevc_camera_aus(media_dir) -> Path:
+    """The same, H.265."""
+    return write_camera_aus(media_dir / "camera-stamped-hevc.aus", stamp=True, codec="hevc")
+
+
 @pytest.fixture
 def rtsp_server(rtsp_usable, camera_aus):
     """A factory of servers; every server started here is closed after the test."""
     servers: list[RtspServer] = []
 
-    def make(port: int | None = None, fps: float = 30.0, start: bool = True) -> RtspServer:
-        server = RtspServer(camera_aus, port or free_port(), fps)
+    def make(port: int | None = None, fps: float = 30.0, start: bool = True, aus: Path | None = None,
+             log: Path | None = None, codec: str = "h264") -> RtspServer:
+        """``aus``: other access units (e.g. stamped ones, of ``codec``); ``log``: where the
+        server logs each send."""
+        server = RtspServer(aus or camera_aus, port or free_port(), fps, log=log, timestamp_now=log is not None, codec=codec)
         servers.append(server)
         return server.start() if start else server
 

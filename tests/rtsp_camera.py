@@ -18,7 +18,7 @@ def rtsp_server_usable() -> str | None:
 
     check = ("import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
              "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-             "missing=[e for e in ('appsrc','h264parse','rtph264pay') if not Gst.ElementFactory.find(e)];"
+             "missing=[e for e in ('appsrc','h264parse','rtph264pay','h265parse','rtph265pay') if not Gst.ElementFactory.find(e)];"
              "assert not missing, missing")
     try:
         proc = subprocess.run([SYSTEM_PYTHON, "-c", check], capture_output=True, text=True, timeout=60)
@@ -30,8 +30,10 @@ def rtsp_server_usable() -> str | None:
 class RtspServer:
     """One server process on 127.0.0.1; kill / restart / pause it like a flaky camera."""
 
-    def __init__(self, aus: Path, port: int, fps: float = 30.0, log: Path | None = None, timestamp_now: bool = False) -> None:
+    def __init__(self, aus: Path, port: int, fps: float = 30.0, log: Path | None = None, timestamp_now: bool = False,
+                 codec: str = "h264") -> None:
         self.aus, self.port, self.fps, self.log, self.timestamp_now = aus, port, fps, log, timestamp_now
+        self.codec = codec  # of the access units: "h264" or "hevc"
         self.proc = None
 
     @property
@@ -45,7 +47,7 @@ class RtspServer:
 
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--aus", str(self.aus),
                                       "--fps", str(self.fps), *(["--log", str(self.log)] if self.log else []),
-                                      *(["--timestamp-now"] if self.timestamp_now else [])],
+                                      *(["--timestamp-now"] if self.timestamp_now else []), "--codec", self.codec],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -103,9 +105,10 @@ def read_stamp(image) -> int:
     return sum(b << i for i, b in enumerate(bits))
 
 
-def write_camera_aus(path: Path, stamp: bool = False, size: tuple[int, int] = (640, 360)) -> Path:
-    """2 s of the synthetic world (``size``: 640×360), H.264 access units (GOP 15, no B-frames), as
-    records of [u32 length, u8 keyframe, bytes] (what tests/rtsp_server.py reads);
+def write_camera_aus(path: Path, stamp: bool = False, size: tuple[int, int] = (640, 360), codec: str = "h264") -> Path:
+    """2 s of the synthetic world (``size``: 640×360), H.264 (or ``codec="hevc"``: H.265) access
+    units (GOP 15, no B-frames, parameter sets before each keyframe), as records of
+    [u32 length, u8 keyframe, bytes] (what tests/rtsp_server.py reads);
     ``stamp``: each frame carries its index in its pixels (:func:`read_stamp`), so a frame
     that comes out of a pipeline can be matched with when the server sent it."""
     import struct
@@ -115,11 +118,15 @@ def write_camera_aus(path: Path, stamp: bool = False, size: tuple[int, int] = (6
 
     from sources.scene import SyntheticScene
 
-    ctx = av.CodecContext.create("libx264", "w")
+    ctx = av.CodecContext.create("libx264" if codec == "h264" else "libx265", "w")
     width, height = size
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base, ctx.framerate = Fraction(1, 30), 30
-    ctx.options = {"preset": "veryfast", "g": "15", "bf": "0", "crf": "23", "repeat-headers": "1"}
+    if codec == "h264":
+        ctx.options = {"preset": "veryfast", "g": "15", "bf": "0", "crf": "23", "repeat-headers": "1"}
+    else:
+        ctx.options = {"preset": "veryfast", "crf": "28",
+                       "x265-params": "keyint=15:min-keyint=15:bframes=0:repeat-headers=1:log-level=error"}
     scene = SyntheticScene(5, width, height)
     with path.open("wb") as fh:
         frames = []

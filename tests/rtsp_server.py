@@ -3,7 +3,7 @@ under the system interpreter, which has python3-gi:
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --aus clip.aus --fps 30
 
-It serves ``rtsp://127.0.0.1:PORT/cam``: H.264 access units read from ``--aus`` (records
+It serves ``rtsp://127.0.0.1:PORT/cam``: H.264 (``--codec hevc``: H.265) access units read from ``--aus`` (records
 of [u32 length, u8 keyframe, bytes], written by tests/rtsp_camera.py) pushed through
 ``appsrc`` at real-time rate, looping forever with timestamps that keep increasing
 across loops; ``--log FILE`` records when each one was sent. It prints ``READY <port>``
@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--aus", required=True)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--path", default="/cam")
+    parser.add_argument("--codec", choices=("h264", "hevc"), default="h264", help="what the access units are")
     parser.add_argument("--log", help="append '<wall time> <access unit index>' for each access unit sent")
     parser.add_argument("--timestamp-now", action="store_true",
                         help="timestamp each access unit when pushed (the pipeline sends it at once; without this the "
@@ -80,10 +81,11 @@ def main() -> int:
     Gst.init(None)
     aus = read_access_units(args.aus)
     fps_frac = f"{round(args.fps * 1000)}/1000"
+    h26x = "h264" if args.codec == "h264" else "h265"
     launch = (
         f"( appsrc name=src is-live=true format=time do-timestamp={'true' if args.timestamp_now else 'false'} min-latency=0 "
-        f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps_frac} "
-        f"! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"caps=video/x-{h26x},stream-format=byte-stream,alignment=au,framerate={fps_frac} "
+        f"! {h26x}parse config-interval=-1 ! rtp{h26x}pay name=pay0 pt=96 config-interval=1 )"
     )
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
@@ -94,7 +96,17 @@ def main() -> int:
     feeders: list[Feeder] = []
 
     def on_configure(_factory, media) -> None:
-        appsrc = media.get_element().get_by_name_recurse_up("src")
+        element = media.get_element()
+        pipeline = element
+        while pipeline.get_parent() is not None:
+            pipeline = pipeline.get_parent()
+        # The media pipeline reports 20 ms of latency (none of appsrc, h264parse or
+        # rtph264pay adds any: it comes from rtpbin's send path), so its sinks held every
+        # packet 20 ms after the push. A camera sends an access unit as soon as it is
+        # encoded: no latency to wait out. Each AU's marker packet now leaves < 1 ms after
+        # the logged send time (measured with a raw RTSP client).
+        pipeline.set_latency(0)
+        appsrc = element.get_by_name_recurse_up("src")
         feeder = Feeder(appsrc, aus, args.fps, log, args.timestamp_now)
         feeders.append(feeder)
         media.connect("unprepared", lambda *_: feeder.stop.set())
