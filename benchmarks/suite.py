@@ -68,7 +68,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("model", "benchmarks.model_speed", "Model inference (ONNX Runtime CPU)", ("--repeat", "30"), ("--repeat", "2")),
     Benchmark("serve", "benchmarks.serve", "HTTP serving (vidpipe serve)", ("--requests", "96"),
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),
-    Benchmark("live-latency", "benchmarks.live_latency", "Glass-to-result latency of a live camera", ("--seconds", "20", "--fps", "15"),
+    Benchmark("live-latency", "benchmarks.live_latency", "Glass-to-result latency of a live camera", ("--seconds", "20", "--fps", "30"),
               ("--seconds", "2", "--fps", "15")),
     Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "5"),
               ("--frames", "10", "--repeat", "1")),
