@@ -6,6 +6,7 @@ on), and rewrites ``RESULTS.md`` and the plots from every stored result, so a pa
     vidpipe bench                 # the default suite (under 10 minutes on 2 cores)
     vidpipe bench decode scaling  # just these
     vidpipe bench soak            # the 10-minute soak (not in the default suite)
+    vidpipe bench live-overload   # a live camera at 2x overload for 10 minutes (not in the default suite)
     vidpipe bench gpu             # GPU paths, on a machine with an NVIDIA GPU
     vidpipe bench peers           # beside Ultralytics and Roboflow InferencePipeline (their venvs: make bench-peers)
     vidpipe bench --list
@@ -70,6 +71,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),
     Benchmark("live-latency", "benchmarks.live_latency", "Glass-to-result latency of a live camera", ("--seconds", "20", "--fps", "30"),
               ("--seconds", "2", "--fps", "15")),
+    Benchmark("live-overload", "benchmarks.live_overload", "Live camera at 2× overload", ("--seconds", "600"),
+              ("--seconds", "3"), default=False),
     Benchmark("video", "benchmarks.video_sink", "Annotated video sink", ("--frames", "300", "--repeat", "5"),
               ("--frames", "10", "--repeat", "1")),
     Benchmark("zmq", "benchmarks.zmq_throughput", "ZeroMQ", ("--seconds", "3", "--runs", "3"), ("--seconds", "0.3", "--runs", "1")),

@@ -58,5 +58,5 @@ def test_bench_list_names_every_benchmark():
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines()]
     assert names == ["decode", "postprocess", "families", "tracker", "pipeline", "batching", "scaling", "streams",
-                     "streams-http", "model", "serve", "live-latency", "video", "zmq", "cluster", "latency", "soak",
+                     "streams-http", "model", "serve", "live-latency", "live-overload", "video", "zmq", "cluster", "latency", "soak",
                      "heldout", "gpu", "peers"]
