@@ -45,7 +45,18 @@ WARM_UP_S = 3.0
 STAGES = ("decode", "preprocess", "inference", "postprocess", "track", "pipeline")
 
 
-def _sent(log: Path) -> dict[int, list[float]]:
+def run_until(pipeline: Pipeline, done: threading.Event, timeout: float, name: str) -> int:
+    """Run ``pipeline`` in a thread until ``done`` (or ``timeout`` s), stop and join it;
+    the frames its stream "cam" dropped."""
+    runner = threading.Thread(target=pipeline.run, kwargs={"handle_signals": False}, name=name)
+    runner.start()
+    done.wait(timeout)
+    pipeline.stop()
+    runner.join(60)
+    return sum(pipeline.streams["cam"].drops_snapshot().values()) if "cam" in pipeline.streams else 0
+
+
+def sent_times(log: Path) -> dict[int, list[float]]:
     """Per access-unit index, the wall times it was sent (sorted; the clip loops)."""
     sent: dict[int, list[float]] = defaultdict(list)
     for line in log.read_text().splitlines():
@@ -75,15 +86,10 @@ def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -
                     done.set()
 
             pipeline = Pipeline([source], model, [CallbackSink(on_result)], tracker=TrackerConfig(type="bytetrack"))
-            runner = threading.Thread(target=pipeline.run, kwargs={"handle_signals": False}, name="bench-live")
-            runner.start()
-            done.wait(WARM_UP_S + seconds + 60)
-            pipeline.stop()
-            runner.join(60)
-            drops = sum(pipeline.streams["cam"].drops_snapshot().values()) if "cam" in pipeline.streams else 0
+            drops = run_until(pipeline, done, WARM_UP_S + seconds + 60, "bench-live")
         finally:
             camera.close()
-        sent = _sent(log)
+        sent = sent_times(log)
     t_first = seen[0][0] + WARM_UP_S
     latencies, parts = [], defaultdict(list)
     for t, index, timings in seen:

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, table  # noqa: E402
+from benchmarks.live_latency import run_until, sent_times  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from pipeline.infer.model import Model  # noqa: E402
 from sinks.callback import CallbackSink  # noqa: E402
@@ -61,19 +61,11 @@ def measure(seconds: float = 600.0, client: str = "auto") -> dict:
                 if time.monotonic() - start > WARM_UP_S + seconds:
                     done.set()
 
-            pipeline = Pipeline([source], model, [CallbackSink(on_result)])
-            runner = threading.Thread(target=pipeline.run, kwargs={"handle_signals": False}, name="bench-overload")
-            runner.start()
-            done.wait(WARM_UP_S + seconds + 60)
-            pipeline.stop()
-            runner.join(60)
-            drops = sum(pipeline.streams["cam"].drops_snapshot().values()) if "cam" in pipeline.streams else 0
+            drops = run_until(Pipeline([source], model, [CallbackSink(on_result)]), done, WARM_UP_S + seconds + 60,
+                              "bench-overload")
         finally:
             camera.close()
-        sent: dict[int, list[float]] = defaultdict(list)
-        for line in log.read_text().splitlines():
-            t, index = line.split()
-            sent[int(index)].append(float(t))
+        sent = sent_times(log)
     t0 = seen[0][0] + WARM_UP_S
     rows = []
     for t, index, pipeline_ms in seen:
