@@ -50,7 +50,9 @@ def test_rect_finds_what_the_square_finds(model, square, frames):
     """Same scale, fewer grey rows: the same objects in the same places (masks too)."""
     for frame in frames:
         (a,), (b,) = model.infer([frame]), square.infer([frame])
-        _same_detections(a, b)
+        # An object cut by the frame's bottom edge sees 12 grey rows below it here and 140
+        # in the square: its box may shift by a pixel or two (IoU 0.944 for a 76-px circle).
+        _same_detections(a, b, min_iou=0.92)
         assert a.masks is not None and b.masks is not None
         full_a, full_b = a.full_masks(), b.full_masks()
         for i, j in enumerate(box_iou(a.xyxy, b.xyxy).argmax(axis=1)):
