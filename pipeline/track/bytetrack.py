@@ -5,9 +5,11 @@ Association in rounds, each by the Hungarian method:
    OC-SORT's direction bonus, OCM);
 2. low-score detections ↔ confirmed tracks still unmatched (recovers occluded objects);
 3. (``observation_centric``) remaining high-score detections ↔ confirmed tracks still
-   unmatched, on the IoU with their last *observed* box (OC-SORT's OCR), same class;
-4. (``reidentify_lost``) remaining high-score detections ↔ lost tracks of their class, by
-   where the motion observed before the track was lost puts it now;
+   unmatched, on the IoU with their last *observed* box (OC-SORT's OCR);
+4. (``reidentify_lost``) remaining high-score detections ↔ lost tracks, by where the
+   motion observed before the track was lost puts it now;
+in rounds 3 and 4 a detection of another class than the track costs ``class_change_cost``
+more (a half-hidden object's class is the detector's least sure output);
 5. remaining high-score detections ↔ tentative tracks.
 A track re-found after a gap has its Kalman state re-updated along a straight line from
 its last observation (OC-SORT's ORU, ``observation_centric``): see pipeline/track/recovery.py.
@@ -161,25 +163,27 @@ class ByteTrack:
     def _match_last_observed(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 3 (OCR): the high-score detections left ↔ confirmed tracks still unmatched,
         on the IoU with the box each track was last *observed* at (its prediction may have
-        drifted while it was unseen); same class only. Returns the detections left."""
+        drifted while it was unseen); another class costs ``class_change_cost`` more. Returns
+        the detections left."""
         pool = np.flatnonzero(f.confirmed & ~f.matched)
         if not len(pool) or not len(rest_high):
             return rest_high
         iou = box_iou(self.obs.last_boxes(pool), f.dets.xyxy[rest_high])
-        cost = np.where(self.cls[pool][:, None] == f.dets.class_id[rest_high][None, :], 1.0 - iou, 2.0)
+        changed = self.cls[pool][:, None] != f.dets.class_id[rest_high][None, :]
+        cost = 1.0 - iou + self.config.class_change_cost * changed
         self._match(f, pool, rest_high, LAST_OBSERVED_MATCH_THRESHOLD, cost)
         return rest_high[f.det_track[rest_high] < 0]
 
     def _reidentify(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
-        """Round 4: the high-score detections left ↔ lost tracks of their class, where the
-        motion observed before each was lost puts it now (no appearance needed). Returns
-        the detections left."""
+        """Round 4: the high-score detections left ↔ lost tracks, where the motion observed
+        before each was lost puts it now (no appearance needed; another class costs
+        ``class_change_cost`` more). Returns the detections left."""
         pool = np.flatnonzero(f.confirmed & self.lost & ~f.matched)
         if not len(pool) or not len(rest_high):
             return rest_high
         dets = f.dets
         cost = self.obs.reid_cost(pool, self.cls[pool], dets.xyxy[rest_high].astype(np.float64), dets.class_id[rest_high],
-                                  self.frame)
+                                  self.frame, self.config.class_change_cost)
         self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
         return rest_high[f.det_track[rest_high] < 0]
 

@@ -40,6 +40,9 @@ class TrackerConfig(Options):
                                     "with the direction between observations in the first round (0: off)")
     reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
                                   "class and the motion observed before they were lost")
+    class_change_cost: float = Field(default=0.3, ge=0, le=1, description="added to the cost of a recovery match (OCR, "
+                                     "re-identification) whose detection has another class than the track: a detector "
+                                     "may flip the class of a half-hidden object (1: the same class only)")
     skip_duplicates: bool = Field(default=True, description="a detection overlapping a matched one at IoU >= 0.5 (the "
                                   "same object boxed under another class) neither starts a track nor recovers a lost one")
 

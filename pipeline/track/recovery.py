@@ -14,8 +14,8 @@ What was *observed* is more trustworthy than what was predicted, so each track a
   instead of keeping the velocity it had collapsed to while unseen;
 * an *anchor*: its last observation at full size (not shrunk by a partial occlusion) and
   the centre velocity measured between such observations, to extrapolate where a lost
-  object should re-appear (re-identification: a detection of its class lying inside that
-  extrapolated box).
+  object should re-appear (re-identification: a detection lying inside that extrapolated
+  box, preferably of its class: the detector may flip the class of a half-hidden object).
 
 All of it is arrays over tracks, indexed like the tracker's own arrays.
 
@@ -150,11 +150,12 @@ class Observations:
                                 np.asarray(det_scores, np.float64), float(weight), cost, float(threshold))
 
     def reid_cost(self, t_idx: np.ndarray, t_cls: np.ndarray, det_xyxy: np.ndarray, det_cls: np.ndarray,
-                  frame: int) -> np.ndarray:
+                  frame: int, class_change_cost: float = 1.0) -> np.ndarray:
         """(T, N) cost of re-identifying lost tracks ``t_idx`` (classes ``t_cls``) as
         detections: 1 - the share of the detection inside the track's anchor box moved on
         by its velocity (grown for the time unseen), plus a tenth of the centre distance in
-        box sizes; 2 (no match) across classes or for a detection much larger than the track."""
+        box sizes, plus ``class_change_cost`` across classes; 2 (no match) for a detection
+        much larger than the track."""
         if not len(t_idx) or not len(det_xyxy):
             return np.zeros((len(t_idx), len(det_xyxy)))
         anchor, gap = self.anchor[t_idx], (frame - self.anchor_frame[t_idx]).astype(np.float64)
@@ -171,7 +172,8 @@ class Observations:
         dist = np.hypot(*(centres(anchor + shift)[:, None, :] - centres(det_xyxy)[None, :, :]).transpose(2, 0, 1))
         cost = 1.0 - inside + 0.1 * np.minimum(dist / np.maximum(size.max(axis=1), 1.0)[:, None], 1.0)
         too_big = det_area[None, :] > REID_MAX_GROWTH * np.prod(self.ref_wh[t_idx], axis=1)[:, None]
-        return np.where((t_cls[:, None] != det_cls[None, :]) | too_big, 2.0, cost)
+        cost += class_change_cost * (t_cls[:, None] != det_cls[None, :])
+        return np.where(too_big, 2.0, cost)
 
     def reupdate(self, kf: BatchKalman, t_idx: np.ndarray, gaps: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ORU: the Kalman state of tracks ``t_idx``, re-found ``gaps`` frames after their
