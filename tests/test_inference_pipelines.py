@@ -129,7 +129,12 @@ def test_bad_pipeline_requests_are_clear_errors(server, small_clip, tmp_path):
         if got["outputs"]:
             break
         got = httpx.get(f"{server.url}/inference_pipelines/{pid}/consume", timeout=60).json()
-    assert got["frames_metadata"][0]["frame_id"] == 0 and got["outputs"][0]["predictions"]["predictions"]
+    # The oldest frame still buffered: frame 0 unless the refused requests outlasted the
+    # buffer (8 frames) on a loaded runner, when the oldest were dropped as Roboflow's are.
+    first = got["frames_metadata"][0]["frame_id"]
+    assert got["outputs"][0]["predictions"]["predictions"]
+    nxt = httpx.get(f"{server.url}/inference_pipelines/{pid}/consume", timeout=60).json()
+    assert [m["frame_id"] for m in nxt["frames_metadata"]] in ([], [first + 1]), (first, nxt)  # [] past the clip's end
     assert httpx.post(f"{server.url}/inference_pipelines/{pid}/terminate", timeout=120).status_code == 200
     r = httpx.get(f"{server.url}/inference_pipelines/nope/status", timeout=60)
     assert r.status_code == 404 and "nope" in r.json()["message"]
