@@ -39,7 +39,7 @@ class TrackerConfig(Options):
     direction_weight: float = Field(default=0.2, ge=0, le=1, description="OC-SORT's momentum (OCM): weight of agreeing "
                                     "with the direction between observations in the first round (0: off)")
     reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
-                                  "class and the motion observed before they were lost")
+                                  "the motion observed before they were lost (and class: class_change_cost)")
     class_change_cost: float = Field(default=0.3, ge=0, le=1, description="added to the cost of a recovery match (OCR, "
                                      "re-identification) whose detection has another class than the track: a detector "
                                      "may flip the class of a half-hidden object (1: the same class only)")
