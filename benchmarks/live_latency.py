@@ -65,11 +65,24 @@ def sent_times(log: Path) -> dict[int, list[float]]:
     return sent
 
 
-def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -> dict:
-    aus = CACHE / "camera-stamped-1280x720.aus"
+def stamped_camera(size: tuple[int, int]) -> Path:
+    """The cached access units of the stamped test camera at ``size`` (written on first use)."""
+    aus = CACHE / f"camera-stamped-{size[0]}x{size[1]}.aus"
     if not aus.exists():
         aus.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no cache yet
-        write_camera_aus(aus, stamp=True, size=(1280, 720))
+        write_camera_aus(aus, stamp=True, size=size)
+    return aus
+
+
+def send_time(sent: dict[int, list[float]], index: int, t: float) -> float | None:
+    """The latest send of frame ``index`` before its result at ``t`` (the clip loops), or None."""
+    times = sent.get(index, [])
+    k = bisect.bisect_right(times, t) - 1
+    return times[k] if k >= 0 else None
+
+
+def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -> dict:
+    aus = stamped_camera((1280, 720))
     seen: list[tuple[float, int, dict[str, float]]] = []
     done = threading.Event()
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-live-") as tmp:
@@ -93,11 +106,10 @@ def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -
     t_first = seen[0][0] + WARM_UP_S
     latencies, parts = [], defaultdict(list)
     for t, index, timings in seen:
-        times = sent.get(index, [])
-        k = bisect.bisect_right(times, t) - 1  # the latest send of this frame before its result
-        if t < t_first or k < 0:
+        t_sent = send_time(sent, index, t)
+        if t < t_first or t_sent is None:
             continue
-        latencies.append((t - times[k]) * 1e3)
+        latencies.append((t - t_sent) * 1e3)
         for stage in STAGES:
             parts[stage].append(timings.get(stage, 0.0))
     p50, p99 = np.percentile(latencies, [50, 99])

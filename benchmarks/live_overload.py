@@ -13,7 +13,6 @@ it, the pipeline's own latency (packet read → result). Means per 10 s, and the
 from __future__ import annotations
 
 import argparse
-import bisect
 import sys
 import tempfile
 import threading
@@ -24,15 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CACHE, table  # noqa: E402
-from benchmarks.live_latency import run_until, sent_times  # noqa: E402
+from benchmarks.common import table  # noqa: E402
+from benchmarks.live_latency import run_until, send_time, sent_times, stamped_camera  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from pipeline.infer.model import Model  # noqa: E402
 from sinks.callback import CallbackSink  # noqa: E402
 from sources.config import RtspSourceConfig  # noqa: E402
 from sources.live import LiveVideoSource  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-from tests.rtsp_camera import RtspServer, read_stamp, write_camera_aus  # noqa: E402
+from tests.rtsp_camera import RtspServer, read_stamp  # noqa: E402
 
 NAME = "live-overload"
 TITLE = "Live camera at 2× overload"
@@ -42,10 +41,7 @@ BEFORE_MS = 133.0  # the test's latency at 2x overload before issue 19 (RESULTS'
 
 
 def measure(seconds: float = 600.0, client: str = "auto") -> dict:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    aus = CACHE / "camera-stamped-640x360.aus"
-    if not aus.exists():
-        write_camera_aus(aus, stamp=True)
+    aus = stamped_camera((640, 360))
     seen: list[tuple[float, int, float]] = []
     done = threading.Event()
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-overload-") as tmp:
@@ -69,10 +65,9 @@ def measure(seconds: float = 600.0, client: str = "auto") -> dict:
     t0 = seen[0][0] + WARM_UP_S
     rows = []
     for t, index, pipeline_ms in seen:
-        times = sent.get(index, [])
-        k = bisect.bisect_right(times, t) - 1  # the latest send of this frame before its result
-        if t >= t0 and k >= 0:
-            rows.append((t - t0, (t - times[k]) * 1e3, pipeline_ms))
+        t_sent = send_time(sent, index, t)
+        if t >= t0 and t_sent is not None:
+            rows.append((t - t0, (t - t_sent) * 1e3, pipeline_ms))
     a = np.array(rows)
     span = float(a[-1, 0])
     per10 = [float(a[(a[:, 0] >= s) & (a[:, 0] < s + 10), 1].mean()) for s in range(0, max(1, int(span) - 9), 10)]
