@@ -100,6 +100,23 @@ def test_provider_fallback_is_detected_and_reported(caplog):
     assert any("fell back" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("allow_spinning,entry", [(None, None), (False, "0"), (True, "1")])
+def test_allow_spinning_reaches_the_session(allow_spinning, entry):
+    # Left unset, ONNX Runtime keeps its own default (spinning); set, both thread pools are told.
+    model = Model.load("shapes-yolov8seg", intra_op_threads=1, allow_spinning=allow_spinning, warm_up=False)
+    options = model.backend.session.get_session_options()
+
+    def config_entry(key: str) -> str | None:
+        try:
+            return options.get_session_config_entry(key)
+        except RuntimeError:  # ORT raises for a key never set
+            return None
+
+    for pool in ("intra_op", "inter_op"):
+        assert config_entry(f"session.{pool}.allow_spinning") == entry
+    assert model.backend.options.allow_spinning is allow_spinning
+
+
 def _heldout_run(heldout_clip, tmp_path, interval: int) -> dict:
     clip, gt = heldout_clip
     out = tmp_path / f"heldout-{interval}.jsonl"

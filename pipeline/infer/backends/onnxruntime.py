@@ -140,6 +140,10 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(self.options.intra_op_threads)
         if self.options.inter_op_threads:
             options.inter_op_num_threads = int(self.options.inter_op_threads)
+        if self.options.allow_spinning is not None:
+            spin = "1" if self.options.allow_spinning else "0"
+            options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+            options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         unknown = [p for p in self.requested_providers if p not in available]
