@@ -3,15 +3,17 @@ frame to the moment its result reaches a sink.
 
 The camera (tests/rtsp_server.py) serves a 1280×720 H.264 clip at 30 fps whose frames
 carry their index in their pixels (a 6-bit stamp, tests/rtsp_camera.py) and logs the wall
-time at which it sends each one. A pipeline (bundled model, ORT 2 threads, tracker) reads
-the stream; a callback sink reads the stamp of each result's frame and the wall time, so
+time at which it sends each one. A pipeline (bundled model, ORT 2 threads with its spinning
+off as in configs/rtsp_camera.yaml, tracker) reads the stream; a callback sink reads the stamp of each result's frame and the wall time, so
 each result is matched with its frame's send time: the latency includes RTP, the jitter
 buffer, demuxing, decoding, the rings, inference, post-processing and tracking. Beside it,
 the pipeline's own per-stage timings of the same results (decode, preprocess, inference,
 post-processing, tracking), p50. Each RTSP client is measured in turn on the same camera:
 vidpipe's own (sources/rtsp: an access unit goes out on its RTP marker) and FFmpeg's demuxer.
+``--spinning-pairs N`` adds N alternating runs of vidpipe's client with ONNX Runtime's
+spinning off and on (its default), side by side.
 
-    python benchmarks/live_latency.py [--seconds 20] [--fps 30] [--clients vidpipe ffmpeg]
+    python benchmarks/live_latency.py [--seconds 20] [--fps 30] [--clients vidpipe ffmpeg] [--spinning-pairs 3]
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def send_time(sent: dict[int, list[float]], index: int, t: float) -> float | Non
     return times[k] if k >= 0 else None
 
 
-def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -> dict:
+def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe", allow_spinning: bool | None = False) -> dict:
     aus = stamped_camera((1280, 720))
     seen: list[tuple[float, int, dict[str, float]]] = []
     done = threading.Event()
@@ -90,7 +92,7 @@ def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -
         camera = RtspServer(aus, free_port(), fps, log=log, timestamp_now=True).start()
         try:
             source = LiveVideoSource("cam", RtspSourceConfig(url=camera.url, client=client))
-            model = Model.load("shapes-yolov8seg", intra_op_threads=2)
+            model = Model.load("shapes-yolov8seg", intra_op_threads=2, allow_spinning=allow_spinning)
             start = time.monotonic()
 
             def on_result(r) -> None:
@@ -115,7 +117,8 @@ def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe") -
     p50, p99 = np.percentile(latencies, [50, 99])
     stage_p50 = {s: float(np.median(v)) for s, v in parts.items()}
     before = [g - p for g, p in zip(latencies, parts["pipeline"])]  # sent -> vidpipe reads the packet
-    return {"client": client, "seconds": seconds, "fps": fps, "results": len(latencies), "drops": drops,
+    return {"client": client, "allow_spinning": allow_spinning, "seconds": seconds, "fps": fps,
+            "results": len(latencies), "drops": drops,
             "p50_ms": float(p50), "p99_ms": float(p99),
             "mean_ms": float(np.mean(latencies)), "stage_p50_ms": stage_p50, "before_p50_ms": float(np.median(before))}
 
@@ -137,7 +140,8 @@ def render(data: dict) -> str:
     frame_ms = 1000 / data["fps"]
     lines = [
         f"A 1280×720 H.264 camera at {data['fps']:g} fps (the test RTSP server; each frame stamped with its index, its "
-        "send time logged just before it is pushed to the network) into the bundled model (ORT 2 threads) and the "
+        "send time logged just before it is pushed to the network) into the bundled model (ORT 2 threads"
+        f"{', spinning off as in configs/rtsp_camera.yaml' if ours.get('allow_spinning') is False else ''}) and the "
         "tracker; latency = the result's arrival at a sink minus its frame's send time (RTP, demux, decode, rings, "
         f"inference, post-processing, tracking). Each client for {data['seconds']:g} s after a {WARM_UP_S:g} s warm-up, "
         "one after the other on the same camera.", "",
@@ -149,9 +153,10 @@ def render(data: dict) -> str:
         f"{'met' if ours['p99_ms'] <= 2 * ours['p50_ms'] else 'not met'}.", "",
         "The tail follows how busy the box is: the slowest 2 % of a run are frames whose inference took 1.5× its "
         "median (the decoder, the tracker and the camera share the two cores), scattered, not bursts after keyframes. "
-        "On 2026-12-07 at 18:03 on this VM, in a slower spell (inference p50 25.9 ms, 19 frames dropped), vidpipe's "
+        "On 2026-12-07 at 18:03 on this VM (spinning on), in a slower spell (inference p50 25.9 ms, 19 frames dropped), vidpipe's "
         "client gave p50 39.9 and p99 120.3 ms (3.0 × p50); at 19:58 (inference 19.4 ms) p50 27.5 and p99 48.5 ms.",
     ]
+    lines += _spinning_lines(data.get("spinning", []))
     ffmpeg = next((r for r in runs if r["client"] == "ffmpeg"), None)
     if ffmpeg is not None:
         lines += ["", f"Where the time went: FFmpeg's RTSP demuxer hands an access unit over when the next one begins "
@@ -166,13 +171,35 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _spinning_lines(pairs: list[dict]) -> list[str]:
+    """Medians over the alternating pairs of runs with ONNX Runtime's spinning off and on."""
+    if not pairs:
+        return []
+
+    def median(setting: str, key: str) -> float:
+        return float(np.median([p[setting][key] for p in pairs]))
+
+    def stage(setting: str, name: str) -> float:
+        return float(np.median([p[setting]["stage_p50_ms"][name] for p in pairs]))
+
+    cells = {k: (f"p50 {median(k, 'p50_ms'):.1f}, p99 {median(k, 'p99_ms'):.1f} ms, decode {stage(k, 'decode'):.1f} and "
+                 f"inference {stage(k, 'inference'):.1f} ms p50, {sum(p[k]['drops'] for p in pairs)} frames dropped in all")
+             for k in ("off", "on")}
+    return ["", f"ONNX Runtime's spinning, {len(pairs)} alternating pairs of runs of vidpipe's client (medians of the "
+                f"runs' figures): off {cells['off']}; on (its default) {cells['on']}. Spinning threads wait for work "
+                "on a core the RTSP client and the decoder could use: off, inference is slower and decoding faster."]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--clients", nargs="+", choices=("vidpipe", "ffmpeg"), default=["vidpipe", "ffmpeg"])
+    parser.add_argument("--spinning-pairs", type=int, default=0)
     args = parser.parse_args(argv)
-    data = {"seconds": args.seconds, "fps": args.fps, "runs": [measure(args.seconds, args.fps, c) for c in args.clients]}
+    data = {"seconds": args.seconds, "fps": args.fps, "runs": [measure(args.seconds, args.fps, c) for c in args.clients],
+            "spinning": [{k: measure(args.seconds, args.fps, "vidpipe", spin) for k, spin in (("off", False), ("on", None))}
+                         for _ in range(args.spinning_pairs)]}
     print(render(data))
     return data
 
