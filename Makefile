@@ -85,7 +85,7 @@ rfsdk-venv: $(RFSDK)/.installed
 test: $(STAMP) system-deps $(ORT_GPU)/.installed $(RFSDK)/.installed
 	$(PY) -m pytest -q -ra --durations=20
 
-# The benchmark suite (under 10 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.
+# The benchmark suite (about 22 minutes on 2 cores): rewrites benchmarks/RESULTS.md and its plots.
 bench: $(STAMP) system-deps
 	$(VENV)/bin/vidpipe bench
 

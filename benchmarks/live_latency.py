@@ -3,8 +3,8 @@ frame to the moment its result reaches a sink.
 
 The camera (tests/rtsp_server.py) serves a 1280×720 H.264 clip at 30 fps whose frames
 carry their index in their pixels (a 6-bit stamp, tests/rtsp_camera.py) and logs the wall
-time at which it sends each one. A pipeline (bundled model, ORT 2 threads with its spinning
-off as in configs/rtsp_camera.yaml, tracker) reads the stream; a callback sink reads the stamp of each result's frame and the wall time, so
+time at which it sends each one. A pipeline (bundled model, ORT 2 threads, tracker) reads
+the stream; a callback sink reads the stamp of each result's frame and the wall time, so
 each result is matched with its frame's send time: the latency includes RTP, the jitter
 buffer, demuxing, decoding, the rings, inference, post-processing and tracking. Beside it,
 the pipeline's own per-stage timings of the same results (decode, preprocess, inference,
@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def send_time(sent: dict[int, list[float]], index: int, t: float) -> float | Non
     return times[k] if k >= 0 else None
 
 
-def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe", allow_spinning: bool | None = False) -> dict:
+def measure(seconds: float = 20.0, fps: float = 30.0, client: str = "vidpipe", allow_spinning: bool | None = None) -> dict:
     aus = stamped_camera((1280, 720))
     seen: list[tuple[float, int, dict[str, float]]] = []
     done = threading.Event()
@@ -141,7 +142,7 @@ def render(data: dict) -> str:
     lines = [
         f"A 1280×720 H.264 camera at {data['fps']:g} fps (the test RTSP server; each frame stamped with its index, its "
         "send time logged just before it is pushed to the network) into the bundled model (ORT 2 threads"
-        f"{', spinning off as in configs/rtsp_camera.yaml' if ours.get('allow_spinning') is False else ''}) and the "
+        f"{', spinning off' if ours.get('allow_spinning') is False else ''}) and the "
         "tracker; latency = the result's arrival at a sink minus its frame's send time (RTP, demux, decode, rings, "
         f"inference, post-processing, tracking). Each client for {data['seconds']:g} s after a {WARM_UP_S:g} s warm-up, "
         "one after the other on the same camera.", "",
@@ -176,18 +177,15 @@ def _spinning_lines(pairs: list[dict]) -> list[str]:
     if not pairs:
         return []
 
-    def median(setting: str, key: str) -> float:
-        return float(np.median([p[setting][key] for p in pairs]))
+    def median(setting: str, figure: Callable[[dict], float]) -> float:
+        return float(np.median([figure(p[setting]) for p in pairs]))
 
-    def stage(setting: str, name: str) -> float:
-        return float(np.median([p[setting]["stage_p50_ms"][name] for p in pairs]))
-
-    cells = {k: (f"p50 {median(k, 'p50_ms'):.1f}, p99 {median(k, 'p99_ms'):.1f} ms, decode {stage(k, 'decode'):.1f} and "
-                 f"inference {stage(k, 'inference'):.1f} ms p50, {sum(p[k]['drops'] for p in pairs)} frames dropped in all")
-             for k in ("off", "on")}
+    cells = {k: (f"p50 {median(k, lambda r: r['p50_ms']):.1f}, p99 {median(k, lambda r: r['p99_ms']):.1f} ms, decode "
+                 f"{median(k, lambda r: r['stage_p50_ms']['decode']):.1f} and inference "
+                 f"{median(k, lambda r: r['stage_p50_ms']['inference']):.1f} ms p50, "
+                 f"{sum(p[k]['drops'] for p in pairs)} frames dropped in all") for k in ("off", "on")}
     return ["", f"ONNX Runtime's spinning, {len(pairs)} alternating pairs of runs of vidpipe's client (medians of the "
-                f"runs' figures): off {cells['off']}; on (its default) {cells['on']}. Spinning threads wait for work "
-                "on a core the RTSP client and the decoder could use: off, inference is slower and decoding faster."]
+                f"runs' figures): off (`model.allow_spinning: false`) {cells['off']}; on (ORT's default) {cells['on']}."]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,7 +3,7 @@ as JSON (``results/NAME.json``, with the machine, versions and date they were me
 on), and rewrites ``RESULTS.md`` and the plots from every stored result, so a partial run
 (``vidpipe bench decode``) updates its own section and keeps the others.
 
-    vidpipe bench                 # the default suite (under 10 minutes on 2 cores)
+    vidpipe bench                 # the default suite (about 22 minutes on 2 cores)
     vidpipe bench decode scaling  # just these
     vidpipe bench soak            # the 10-minute soak (not in the default suite)
     vidpipe bench live-overload   # a live camera at 2x overload for 10 minutes (not in the default suite)
@@ -70,7 +70,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("serve", "benchmarks.serve", "HTTP serving (vidpipe serve)", ("--requests", "96"),
               ("--requests", "4", "--clients", "1", "2", "--max-batch", "2")),
     Benchmark("live-latency", "benchmarks.live_latency", "Glass-to-result latency of a live camera",
-              ("--seconds", "20", "--fps", "30", "--spinning-pairs", "3"),
+              ("--seconds", "20", "--fps", "30", "--spinning-pairs", "2"),
               ("--seconds", "2", "--fps", "15")),
     Benchmark("live-overload", "benchmarks.live_overload", "Live camera at 2× overload", ("--seconds", "600"),
               ("--seconds", "3"), default=False),

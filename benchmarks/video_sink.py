@@ -79,8 +79,9 @@ def per_frame(clip: Path, out: Path, frames: int) -> list[dict]:
 def end_to_end(clip: Path, out: Path, repeat: int, threads: int = 2,
                spinning: tuple[bool | None, ...] = (None,)) -> dict[bool | None, dict]:
     """Alternating runs without and with the video sink, for each ONNX Runtime spinning
-    setting in turn (None: its default); per setting, the pair with the median ratio and the
-    CPU each run used per frame (all threads: ONNX Runtime's, FFmpeg's, x264's)."""
+    setting in turn (None: its default); per setting, the pair with the median ratio, every
+    pair in run order, and the CPU each run used per frame (all threads: ONNX Runtime's,
+    FFmpeg's, x264's)."""
     pairs: dict[bool | None, list[tuple[float, float]]] = {s: [] for s in spinning}
     cpu: dict[tuple[bool | None, bool], list[tuple[float, float]]] = {(s, v): [] for s in spinning for v in (False, True)}
     for _ in range(repeat):
@@ -101,7 +102,8 @@ def end_to_end(clip: Path, out: Path, repeat: int, threads: int = 2,
         runs = {"without": cpu[spin, False], "with": cpu[spin, True]}
         results[spin] = {
             "threads": threads, "allow_spinning": spin, "without_fps": without, "with_fps": with_video,
-            "ratios": [w / o for o, w in ordered], "without_fps_runs": [o for o, _ in pairs[spin]],
+            "ratios": [w / o for o, w in ordered], "pairs_in_run_order": pairs[spin],
+            "without_fps_runs": [o for o, _ in pairs[spin]],
             "cpu_ms_per_frame": {k: statistics.median(c for c, _ in v) for k, v in runs.items()},
             "cores_busy": {k: statistics.median(b for _, b in v) for k, v in runs.items()}}
     return results
@@ -121,9 +123,11 @@ def render(data: dict) -> str:
     rows = [[r["preset"], f"{r['draw_ms']:.2f}", f"{r['convert_ms']:.2f}", f"{r['encode_ms']:.2f}", f"**{r['total_ms']:.2f}**",
              f"{r['kb_per_frame']:.1f}"] for r in data["per_frame"]]
     default = data["per_frame"][0]
-    # configs/demo.yaml turns ONNX Runtime's spinning off; runs of data measured before that have one setting only.
+    # configs/demo.yaml turns ONNX Runtime's spinning off; results measured before that ran ORT's default only.
     demo = data.get("end_to_end_no_spin") or data["end_to_end"]
-    setting = ", `allow_spinning: false`" if "end_to_end_no_spin" in data else ""
+    work = ("the demo's work (configs/demo.yaml: bundled model, ORT 2 threads, `allow_spinning: false`, tracker, JSONL "
+            "sink)" if demo is not data["end_to_end"] else
+            "the demo's work as it was then (bundled model, ORT 2 threads with its default spinning, tracker, JSONL sink)")
     ratio = demo["with_fps"] / demo["without_fps"]
     return "\n".join([
         f"{data['frames']} frames 1280×720 (synthetic seed 7), the bundled model's tracked results "
@@ -132,10 +136,9 @@ def render(data: dict) -> str:
         table(["x264 preset", "draw", "convert to yuv420p", "encode + mux", "**sink total**", "KB/frame"], rows), "",
         f"Target ≤ 8 ms per 720p frame: {default['total_ms']:.2f} ms with the default preset (ultrafast), "
         f"{'met' if default['total_ms'] <= 8 else 'not met'}.", "",
-        f"End to end, the demo's work (configs/demo.yaml: bundled model, ORT 2 threads{setting}, tracker, JSONL sink): "
-        f"{demo['without_fps']:.1f} fps without the video sink, {demo['with_fps']:.1f} fps with it: **{ratio:.2f}×** "
-        f"(the median of {len(demo['ratios'])} alternating pairs: {', '.join(f'{r:.2f}' for r in demo['ratios'])}; "
-        f"target ≥ 0.95, {'met' if ratio >= 0.95 else 'not met'}).",
+        f"End to end, {work}: {demo['without_fps']:.1f} fps without the video sink, {demo['with_fps']:.1f} fps with "
+        f"it: **{ratio:.2f}×** (the median of {len(demo['ratios'])} alternating pairs: {_pairs(demo)}; target ≥ 0.95, "
+        f"{'met' if ratio >= 0.95 else 'not met'}).",
         *_cpu_lines(data, demo),
     ])
 
@@ -152,27 +155,31 @@ def _cpu_lines(data: dict, demo: dict) -> list[str]:
     c, b = demo["cpu_ms_per_frame"], demo["cores_busy"]
     extra = c["with"] - c["without"]
     lines = ["", f"CPU per frame, all threads: {c['without']:.1f} ms without the sink, {c['with']:.1f} ms with it "
-                 f"({b['without']:.2f} and {b['with']:.2f} of {data.get('cores', '?')} cores busy). The sink's "
+                 f"({b['without']:.2f} and {b['with']:.2f} of {data.get('cores', '?')} cores busy): the sink's "
                  f"{extra:.1f} ms (drawing in its thread, x264 in its own) is {extra / c['without']:.0%} of the "
-                 "pipeline's: with the cores (nearly) all busy, it comes out of the model's share, and the fps ratio can be no "
-                 "better than the CPU ratio."]
+                 f"pipeline's, a CPU ratio of {c['without'] / c['with']:.2f} against the fps ratio's "
+                 f"{demo['with_fps'] / demo['without_fps']:.2f}."]
     spin = data["end_to_end"]
     if spin is not demo:
-        gain = statistics.median(demo["without_fps_runs"]) / statistics.median(spin["without_fps_runs"])
+        off_fps, on_fps = (statistics.median(e["without_fps_runs"]) for e in (demo, spin))
         rs = spin["with_fps"] / spin["without_fps"]
         cs = spin["cpu_ms_per_frame"]
         lines.append(
             f"With ONNX Runtime's default instead (its idle threads spin; runs alternating with the ones above): "
             f"{spin['without_fps']:.1f} fps without the sink, {spin['with_fps']:.1f} with it: **{rs:.2f}×** (pairs: "
-            f"{_pairs(spin)}); CPU per frame {cs['without']:.1f} and {cs['with']:.1f} ms. Without the sink, the demo's "
-            f"setting gives {gain:.2f}× the spinning runs' median fps on {c['without'] / cs['without']:.2f}× their CPU "
-            "per frame: spinning threads take time the decoder and the sink then have to win back.")
+            f"{_pairs(spin)}); CPU per frame {cs['without']:.1f} and {cs['with']:.1f} ms. Without the sink, the median "
+            f"run: {off_fps:.1f} fps with spinning off, {on_fps:.1f} with it, on {c['without'] / cs['without']:.2f}× "
+            "the CPU per frame.")
+        if "pairs_in_run_order" in demo:
+            with_off, with_on = (statistics.median(w for _, w in e["pairs_in_run_order"]) for e in (demo, spin))
+            lines[-1] += f" With the sink, the median run: {with_off:.1f} fps with spinning off, {with_on:.1f} with it."
     one = data.get("end_to_end_1_thread")
     if one:
         r1 = one["with_fps"] / one["without_fps"]
-        lines.append(f"With ORT on 1 thread (spinning), so that a core has room: {one['without_fps']:.1f} fps without, "
-                     f"{one['with_fps']:.1f} with the sink: **{r1:.2f}×** (pairs: {_pairs(one)}; "
-                     f"{one['cores_busy']['without']:.2f} and {one['cores_busy']['with']:.2f} cores busy).")
+        lines.append(f"With ORT on 1 thread (no pool threads, so nothing spins), a core has room: "
+                     f"{one['without_fps']:.1f} fps without, {one['with_fps']:.1f} with the sink: **{r1:.2f}×** "
+                     f"(pairs: {_pairs(one)}; {one['cores_busy']['without']:.2f} and {one['cores_busy']['with']:.2f} "
+                     "cores busy).")
     return lines
 
 

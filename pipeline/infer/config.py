@@ -65,8 +65,8 @@ class BackendOptions(Options):
     inter_op_threads: int | None = Field(None, ge=1)
     allow_spinning: bool | None = Field(
         None, description="ONNX Runtime's CPU threads spin while they wait for work (its default: on). Off: they "
-                          "sleep, so decoding, sinks and other models get the cores they would burn; inference alone "
-                          "is a little slower (benchmarks/RESULTS.md, video)")
+                          "sleep, so decoding, sinks and other models get the cores they would burn (benchmarks/RESULTS.md, "
+                          "video: the demo's CPU per frame); inference alone is a little slower (live-latency)")
     rect: bool | None = Field(
         None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "
                           "(Ultralytics' rect: 16:9 video in 384x640, not 640x640; same scale, fewer pixels); frames "

@@ -143,7 +143,7 @@ class OnnxRuntimeBackend:
         if self.options.allow_spinning is not None:
             spin = "1" if self.options.allow_spinning else "0"
             options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-            options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+            options.add_session_config_entry("session.inter_op.allow_spinning", spin)  # its parallel mode only
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         unknown = [p for p in self.requested_providers if p not in available]
