@@ -151,6 +151,10 @@ def test_a_restarted_server_consumes_its_workflow_pipelines(small_clip, tmp_path
         assert r.status_code == 200, r.text
         pid = r.json()["context"]["pipeline_id"]
     assert (tmp_path / "state.json.workflows.json").exists()
+    # A Workflow spec has no place for threads or providers: the server's `backend` section
+    # (CONFIG: intra_op_threads 1) is what its pipelines load their model with, as the models it serves.
+    saved = {e["id"]: e["spec"] for e in json.loads(state.read_text())["pipelines"]}
+    assert saved[pid]["model"]["intra_op_threads"] == 1 and saved[pid]["model"]["postprocess"]["device"] == "cpu"
     with ServeProcess(tmp_path, CONFIG, args=("--state", str(state))) as second:
         assert httpx.get(f"{second.url}/inference_pipelines/list", timeout=60).json()["pipelines"] == [pid]
         got = httpx.get(f"{second.url}/inference_pipelines/{pid}/consume", timeout=60).json()

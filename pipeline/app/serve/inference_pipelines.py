@@ -36,6 +36,7 @@ from pipeline.app.serve.responses import ROUTE_TASKS
 from pipeline.app.serve.workflow_spec import compile_workflow
 from pipeline.app.serve.workflow_video import VideoWorkflow, frame_metadata
 from pipeline.core.errors import VidpipeError
+from pipeline.infer.config import BackendOptions
 
 log = logging.getLogger("vidpipe.serve")
 
@@ -91,8 +92,13 @@ def _workflow(source: dict[str, Any]) -> VideoWorkflow:
 class WorkflowPipelines:
     """The pipelines started from Workflow specs: their consumers, by pipeline id."""
 
-    def __init__(self, manager: Any, state: Path | None = None) -> None:
+    def __init__(self, manager: Any, state: Path | None = None, backend: BackendOptions | None = None,
+                 postprocess_device: str = "cpu") -> None:
         self.manager = manager
+        # The server's own model settings (its `backend` section, `postprocess_device`): a
+        # Workflow spec has no place for them, and the operator set them for every model served.
+        self.backend = (backend or BackendOptions()).model_dump(mode="json", exclude_defaults=True)
+        self.postprocess_device = postprocess_device
         self.consumers: dict[str, Consumer] = {}
         self.lock = threading.Lock()  # one consume at a time per server: a frame is handed over once
         self.file = StateFile(state.with_name(f"{state.name}.workflows.json")) if state is not None else None
@@ -129,6 +135,8 @@ class WorkflowPipelines:
         wf = _workflow(source)
         refs = req.video_configuration.video_reference
         spec = wf.spec(refs if isinstance(refs, list) else [refs], req.video_configuration.max_fps)
+        spec["model"] = {**self.backend, **spec["model"]}
+        spec["model"]["postprocess"]["device"] = self.postprocess_device
         pid: str = self.manager.create(spec, buffer_size=req.sink_configuration.results_buffer_size,
                                        mask_format="rle" if wf.route == "instance_segmentation" else "none")
         task = self.manager.get(pid).pipeline.model.task
@@ -169,7 +177,8 @@ def _pipelines(request: Request) -> WorkflowPipelines:
     found = getattr(state, "workflow_pipelines", None)
     if found is None:  # the event loop's thread only: no lock needed
         server = state.server
-        found = state.workflow_pipelines = WorkflowPipelines(server.pipelines, server.config.state)
+        found = state.workflow_pipelines = WorkflowPipelines(server.pipelines, server.config.state, server.config.backend,
+                                                             server.config.postprocess_device)
     return found
 
 
