@@ -103,7 +103,6 @@ def end_to_end(clip: Path, out: Path, repeat: int, threads: int = 2,
         results[spin] = {
             "threads": threads, "allow_spinning": spin, "without_fps": without, "with_fps": with_video,
             "ratios": [w / o for o, w in ordered], "pairs_in_run_order": pairs[spin],
-            "without_fps_runs": [o for o, _ in pairs[spin]],
             "cpu_ms_per_frame": {k: statistics.median(c for c, _ in v) for k, v in runs.items()},
             "cores_busy": {k: statistics.median(b for _, b in v) for k, v in runs.items()}}
     return results
@@ -147,6 +146,12 @@ def _pairs(e: dict) -> str:
     return ", ".join(f"{r:.2f}" for r in e["ratios"])
 
 
+def _median_run(e: dict) -> tuple[float, float]:
+    """The median fps without and with the sink over a setting's runs."""
+    pairs = e["pairs_in_run_order"]
+    return statistics.median(o for o, _ in pairs), statistics.median(w for _, w in pairs)
+
+
 def _cpu_lines(data: dict, demo: dict) -> list[str]:
     """Where the end-to-end ratio comes from: the CPU per frame, whether a core was free, and
     what ONNX Runtime's spinning changes."""
@@ -161,7 +166,7 @@ def _cpu_lines(data: dict, demo: dict) -> list[str]:
                  f"{demo['with_fps'] / demo['without_fps']:.2f}."]
     spin = data["end_to_end"]
     if spin is not demo:
-        off_fps, on_fps = (statistics.median(e["without_fps_runs"]) for e in (demo, spin))
+        (off_fps, with_off), (on_fps, with_on) = (_median_run(e) for e in (demo, spin))
         rs = spin["with_fps"] / spin["without_fps"]
         cs = spin["cpu_ms_per_frame"]
         lines.append(
@@ -169,10 +174,8 @@ def _cpu_lines(data: dict, demo: dict) -> list[str]:
             f"{spin['without_fps']:.1f} fps without the sink, {spin['with_fps']:.1f} with it: **{rs:.2f}×** (pairs: "
             f"{_pairs(spin)}); CPU per frame {cs['without']:.1f} and {cs['with']:.1f} ms. Without the sink, the median "
             f"run: {off_fps:.1f} fps with spinning off, {on_fps:.1f} with it, on {c['without'] / cs['without']:.2f}× "
-            "the CPU per frame.")
-        if "pairs_in_run_order" in demo:
-            with_off, with_on = (statistics.median(w for _, w in e["pairs_in_run_order"]) for e in (demo, spin))
-            lines[-1] += f" With the sink, the median run: {with_off:.1f} fps with spinning off, {with_on:.1f} with it."
+            f"the CPU per frame. With the sink, the median run: {with_off:.1f} fps with spinning off, {with_on:.1f} "
+            "with it.")
     one = data.get("end_to_end_1_thread")
     if one:
         r1 = one["with_fps"] / one["without_fps"]

@@ -150,7 +150,7 @@ class Observations:
                                 np.asarray(det_scores, np.float64), float(weight), cost, float(threshold))
 
     def reid_cost(self, t_idx: np.ndarray, t_cls: np.ndarray, det_xyxy: np.ndarray, det_cls: np.ndarray,
-                  frame: int, class_change_cost: float = 1.0) -> np.ndarray:
+                  frame: int, class_change_cost: float) -> np.ndarray:
         """(T, N) cost of re-identifying lost tracks ``t_idx`` (classes ``t_cls``) as
         detections: 1 - the share of the detection inside the track's anchor box moved on
         by its velocity (grown for the time unseen), plus a tenth of the centre distance in

@@ -20,7 +20,6 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline.app.serve.config import ServeConfig
 from pipeline.app.serve.errors import ServeError
 from pipeline.app.serve.pipelines.state import StateFile
 from pipeline.app.serve.requests import _Request, parse_body
@@ -36,7 +36,6 @@ from pipeline.app.serve.responses import ROUTE_TASKS
 from pipeline.app.serve.workflow_spec import compile_workflow
 from pipeline.app.serve.workflow_video import VideoWorkflow, frame_metadata
 from pipeline.core.errors import VidpipeError
-from pipeline.infer.config import BackendOptions
 
 log = logging.getLogger("vidpipe.serve")
 
@@ -92,15 +91,15 @@ def _workflow(source: dict[str, Any]) -> VideoWorkflow:
 class WorkflowPipelines:
     """The pipelines started from Workflow specs: their consumers, by pipeline id."""
 
-    def __init__(self, manager: Any, state: Path | None = None, backend: BackendOptions | None = None,
-                 postprocess_device: str = "cpu") -> None:
+    def __init__(self, manager: Any, config: ServeConfig) -> None:
         self.manager = manager
         # The server's own model settings (its `backend` section, `postprocess_device`): a
         # Workflow spec has no place for them, and the operator set them for every model served.
-        self.backend = (backend or BackendOptions()).model_dump(mode="json", exclude_defaults=True)
-        self.postprocess_device = postprocess_device
+        self.backend = config.backend.model_dump(mode="json", exclude_defaults=True)
+        self.postprocess_device = config.postprocess_device
         self.consumers: dict[str, Consumer] = {}
         self.lock = threading.Lock()  # one consume at a time per server: a frame is handed over once
+        state = config.state
         self.file = StateFile(state.with_name(f"{state.name}.workflows.json")) if state is not None else None
         self._restore()
 
@@ -177,8 +176,7 @@ def _pipelines(request: Request) -> WorkflowPipelines:
     found = getattr(state, "workflow_pipelines", None)
     if found is None:  # the event loop's thread only: no lock needed
         server = state.server
-        found = state.workflow_pipelines = WorkflowPipelines(server.pipelines, server.config.state, server.config.backend,
-                                                             server.config.postprocess_device)
+        found = state.workflow_pipelines = WorkflowPipelines(server.pipelines, server.config)
     return found
 
 
