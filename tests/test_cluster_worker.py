@@ -56,3 +56,25 @@ def test_a_worker_that_cannot_load_its_model_says_why():
         assert "/nowhere/model.onnx" in w.ready()["error"]
     finally:
         w.close()
+
+
+def test_a_worker_runs_onnx_runtime_on_the_cpus_it_reserves():
+    # Unset, ONNX Runtime would take every core of the node in each worker; the
+    # reservation sizes it. A thread count the user set is kept.
+    from pipeline.app.cluster.worker import worker_config
+    from pipeline.app.config import load_config_dict
+
+    cfg = load_config_dict({"keep_alive": True, "streams": [], "model": {"path": "shapes-yolov8seg"}})
+    for num_cpus, threads in ((0.5, 1), (1.0, 1), (3.0, 3)):
+        assert worker_config(cfg, num_cpus)["model"]["intra_op_threads"] == threads
+    explicit = load_config_dict({"keep_alive": True, "streams": [],
+                                 "model": {"path": "shapes-yolov8seg", "intra_op_threads": 2}})
+    assert worker_config(explicit, 1.0)["model"]["intra_op_threads"] == 2
+    worker = PipelineWorker(worker_config(cfg, 1.0))
+    try:
+        assert worker.ready()["error"] is None
+        assert worker.pipeline is not None
+        session = worker.pipeline.model.backend.session
+        assert session.get_session_options().intra_op_num_threads == 1
+    finally:
+        worker.close()

@@ -23,7 +23,8 @@ MAX_CONCURRENCY = 8  # a worker's calls that run at once: take (the heartbeat) n
 
 
 class ClusterConfig(Options):
-    num_cpus: float = Field(1.0, ge=0, description="CPUs each worker reserves (fractions allowed)")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs each worker reserves (fractions allowed); also its ONNX "
+                                                     "Runtime threads where model.intra_op_threads is unset (at least 1)")
     num_gpus: float = Field(0.0, ge=0, description="GPUs each worker reserves; 0.5: two workers share one GPU")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources each worker needs")
     streams_per_worker: int = Field(4, ge=1, description="a worker's capacity: streams placed on it before another is added")

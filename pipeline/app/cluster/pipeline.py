@@ -85,7 +85,7 @@ class ClusterPipeline:
                 stage.sink.open()
             ray = connect(self.address)
             keep_images = any(s.type in IMAGE_SINKS for s in self.config.sinks)
-            self.control = ClusterControl(ray, worker_config(self.config), self.cluster, self._deliver, self._end,
+            self.control = ClusterControl(ray, worker_config(self.config, self.cluster.num_cpus), self.cluster, self._deliver, self._end,
                                           keep_images, self.name)
             self.control.start()
             if self.config.metrics is not None:

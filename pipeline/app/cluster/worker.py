@@ -54,11 +54,24 @@ END_REASONS_FINAL = ("eos", "error")  # a stream that ended so is done; "removed
 Item = tuple[Any, ...]  # ("result", Result) | ("end", stream id, reason, error text or None)
 
 
-def worker_config(config: PipelineConfig | dict[str, Any]) -> dict[str, Any]:
+def worker_config(config: PipelineConfig | dict[str, Any], num_cpus: float | None = None) -> dict[str, Any]:
     """What a worker builds its pipeline from: the pipeline's config without its streams
-    (placed one by one) and sinks (they run in the control plane), kept alive."""
+    (placed one by one) and sinks (they run in the control plane), kept alive.
+
+    ``num_cpus`` (the CPUs each worker reserves): where the model's ``intra_op_threads`` is
+    unset, ONNX Runtime gets that many threads (at least 1), as Ray sets OMP_NUM_THREADS for
+    its own tasks: left to itself it takes every core of the node, so the workers of one
+    node would overrun each other and starve Ray's own processes (missed node heartbeats).
+
+    >>> worker_config({"model": {"path": "m.onnx"}, "streams": []}, num_cpus=0.5)["model"]
+    {'path': 'm.onnx', 'intra_op_threads': 1}
+    """
     data = config.model_dump(mode="json") if isinstance(config, PipelineConfig) else dict(config)
-    return {**{k: v for k, v in data.items() if k not in ("streams", "sinks", "metrics")}, "keep_alive": True}
+    out = {**{k: v for k, v in data.items() if k not in ("streams", "sinks", "metrics")}, "keep_alive": True}
+    model = dict(out.get("model") or {})
+    if num_cpus is not None and not model.get("intra_op_threads"):
+        out["model"] = {**model, "intra_op_threads": max(1, int(num_cpus))}
+    return out
 
 
 def _advertised(host: str) -> str:
