@@ -5,7 +5,7 @@ drawn with masks, boxes, labels and traces, then converted and encoded (x264,
 ``tune=zerolatency``), with the default preset (``ultrafast``) and with ``veryfast``;
 median ms of each part. End to end: the demo's work (the clip through the bundled model,
 tracker, JSONL sink) with and without the video sink, alternating ``--repeat`` times, with
-ONNX Runtime's spinning off (as configs/demo.yaml) and on (its default) in turn; the pair
+ONNX Runtime's spinning off (vidpipe's default) and on (``allow_spinning: true``) in turn; the pair
 with the median ratio is shown, and the CPU per frame.
 
     python benchmarks/video_sink.py [--frames 300] [--repeat 3]
@@ -33,7 +33,7 @@ NAME = "video"
 TITLE = "Annotated video sink"
 
 
-def _config(clip: Path, out: Path, video: bool, threads: int = 2, allow_spinning: bool | None = None) -> dict:
+def _config(clip: Path, out: Path, video: bool, threads: int = 2, allow_spinning: bool = False) -> dict:
     sinks = [{"type": "jsonl", "path": str(out / "r.jsonl"), "mask_format": "rle", "overwrite": True}]
     if video:
         sinks.append({"type": "video", "path": str(out / "r.mp4"), "overwrite": True})
@@ -77,13 +77,13 @@ def per_frame(clip: Path, out: Path, frames: int) -> list[dict]:
 
 
 def end_to_end(clip: Path, out: Path, repeat: int, threads: int = 2,
-               spinning: tuple[bool | None, ...] = (None,)) -> dict[bool | None, dict]:
+               spinning: tuple[bool, ...] = (False,)) -> dict[bool, dict]:
     """Alternating runs without and with the video sink, for each ONNX Runtime spinning
-    setting in turn (None: its default); per setting, the pair with the median ratio, every
+    setting in turn; per setting, the pair with the median ratio, every
     pair in run order, and the CPU each run used per frame (all threads: ONNX Runtime's,
     FFmpeg's, x264's)."""
-    pairs: dict[bool | None, list[tuple[float, float]]] = {s: [] for s in spinning}
-    cpu: dict[tuple[bool | None, bool], list[tuple[float, float]]] = {(s, v): [] for s in spinning for v in (False, True)}
+    pairs: dict[bool, list[tuple[float, float]]] = {s: [] for s in spinning}
+    cpu: dict[tuple[bool, bool], list[tuple[float, float]]] = {(s, v): [] for s in spinning for v in (False, True)}
     for _ in range(repeat):
         for spin in spinning:
             fps = {}
@@ -113,18 +113,18 @@ def measure(frames: int = 300, repeat: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-video-") as tmp:
         out = Path(tmp)
         rows = per_frame(clip, out, frames)
-        two = end_to_end(clip, out, repeat, spinning=(None, False))
-        return {"frames": frames, "per_frame": rows, "end_to_end": two[None], "end_to_end_no_spin": two[False],
-                "end_to_end_1_thread": end_to_end(clip, out, repeat, threads=1)[None], "cores": os.cpu_count()}
+        two = end_to_end(clip, out, repeat, spinning=(True, False))
+        return {"frames": frames, "per_frame": rows, "end_to_end": two[True], "end_to_end_no_spin": two[False],
+                "end_to_end_1_thread": end_to_end(clip, out, repeat, threads=1)[False], "cores": os.cpu_count()}
 
 
 def render(data: dict) -> str:
     rows = [[r["preset"], f"{r['draw_ms']:.2f}", f"{r['convert_ms']:.2f}", f"{r['encode_ms']:.2f}", f"**{r['total_ms']:.2f}**",
              f"{r['kb_per_frame']:.1f}"] for r in data["per_frame"]]
     default = data["per_frame"][0]
-    # configs/demo.yaml turns ONNX Runtime's spinning off; results measured before that ran ORT's default only.
+    # The demo runs with spinning off ("end_to_end" is spinning on); results measured before that ran it on only.
     demo = data.get("end_to_end_no_spin") or data["end_to_end"]
-    work = ("the demo's work (configs/demo.yaml: bundled model, ORT 2 threads, `allow_spinning: false`, tracker, JSONL "
+    work = ("the demo's work (configs/demo.yaml: bundled model, ORT 2 threads with spinning off, tracker, JSONL "
             "sink)" if demo is not data["end_to_end"] else
             "the demo's work as it was then (bundled model, ORT 2 threads with its default spinning, tracker, JSONL sink)")
     ratio = demo["with_fps"] / demo["without_fps"]
@@ -170,7 +170,7 @@ def _cpu_lines(data: dict, demo: dict) -> list[str]:
         rs = spin["with_fps"] / spin["without_fps"]
         cs = spin["cpu_ms_per_frame"]
         lines.append(
-            f"With ONNX Runtime's default instead (its idle threads spin; runs alternating with the ones above): "
+            f"With spinning on instead (`allow_spinning: true`, ONNX Runtime's own default; runs alternating with the ones above): "
             f"{spin['without_fps']:.1f} fps without the sink, {spin['with_fps']:.1f} with it: **{rs:.2f}×** (pairs: "
             f"{_pairs(spin)}); CPU per frame {cs['without']:.1f} and {cs['with']:.1f} ms. Without the sink, the median "
             f"run: {off_fps:.1f} fps with spinning off, {on_fps:.1f} with it, on {c['without'] / cs['without']:.2f}× "

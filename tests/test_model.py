@@ -100,10 +100,12 @@ def test_provider_fallback_is_detected_and_reported(caplog):
     assert any("fell back" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("allow_spinning,entry", [(None, None), (False, "0"), (True, "1")])
+@pytest.mark.parametrize("allow_spinning,entry", [("unset", "0"), (None, None), (False, "0"), (True, "1")])
 def test_allow_spinning_reaches_the_session(allow_spinning, entry):
-    # Left unset, ONNX Runtime keeps its own default (spinning); set, both thread pools are told.
-    model = Model.load("shapes-yolov8seg", intra_op_threads=1, allow_spinning=allow_spinning, warm_up=False)
+    # Unset, vidpipe's default (off) is applied; null leaves ONNX Runtime's own (spinning, no
+    # entry); set, both thread pools are told.
+    spinning = {} if allow_spinning == "unset" else {"allow_spinning": allow_spinning}
+    model = Model.load("shapes-yolov8seg", intra_op_threads=1, warm_up=False, **spinning)
     options = model.backend.session.get_session_options()
 
     def config_entry(key: str) -> str | None:
@@ -114,7 +116,7 @@ def test_allow_spinning_reaches_the_session(allow_spinning, entry):
 
     for pool in ("intra_op", "inter_op"):
         assert config_entry(f"session.{pool}.allow_spinning") == entry
-    assert model.backend.options.allow_spinning is allow_spinning
+    assert model.backend.options.allow_spinning is (False if allow_spinning == "unset" else allow_spinning)
 
 
 def _heldout_run(heldout_clip, tmp_path, interval: int) -> dict:

@@ -64,9 +64,11 @@ class BackendOptions(Options):
     intra_op_threads: int | None = Field(None, ge=1)
     inter_op_threads: int | None = Field(None, ge=1)
     allow_spinning: bool | None = Field(
-        None, description="ONNX Runtime's CPU threads spin while they wait for work (its default: on). Off: they "
-                          "sleep, so decoding, sinks and other models get the cores they would burn (benchmarks/RESULTS.md, "
-                          "video: the demo's CPU per frame); inference alone is a little slower (live-latency)")
+        False, description="ONNX Runtime's CPU threads spin while they wait for work. Off (the default): they sleep, "
+                           "so decoding, sinks, the HTTP server and other models get the cores they would burn: the "
+                           "same or more fps on ~10 % less CPU in pipelines, and the same or lower latency in serve "
+                           "(benchmarks/RESULTS.md, video; hand-recorded notes); a model timed on its own is ~9 % "
+                           "slower. true: they spin; null: ONNX Runtime's own default (spinning)")
     rect: bool | None = Field(
         None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "
                           "(Ultralytics' rect: 16:9 video in 384x640, not 640x640; same scale, fewer pixels); frames "
