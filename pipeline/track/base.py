@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from pipeline.vision.detections import Detections
 
 
@@ -27,9 +29,10 @@ from pipeline.vision.detections import Detections
 class Tracker(Protocol):
     """Per-stream track state; ids are unique within the stream, never across streams."""
 
-    def update(self, detections: Detections) -> Detections:
+    def update(self, detections: Detections, image: np.ndarray | None = None) -> Detections:
         """Match an inferred frame's detections to the tracks; returns them with
-        ``tracker_id`` set (-1: not tracked yet)."""
+        ``tracker_id`` set (-1: not tracked yet). ``image``: the frame they were found in,
+        for a tracker that uses appearance (it may ignore it)."""
         ...
 
     def predict(self, image_hw: tuple[int, int], class_names: Sequence[str] = (), with_masks: bool = True) -> Detections:

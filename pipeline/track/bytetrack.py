@@ -7,7 +7,8 @@ Association in rounds, each by the Hungarian method:
 3. (``observation_centric``) remaining high-score detections ↔ confirmed tracks still
    unmatched, on the IoU with their last *observed* box (OC-SORT's OCR);
 4. (``reidentify_lost``) remaining high-score detections ↔ lost tracks, by where the
-   motion observed before the track was lost puts it now;
+   motion observed before the track was lost puts it now, or (``appearance``, given the
+   frame) by a mean colour close to the track's within reach of there;
 in rounds 3 and 4 a detection of another class than the track costs ``class_change_cost``
 more (a half-hidden object's class is the detector's least sure output);
 5. remaining high-score detections ↔ tentative tracks.
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.track.appearance import blend_colours, colour_reid_cost, mean_colours
 from pipeline.track.association import associate, mask_iou_matrix, not_duplicates, scale_mask
 from pipeline.track.config import TrackerConfig
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
@@ -68,6 +70,7 @@ class _Frame:
     matches made so far by the association rounds."""
 
     dets: Detections
+    colours: np.ndarray | None  # (N, 3) the detections' mean colours (appearance), None without the frame
     pred: np.ndarray  # (T, 4) xyxy: every track's box predicted for this frame
     confirmed: np.ndarray  # (T,) bool: the track has an id (tracked or lost)
     det_track: np.ndarray  # (N,) the index of the track each detection joined (-1: none)
@@ -82,6 +85,7 @@ class ByteTrack:
         self.config = config if config is not None else TrackerConfig()
         self.fps = fps if fps and fps > 0 else 30.0
         self.max_lost = max(1, int(math.ceil(self.config.lost_track_seconds * self.fps)))
+        self.max_speed_widths = self.config.reid_max_speed / self.fps  # frame widths per frame
         self.min_hits = self.config.minimum_consecutive_frames  # validated >= 1
         self.kf = BatchKalman()
         self.reset()
@@ -98,6 +102,7 @@ class ByteTrack:
         self.last_seen = np.zeros(0, np.int64)
         self.score = np.zeros(0, np.float32)
         self.cls = np.zeros(0, np.int64)
+        self.colour = np.zeros((0, 3))  # mean BGR of each track's observations (NaN: unknown)
         self.masks: list[np.ndarray | None] = []  # last mask crop of each track
         self.kps: list[np.ndarray | None] = []  # last keypoints (K, 3) of each track (pose models) ...
         self.kp_boxes: list[np.ndarray | None] = []  # ... and the box they were seen in
@@ -108,10 +113,13 @@ class ByteTrack:
         return len(self.tid)
 
     # -- per frame --------------------------------------------------------------------------
-    def update(self, dets: Detections) -> Detections:
-        """Match ``dets`` to the tracks; returns them with ``tracker_id`` set (-1: not tracked)."""
+    def update(self, dets: Detections, image: np.ndarray | None = None) -> Detections:
+        """Match ``dets`` to the tracks; returns them with ``tracker_id`` set (-1: not
+        tracked). ``image``: the frame they were found in (H, W, 3 BGR), for their colours
+        (``appearance``)."""
         self.frame += 1
-        f = self._predict_tracks(dets)
+        colours = mean_colours(image, dets) if image is not None and self.config.appearance else None
+        f = self._predict_tracks(dets, colours)
         cfg = self.config
         scores = dets.confidence
         high = np.flatnonzero(scores >= cfg.track_high_threshold)
@@ -133,15 +141,15 @@ class ByteTrack:
         if cfg.skip_duplicates:
             rest_high = not_duplicates(f.dets.xyxy, rest_high, f.det_track >= 0)
         self._keep(keep)
-        self._spawn(dets, rest_high, out_ids)
+        self._spawn(f, rest_high, out_ids)
         dets.tracker_id = out_ids.astype(np.int64)
         return dets
 
-    def _predict_tracks(self, dets: Detections) -> _Frame:
+    def _predict_tracks(self, dets: Detections, colours: np.ndarray | None) -> _Frame:
         """Advance every track one frame with the motion model; the frame's empty matches."""
         self.mean, self.cov = self.kf.predict(self.mean, self.cov)
         pred = xyah_to_xyxy(self.mean[:, :4]) if len(self) else np.zeros((0, 4))
-        return _Frame(dets, pred, self.tid >= 0, np.full(len(dets), -1, np.int64), np.zeros(len(self), bool))
+        return _Frame(dets, colours, pred, self.tid >= 0, np.full(len(dets), -1, np.int64), np.zeros(len(self), bool))
 
     def _match_confident(self, f: _Frame, high: np.ndarray) -> np.ndarray:
         """Round 1: high-score detections ↔ confirmed (tracked or lost) tracks. Returns
@@ -176,14 +184,20 @@ class ByteTrack:
 
     def _reidentify(self, f: _Frame, rest_high: np.ndarray) -> np.ndarray:
         """Round 4: the high-score detections left ↔ lost tracks, where the motion observed
-        before each was lost puts it now (no appearance needed; another class costs
-        ``class_change_cost`` more). Returns the detections left."""
+        before each was lost puts it now, or (with the detections' colours) of nearly the
+        track's colour within reach of there: the cheaper of the two; another class costs
+        ``class_change_cost`` more. Returns the detections left."""
         pool = np.flatnonzero(f.confirmed & self.lost & ~f.matched)
         if not len(pool) or not len(rest_high):
             return rest_high
-        dets = f.dets
-        cost = self.obs.reid_cost(pool, self.cls[pool], dets.xyxy[rest_high].astype(np.float64), dets.class_id[rest_high],
-                                  self.frame, self.config.class_change_cost)
+        dets, cfg = f.dets, self.config
+        xyxy = dets.xyxy[rest_high].astype(np.float64)
+        cost = self.obs.reid_cost(pool, self.cls[pool], xyxy, dets.class_id[rest_high], self.frame, cfg.class_change_cost)
+        if f.colours is not None and cfg.appearance_threshold > 0:
+            far = self.obs.reach(pool, xyxy, self.frame, self.max_speed_widths * dets.image_hw[1], dets.image_hw)
+            changed = self.cls[pool][:, None] != dets.class_id[rest_high][None, :]
+            by_colour = colour_reid_cost(self.colour[pool], f.colours[rest_high], cfg.appearance_threshold, far)
+            cost = np.minimum(cost, by_colour + cfg.class_change_cost * changed)
         self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
         return rest_high[f.det_track[rest_high] < 0]
 
@@ -243,6 +257,8 @@ class ByteTrack:
         self.lost[t_idx] = False
         self.score[t_idx] = dets.confidence[d_idx]
         self.cls[t_idx] = dets.class_id[d_idx]
+        if f.colours is not None:
+            self.colour[t_idx] = blend_colours(self.colour[t_idx], f.colours[d_idx])
         if dets.masks is not None:
             for t, d in zip(t_idx.tolist(), d_idx.tolist()):
                 self.masks[t] = dets.masks[d]
@@ -272,15 +288,17 @@ class ByteTrack:
     def _keep(self, keep: np.ndarray) -> None:
         self.mean, self.cov, self.tid, self.lost = self.mean[keep], self.cov[keep], self.tid[keep], self.lost[keep]
         self.hits, self.last_seen, self.score, self.cls = self.hits[keep], self.last_seen[keep], self.score[keep], self.cls[keep]
+        self.colour = self.colour[keep]
         self.obs.keep(keep)
         kept = np.flatnonzero(keep).tolist()
         self.masks = [self.masks[i] for i in kept]
         self.kps, self.kp_boxes = [self.kps[i] for i in kept], [self.kp_boxes[i] for i in kept]
 
-    def _spawn(self, dets: Detections, rest_high: np.ndarray, out_ids: np.ndarray) -> None:
+    def _spawn(self, f: _Frame, rest_high: np.ndarray, out_ids: np.ndarray) -> None:
         """New tentative tracks from the unmatched detections above ``new_track_threshold``;
         on the stream's first frame (or with ``minimum_consecutive_frames`` 1) they get
         their ids at once, written to ``out_ids``."""
+        dets = f.dets
         new = rest_high[dets.confidence[rest_high] >= self.config.new_track_threshold]
         if not len(new):
             return
@@ -300,6 +318,7 @@ class ByteTrack:
         self.last_seen = np.concatenate([self.last_seen, np.full(n, self.frame)])
         self.score = np.concatenate([self.score, dets.confidence[new]])
         self.cls = np.concatenate([self.cls, dets.class_id[new]])
+        self.colour = np.concatenate([self.colour, f.colours[new] if f.colours is not None else np.full((n, 3), np.nan)])
         self.masks.extend([dets.masks[i] for i in new] if dets.masks is not None else [None] * n)
         self.kps.extend([dets.keypoints[i] for i in new] if dets.keypoints is not None else [None] * n)
         self.kp_boxes.extend([dets.xyxy[i] for i in new] if dets.keypoints is not None else [None] * n)

@@ -5,7 +5,7 @@ nothing copies its fields.
 
 Example:
     >>> TrackerConfig().lost_track_seconds
-    1.5
+    3.0
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class TrackerConfig(Options):
     track_low_threshold: float = Field(default=0.1, ge=0, le=1)
     new_track_threshold: float = Field(default=0.6, ge=0, le=1)
     match_threshold: float = Field(default=0.8, ge=0, le=1, description="max 1 - IoU of a match")
-    lost_track_seconds: float = Field(default=1.5, gt=0, description="converted to frames with the stream's fps; "
+    lost_track_seconds: float = Field(default=3.0, gt=0, description="converted to frames with the stream's fps; "
                                       "lost tracks are matched and re-identified for this long")
     minimum_consecutive_frames: int = Field(default=2, ge=1, description="matched frames in a row before an id is issued")
     mask_iou: bool = Field(default=False, description="match on mask IoU instead of box IoU (slower)")
@@ -40,6 +40,13 @@ class TrackerConfig(Options):
                                     "with the direction between observations in the first round (0: off)")
     reidentify_lost: bool = Field(default=True, description="re-identify lost tracks (within lost_track_seconds) by "
                                   "the motion observed before they were lost (and class: class_change_cost)")
+    appearance: bool = Field(default=True, description="re-identify lost tracks also by their mean colour (inside the "
+                             "mask, else the box's centre) where the tracker is given the frame (the pipeline's tracker "
+                             "stage gives it): a lost object found again further from where its motion puts it")
+    appearance_threshold: float = Field(default=25.0, ge=0, description="max BGR distance (0-441) between a lost track's "
+                                        "mean colour and a detection's for a re-identification by appearance")
+    reid_max_speed: float = Field(default=0.3, ge=0, description="re-identification by appearance: frame widths per "
+                                  "second a lost object may stray from where its motion puts it (plus its own size)")
     class_change_cost: float = Field(default=0.3, ge=0, le=1, description="added to the cost of a recovery match (OCR, "
                                      "re-identification) whose detection has another class than the track: a detector "
                                      "may flip the class of a half-hidden object (1: the same class only)")
@@ -50,4 +57,4 @@ class TrackerConfig(Options):
 #: ByteTrack as published, vidpipe's tracker before recovery after occlusion (issue 20):
 #: the baseline of benchmarks/heldout.py.
 CLASSIC_BYTETRACK = TrackerConfig(lost_track_seconds=1.0, observation_centric=False, direction_weight=0,
-                                  reidentify_lost=False, skip_duplicates=False)
+                                  reidentify_lost=False, appearance=False, skip_duplicates=False)

@@ -175,6 +175,22 @@ class Observations:
         cost += class_change_cost * (t_cls[:, None] != det_cls[None, :])
         return np.where(too_big, 2.0, cost)
 
+    def reach(self, t_idx: np.ndarray, det_xyxy: np.ndarray, frame: int, max_speed: float,
+              image_hw: tuple[int, int]) -> np.ndarray:
+        """(T, N) how far each detection's centre is from where lost tracks ``t_idx`` should
+        be (the anchor moved on by its velocity), as a share of how far the object could
+        have strayed from there: its size plus ``max_speed`` (px/frame) per frame since the
+        anchor. Above 1: out of reach (re-identification by appearance); inf for a track
+        whose motion has taken it out of the frame (it left: an object of its colour coming
+        in is another one)."""
+        anchor, gap = self.anchor[t_idx], (frame - self.anchor_frame[t_idx]).astype(np.float64)
+        expected = centres(anchor) + self.velocity[t_idx] * gap[:, None]
+        dist = np.hypot(*(expected[:, None, :] - centres(det_xyxy)[None, :, :]).transpose(2, 0, 1))
+        radius = (anchor[:, 2:] - anchor[:, :2]).max(axis=1) + max_speed * gap
+        h, w = image_hw
+        left = (expected[:, 0] < 0) | (expected[:, 0] > w) | (expected[:, 1] < 0) | (expected[:, 1] > h)
+        return np.where(left[:, None], np.inf, dist / np.maximum(radius, 1.0)[:, None])
+
     def reupdate(self, kf: BatchKalman, t_idx: np.ndarray, gaps: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ORU: the Kalman state of tracks ``t_idx``, re-found ``gaps`` frames after their
         last observation at ``xyxy``, replayed from that observation: predicted once per

@@ -1,0 +1,105 @@
+"""Re-identification by appearance: a lost object that comes back away from where its motion
+put it keeps its id when its colour matches (and only then), and an object that left the
+frame is not re-identified with another of its colour coming in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.track.appearance import colour_distance, mean_colours
+from pipeline.track.bytetrack import ByteTrack
+from pipeline.track.config import TrackerConfig
+from pipeline.vision.detections import Detections
+
+HW = (720, 1280)
+ORANGE, BLUE, BACKGROUND = (40, 140, 230), (220, 90, 30), (90, 90, 90)
+
+
+def _frame(objects: list[tuple[list[float], tuple[int, int, int]]], masks: bool = True) -> tuple[Detections, np.ndarray]:
+    """Detections of ``objects`` (box, BGR colour), painted on a grey frame."""
+    image = np.full((*HW, 3), BACKGROUND, np.uint8)
+    for box, colour in objects:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        image[max(0, y0):y1, max(0, x0):x1] = colour
+    boxes = [b for b, _ in objects]
+    dets = Detections(np.array(boxes, np.float32).reshape(-1, 4), [0.9] * len(objects), [0] * len(objects), HW)
+    if masks:
+        dets = Detections(dets.xyxy, dets.confidence, dets.class_id, HW,
+                          masks=[np.ones((b[3] - b[1], b[2] - b[0]), bool) for b in dets.mask_boxes.tolist()])
+    return dets, image
+
+
+def test_mean_colours_match_numpy_inside_masks_and_box_centres():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 90, 70], [1200, 600, 1280, 720], [500, 300, 501, 301]], np.float32)
+    masks = [rng.random((b[3] - b[1], b[2] - b[0])) > 0.5 for b in boxes.astype(int)]
+    masks[1] = np.asfortranarray(masks[1])  # the pipeline's masks are often Fortran-ordered views
+    masks[2][:] = False  # nothing visible: unknown
+    got = mean_colours(image, Detections(boxes, [0.9] * 3, [0] * 3, HW, masks=masks))
+    for i, step in ((0, 3), (1, 6)):  # 80×50 and 80×120 pixels: every 3rd and 6th row and column (about SAMPLES)
+        x0, y0, x1, y1 = boxes[i].astype(int)
+        sampled = image[y0:y1:step, x0:x1:step][masks[i][::step, ::step]]
+        np.testing.assert_allclose(got[i], sampled.mean(axis=0), rtol=1e-9)
+        assert np.abs(got[i] - image[y0:y1, x0:x1][masks[i]].mean(axis=0)).max() < 16  # near every pixel's mean (3 sigma of this noise)
+    assert np.isnan(got[2]).all()
+    # Without masks: the central half of each box (the object, not the background around it).
+    plain = mean_colours(image, Detections(boxes[:1], [0.9], [0], HW))
+    np.testing.assert_allclose(plain[0], image[32:58:2, 30:70:2].reshape(-1, 3).mean(axis=0), rtol=1e-9)
+    assert colour_distance(got[:1], got[2:]).tolist() == [[np.inf]]
+
+
+def _turned_behind_something(config: TrackerConfig, colour_back: tuple[int, int, int], masks: bool = True,
+                             give_frames: bool = True) -> list[int]:
+    """An orange object moves right at 4 px/frame for 15 frames, is unseen for 45 (1.5 s),
+    and comes back 150 px below where its motion puts it (it turned while hidden), painted
+    ``colour_back``. Returns its ids before and after (a blue object stays in view all along)."""
+    tracker = ByteTrack(config, fps=30)
+    ids = []
+    for t in range(75):
+        objects = [([900.0, 100.0 + t, 960.0, 160.0 + t], BLUE)]
+        if t < 15:
+            objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
+        elif t >= 60:
+            x = 200.0 + 4 * t
+            objects.insert(0, ([x, 450.0, x + 60, 510.0], colour_back))
+        dets, image = _frame(objects, masks)
+        out = tracker.update(dets, image if give_frames else None)
+        if t in (14, 74):
+            ids.append(int(out.tracker_id[0]))
+    return ids
+
+
+@pytest.mark.parametrize("masks", [True, False])
+def test_a_lost_object_that_turned_keeps_its_id_by_its_colour(masks):
+    before, after = _turned_behind_something(TrackerConfig(), ORANGE, masks)
+    assert before >= 1 and after == before
+
+
+def test_another_colour_or_no_frame_gets_a_new_id():
+    before, after = _turned_behind_something(TrackerConfig(), BLUE)
+    assert after not in (before, -1)
+    before, after = _turned_behind_something(TrackerConfig(), ORANGE, give_frames=False)  # motion alone: too far
+    assert after not in (before, -1)
+    before, after = _turned_behind_something(TrackerConfig(appearance=False), ORANGE)
+    assert after not in (before, -1)
+
+
+def test_an_object_that_left_the_frame_is_not_taken_for_one_coming_in():
+    tracker = ByteTrack(TrackerConfig(), fps=30)
+    first = second = -1
+    for t in range(60):
+        if t < 20:  # leaves through the right edge at 8 px/frame
+            dets, image = _frame([([1160.0 + 8 * t, 300.0, 1220.0 + 8 * t, 360.0], ORANGE)])
+        elif t >= 30:  # another orange object comes in at the same place, moving left
+            x = 1280.0 - 8 * (t - 30)
+            dets, image = _frame([([x, 300.0, min(x + 60, 1280.0), 360.0], ORANGE)])
+        else:
+            dets, image = _frame([])
+        out = tracker.update(dets, image)
+        if t == 10:
+            first = int(out.tracker_id[0])
+        if t == 59:
+            second = int(out.tracker_id[0])
+    assert first >= 1 and second not in (first, -1)
