@@ -73,13 +73,16 @@ def retrack(records: list[ResultRecord], config: TrackerConfig, clip: Path | Non
     ``clip`` they came from, the tracker is given each frame and the masks, as in the
     pipeline (appearance)."""
     tracker = ByteTrack(config, fps=30)
-    frames = clip_frames(clip) if clip is not None and config.appearance else None
+    frames = enumerate(clip_frames(clip)) if clip is not None and config.appearance else None
     out = []
     for rec in records:
         d = rec.detections
         hw = (rec.height or 720, rec.width or 1280)
         if frames is not None:
-            dets, image = detections_from_record(rec), next(frames)  # one record per frame, in order (a file)
+            index, image = next(frames)
+            if index != rec.frame:
+                raise ValueError(f"{clip}: record of frame {rec.frame} where frame {index} was decoded")
+            dets = detections_from_record(rec)
         else:
             dets, image = Detections(d.xyxy.astype(np.float32), d.confidence.astype(np.float32), d.class_id.copy(), hw), None
         ids = tracker.update(dets, image).tracker_id
@@ -141,7 +144,7 @@ def render(data: dict) -> str:
     compared = ("classic ByteTrack (`CLASSIC_BYTETRACK`: the tracker before issue 20, `lost_track_seconds: 1.0`, no "
                 "recovery), the tracker of 2026-12-07 (recovery after occlusion, lost tracks re-identified by motion "
                 "only, `lost_track_seconds: 1.5`) and the defaults (the same, plus re-identification by mean colour, "
-                "`lost_track_seconds: 3.0`; each tracker given the frames)" if "motion" in names else
+                "`lost_track_seconds: 3.0`; given the clip's frames, as in the pipeline)" if "motion" in names else
                 "classic ByteTrack (`CLASSIC_BYTETRACK`: the tracker before issue 20, `lost_track_seconds: 1.0`, no "
                 "recovery) against the defaults (recovery after occlusion, `lost_track_seconds: 1.5`)")
     return "\n".join([

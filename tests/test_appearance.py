@@ -103,3 +103,55 @@ def test_an_object_that_left_the_frame_is_not_taken_for_one_coming_in():
         if t == 59:
             second = int(out.tracker_id[0])
     assert first >= 1 and second not in (first, -1)
+
+
+def test_colours_stay_in_step_with_tracks_and_a_much_larger_box_is_not_taken():
+    # A one-frame false positive spawns and drops a tentative track between the frames:
+    # the colours must be dropped with it, or the orange track would read another's colour.
+    tracker = ByteTrack(TrackerConfig(), fps=30)
+    ids = []
+    for t in range(75):
+        objects = [([900.0, 100.0 + t, 960.0, 160.0 + t], BLUE)]
+        if t < 15:
+            objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
+        elif t >= 60:  # back where the turned object would be, but boxed far larger than it ever was
+            x = 200.0 + 4 * t
+            objects.insert(0, ([x - 40, 410.0, x + 100, 550.0], ORANGE))
+        if t in (20, 40):
+            objects.append(([50.0, 600.0, 90.0, 640.0], (0, 200, 0)))
+        dets, image = _frame(objects)
+        out = tracker.update(dets, image)
+        assert len(tracker.colour) == len(tracker)
+        if t in (14, 74):
+            ids.append(int(out.tracker_id[0]))
+    assert ids[1] not in (ids[0], -1), "a box over twice the object's area is another object, whatever its colour"
+
+
+def test_the_kernel_is_ready_before_the_first_frame_for_any_layout():
+    from pipeline.track import appearance
+
+    appearance.warm_up()
+    compiled = len(appearance._masked_mean.signatures)
+    padded = np.zeros((576, 768, 3), np.uint8)[:, :720]  # PyAV's rows are padded at some widths
+    dets = Detections([[10, 10, 20, 30]], [0.9], [0], (576, 720), masks=[np.asfortranarray(np.ones((20, 10), bool))])
+    mean_colours(padded, dets)
+    assert len(appearance._masked_mean.signatures) == compiled == 1
+
+
+def test_the_pipeline_gives_the_tracker_its_frames(model, monkeypatch):
+    from pipeline import Pipeline
+    from sources.config import SyntheticSourceConfig
+    from sources.synthetic import SyntheticSource
+
+    shapes = []
+    update = ByteTrack.update
+
+    def spy(self, dets, image=None):
+        shapes.append(None if image is None else image.shape)
+        return update(self, dets, image)
+
+    monkeypatch.setattr(ByteTrack, "update", spy)
+    source = SyntheticSource("s", SyntheticSourceConfig(seed=1, frames=4, width=320, height=180))
+    with Pipeline([source], model, tracker=TrackerConfig()) as pipeline:
+        assert len(list(pipeline)) == 4
+    assert shapes == [(180, 320, 3)] * 4

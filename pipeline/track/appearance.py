@@ -38,7 +38,10 @@ SAMPLES = 256
 REID_COLOUR_WEIGHT, REID_REACH_WEIGHT = 0.5, 0.2
 
 
-@njit(cache=True, nogil=True)
+# One signature of any-layout arrays, compiled at import (or loaded from the cache): the
+# frames PyAV decodes are padded views at some widths (720, 854), the pipeline's masks are
+# column-major, so a lazily typed kernel would compile again on the first such frame.
+@njit("void(uint8[:, :, :], boolean[:, :], int64, int64, int64, float64[:])", cache=True, nogil=True)
 def _masked_mean(image, mask, x0, y0, step, out):  # pragma: no cover - numba
     """out[:] = the mean BGR of ``image`` where ``mask`` (its top-left at x0, y0) is set,
     read on every ``step``-th row and column; NaN when no pixel read is set and inside."""
@@ -63,27 +66,29 @@ def _masked_mean(image, mask, x0, y0, step, out):  # pragma: no cover - numba
         out[0] = out[1] = out[2] = np.nan
 
 
-def mean_colours(image: np.ndarray, dets: Detections) -> np.ndarray:
+def mean_colours(image: np.ndarray, dets: Detections, rows: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) float64: each detection's mean BGR in ``image`` (H, W, 3 uint8), inside its
     mask when the detections have masks, else in the central half of its box (either read
-    on a grid of about SAMPLES pixels); NaN rows for detections with nothing visible."""
+    on a grid of about SAMPLES pixels); NaN rows for detections with nothing visible, and
+    for those not in ``rows`` (indices; default: all)."""
     out = np.full((len(dets), 3), np.nan)
-    if not len(dets):
+    rows = np.arange(len(dets)) if rows is None else np.asarray(rows, np.int64)
+    if not len(rows):
         return out
     if dets.masks is not None:
-        boxes = dets.mask_boxes
+        boxes = dets.mask_boxes[rows]
         steps = _steps((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        for m, x0, y0, step, row in zip(dets.masks, boxes[:, 0].tolist(), boxes[:, 1].tolist(), steps.tolist(), out):
-            if m.size:
-                _masked_mean(image, m, x0, y0, step, row)
+        for i, x0, y0, step in zip(rows.tolist(), boxes[:, 0].tolist(), boxes[:, 1].tolist(), steps.tolist()):
+            if dets.masks[i].size:
+                _masked_mean(image, dets.masks[i], x0, y0, step, out[i])
         return out
     h, w = image.shape[:2]
-    xyxy = dets.xyxy.astype(np.float64)
+    xyxy = dets.xyxy[rows].astype(np.float64)
     quarter = (xyxy[:, 2:] - xyxy[:, :2]) / 4
     inner = np.concatenate([xyxy[:, :2] + quarter, xyxy[:, 2:] - quarter], axis=1)
     inner = np.clip(np.round(inner), 0, [w, h, w, h]).astype(np.int64)
     steps = _steps((inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1]))
-    for i, ((x0, y0, x1, y1), step) in enumerate(zip(inner.tolist(), steps.tolist())):
+    for i, (x0, y0, x1, y1), step in zip(rows.tolist(), inner.tolist(), steps.tolist()):
         if x1 > x0 and y1 > y0:
             out[i] = image[y0:y1:step, x0:x1:step].reshape(-1, 3).mean(axis=0)
     return out
@@ -101,17 +106,16 @@ def colour_distance(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(d), np.inf, d)
 
 
-def colour_reid_cost(tracks: np.ndarray, dets: np.ndarray, threshold: float, far: np.ndarray) -> np.ndarray:
-    """(T, N) cost of re-identifying lost tracks of mean colours ``tracks`` as detections
-    of colours ``dets`` by appearance: half the colour distance and a fifth of ``far`` (the
-    distance from where each track should be, as a share of its reach: ``Observations.reach``),
-    so that a close colour matches anywhere within reach and a less close one only near the
-    expected place; inf for colours ``threshold`` or more apart and detections out of reach.
+def colour_reid_cost(colour: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """(T, N) cost of re-identifying lost tracks as detections by appearance, from their
+    colour distances as a share of the threshold (``colour``) and how far each detection is
+    from where the track should be as a share of its reach (``far``): half the one and a
+    fifth of the other, so that a close colour matches anywhere within reach and a less
+    close one only near the expected place; inf at or over the threshold, or out of reach.
 
-    >>> colour_reid_cost(np.array([[0.0, 0, 0]]), np.array([[5.0, 0, 0], [5.0, 0, 0]]), 25.0, np.array([[0.5, 2.0]])).tolist()
-    [[0.2, inf]]
+    >>> colour_reid_cost(np.array([[0.2, 0.2, 1.0]]), np.array([[0.5, 2.0, 0.5]])).tolist()
+    [[0.2, inf, inf]]
     """
-    colour = colour_distance(tracks, dets) / threshold
     cost = REID_COLOUR_WEIGHT * colour + REID_REACH_WEIGHT * far
     return np.where((colour < 1) & (far <= 1), cost, np.inf)
 
@@ -124,11 +128,6 @@ def blend_colours(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile (or load the cached kernel) before the first frame, for the masks the
-    pipeline makes (Fortran-ordered views) and plain ones."""
-    image = np.zeros((4, 4, 3), np.uint8)
-    out = np.zeros(3)
-    mask = np.ones((4, 2), bool)
-    _masked_mean(image, mask, 0, 0, 1, out)
-    _masked_mean(image, np.asfortranarray(mask), 0, 0, 1, out)
-    _masked_mean(image, np.ones((8, 4), bool)[::2].T, 0, 0, 1, out)
+    """Load (or compile) the kernel before the first frame; its one signature takes frames
+    and masks of any memory layout."""
+    _masked_mean(np.zeros((4, 4, 3), np.uint8), np.ones((4, 2), bool), 0, 0, 1, np.zeros(3))

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.track.appearance import blend_colours, colour_reid_cost, mean_colours
+from pipeline.track.appearance import blend_colours, colour_distance, mean_colours
 from pipeline.track.association import associate, mask_iou_matrix, not_duplicates, scale_mask
 from pipeline.track.config import TrackerConfig
 from pipeline.track.kalman import BatchKalman, xyah_to_xyxy, xyxy_to_xyah
@@ -118,8 +118,7 @@ class ByteTrack:
         tracked). ``image``: the frame they were found in (H, W, 3 BGR), for their colours
         (``appearance``)."""
         self.frame += 1
-        colours = mean_colours(image, dets) if image is not None and self.config.appearance else None
-        f = self._predict_tracks(dets, colours)
+        f = self._predict_tracks(dets, self._colours(dets, image))
         cfg = self.config
         scores = dets.confidence
         high = np.flatnonzero(scores >= cfg.track_high_threshold)
@@ -144,6 +143,14 @@ class ByteTrack:
         self._spawn(f, rest_high, out_ids)
         dets.tracker_id = out_ids.astype(np.int64)
         return dets
+
+    def _colours(self, dets: Detections, image: np.ndarray | None) -> np.ndarray | None:
+        """The detections' mean colours where re-identification by appearance will use
+        them (NaN under ``track_low_threshold``: never matched); None without the frame."""
+        cfg = self.config
+        if image is None or not (cfg.appearance and cfg.reidentify_lost and cfg.appearance_threshold > 0):
+            return None
+        return mean_colours(image, dets, np.flatnonzero(dets.confidence >= cfg.track_low_threshold))
 
     def _predict_tracks(self, dets: Detections, colours: np.ndarray | None) -> _Frame:
         """Advance every track one frame with the motion model; the frame's empty matches."""
@@ -191,13 +198,12 @@ class ByteTrack:
         if not len(pool) or not len(rest_high):
             return rest_high
         dets, cfg = f.dets, self.config
-        xyxy = dets.xyxy[rest_high].astype(np.float64)
-        cost = self.obs.reid_cost(pool, self.cls[pool], xyxy, dets.class_id[rest_high], self.frame, cfg.class_change_cost)
-        if f.colours is not None and cfg.appearance_threshold > 0:
-            far = self.obs.reach(pool, xyxy, self.frame, self.max_speed_widths * dets.image_hw[1], dets.image_hw)
-            changed = self.cls[pool][:, None] != dets.class_id[rest_high][None, :]
-            by_colour = colour_reid_cost(self.colour[pool], f.colours[rest_high], cfg.appearance_threshold, far)
-            cost = np.minimum(cost, by_colour + cfg.class_change_cost * changed)
+        colour = None
+        if f.colours is not None:
+            colour = colour_distance(self.colour[pool], f.colours[rest_high]) / cfg.appearance_threshold
+        cost = self.obs.reid_cost(pool, self.cls[pool], dets.xyxy[rest_high].astype(np.float64), dets.class_id[rest_high],
+                                  self.frame, cfg.class_change_cost, colour, self.max_speed_widths * dets.image_hw[1],
+                                  dets.image_hw)
         self._match(f, pool, rest_high, REID_MATCH_THRESHOLD, cost)
         return rest_high[f.det_track[rest_high] < 0]
 
@@ -257,8 +263,9 @@ class ByteTrack:
         self.lost[t_idx] = False
         self.score[t_idx] = dets.confidence[d_idx]
         self.cls[t_idx] = dets.class_id[d_idx]
-        if f.colours is not None:
-            self.colour[t_idx] = blend_colours(self.colour[t_idx], f.colours[d_idx])
+        if f.colours is not None:  # from confident detections only: a faint one is often half hidden
+            sure = dets.confidence[d_idx] >= self.config.track_high_threshold
+            self.colour[t_idx[sure]] = blend_colours(self.colour[t_idx[sure]], f.colours[d_idx[sure]])
         if dets.masks is not None:
             for t, d in zip(t_idx.tolist(), d_idx.tolist()):
                 self.masks[t] = dets.masks[d]

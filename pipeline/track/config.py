@@ -27,7 +27,8 @@ class TrackerConfig(Options):
     new_track_threshold: float = Field(default=0.6, ge=0, le=1)
     match_threshold: float = Field(default=0.8, ge=0, le=1, description="max 1 - IoU of a match")
     lost_track_seconds: float = Field(default=3.0, gt=0, description="converted to frames with the stream's fps; "
-                                      "lost tracks are matched and re-identified for this long")
+                                      "lost tracks are matched and re-identified for this long (3 s was chosen with "
+                                      "re-identification by appearance; by motion alone, 1.5 s did as well)")
     minimum_consecutive_frames: int = Field(default=2, ge=1, description="matched frames in a row before an id is issued")
     mask_iou: bool = Field(default=False, description="match on mask IoU instead of box IoU (slower)")
     fuse_score: bool = Field(default=True, description="weigh the IoU of confident matches by the detection score (ByteTrack's default)")
@@ -44,7 +45,7 @@ class TrackerConfig(Options):
                              "mask, else the box's centre) where the tracker is given the frame (the pipeline's tracker "
                              "stage gives it): a lost object found again further from where its motion puts it")
     appearance_threshold: float = Field(default=25.0, ge=0, description="max BGR distance (0-441) between a lost track's "
-                                        "mean colour and a detection's for a re-identification by appearance")
+                                        "mean colour and a detection's for a re-identification by appearance (0: none)")
     reid_max_speed: float = Field(default=0.3, ge=0, description="re-identification by appearance: frame widths per "
                                   "second a lost object may stray from where its motion puts it (plus its own size)")
     class_change_cost: float = Field(default=0.3, ge=0, le=1, description="added to the cost of a recovery match (OCR, "

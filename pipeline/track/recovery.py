@@ -1,5 +1,5 @@
 """Observation-centric track state (OC-SORT's ideas, Cao et al. 2023) and re-identification
-of lost tracks by motion and class.
+of lost tracks by motion and class (and, given colours, appearance: :mod:`pipeline.track.appearance`).
 
 The Kalman filter alone loses objects that pass behind something: while an object is half
 hidden its visible box stops advancing, the filter's velocity collapses, and the predicted
@@ -35,6 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
+from pipeline.track.appearance import colour_reid_cost
 from pipeline.track.kalman import BatchKalman, xyxy_to_xyah
 
 #: Observed boxes kept per track; OCM's direction runs from the oldest to the newest
@@ -150,46 +151,48 @@ class Observations:
                                 np.asarray(det_scores, np.float64), float(weight), cost, float(threshold))
 
     def reid_cost(self, t_idx: np.ndarray, t_cls: np.ndarray, det_xyxy: np.ndarray, det_cls: np.ndarray,
-                  frame: int, class_change_cost: float) -> np.ndarray:
+                  frame: int, class_change_cost: float, colour: np.ndarray | None = None, max_speed: float = 0.0,
+                  image_hw: tuple[int, int] = (0, 0)) -> np.ndarray:
         """(T, N) cost of re-identifying lost tracks ``t_idx`` (classes ``t_cls``) as
         detections: 1 - the share of the detection inside the track's anchor box moved on
         by its velocity (grown for the time unseen), plus a tenth of the centre distance in
-        box sizes, plus ``class_change_cost`` across classes; 2 (no match) for a detection
-        much larger than the track."""
+        box sizes; or, with ``colour`` (colour distances as a share of the appearance
+        threshold), the appearance cost where it is lower (:func:`colour_reid_cost`: within
+        reach, ``max_speed`` px/frame, of where the track should be in a frame of
+        ``image_hw``); plus ``class_change_cost`` across classes; 2 (no match) for a
+        detection much larger than the track."""
         if not len(t_idx) or not len(det_xyxy):
             return np.zeros((len(t_idx), len(det_xyxy)))
-        anchor, gap = self.anchor[t_idx], (frame - self.anchor_frame[t_idx]).astype(np.float64)
+        anchor, gap, shift = self._moved_on(t_idx, frame)
         size = anchor[:, 2:] - anchor[:, :2]
-        shift = np.tile(self.velocity[t_idx] * gap[:, None], 2)
         margin = np.tile(size * np.minimum(REID_MARGIN + REID_SPREAD * gap, REID_MAX_MARGIN)[:, None], 2)
-        pred = anchor + shift + margin * np.array([-1.0, -1.0, 1.0, 1.0])
+        pred = anchor + np.tile(shift, 2) + margin * np.array([-1.0, -1.0, 1.0, 1.0])
         lo = np.maximum(pred[:, None, :2], det_xyxy[None, :, :2])
         hi = np.minimum(pred[:, None, 2:], det_xyxy[None, :, 2:])
         inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
         det_wh = det_xyxy[:, 2:] - det_xyxy[:, :2]
         det_area = np.maximum(np.prod(det_wh, axis=1), 1e-6)
         inside = inter / det_area[None, :]
-        dist = np.hypot(*(centres(anchor + shift)[:, None, :] - centres(det_xyxy)[None, :, :]).transpose(2, 0, 1))
+        expected = centres(anchor) + shift
+        dist = np.hypot(*(expected[:, None, :] - centres(det_xyxy)[None, :, :]).transpose(2, 0, 1))
         cost = 1.0 - inside + 0.1 * np.minimum(dist / np.maximum(size.max(axis=1), 1.0)[:, None], 1.0)
+        if colour is not None:
+            # Within reach: the object's size plus max_speed per frame unseen around where it
+            # should be; none for a track whose motion took it out of the frame (it left: an
+            # object of its colour coming in is another one).
+            h, w = image_hw
+            left = (expected[:, 0] < 0) | (expected[:, 0] > w) | (expected[:, 1] < 0) | (expected[:, 1] > h)
+            far = dist / np.maximum(size.max(axis=1) + max_speed * gap, 1.0)[:, None]
+            cost = np.minimum(cost, colour_reid_cost(colour, np.where(left[:, None], np.inf, far)))
         too_big = det_area[None, :] > REID_MAX_GROWTH * np.prod(self.ref_wh[t_idx], axis=1)[:, None]
         cost += class_change_cost * (t_cls[:, None] != det_cls[None, :])
         return np.where(too_big, 2.0, cost)
 
-    def reach(self, t_idx: np.ndarray, det_xyxy: np.ndarray, frame: int, max_speed: float,
-              image_hw: tuple[int, int]) -> np.ndarray:
-        """(T, N) how far each detection's centre is from where lost tracks ``t_idx`` should
-        be (the anchor moved on by its velocity), as a share of how far the object could
-        have strayed from there: its size plus ``max_speed`` (px/frame) per frame since the
-        anchor. Above 1: out of reach (re-identification by appearance); inf for a track
-        whose motion has taken it out of the frame (it left: an object of its colour coming
-        in is another one)."""
+    def _moved_on(self, t_idx: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tracks' anchor boxes, the frames since each, and how far (x, y) their velocity
+        has taken them since."""
         anchor, gap = self.anchor[t_idx], (frame - self.anchor_frame[t_idx]).astype(np.float64)
-        expected = centres(anchor) + self.velocity[t_idx] * gap[:, None]
-        dist = np.hypot(*(expected[:, None, :] - centres(det_xyxy)[None, :, :]).transpose(2, 0, 1))
-        radius = (anchor[:, 2:] - anchor[:, :2]).max(axis=1) + max_speed * gap
-        h, w = image_hw
-        left = (expected[:, 0] < 0) | (expected[:, 0] > w) | (expected[:, 1] < 0) | (expected[:, 1] > h)
-        return np.where(left[:, None], np.inf, dist / np.maximum(radius, 1.0)[:, None])
+        return anchor, gap, self.velocity[t_idx] * gap[:, None]
 
     def reupdate(self, kf: BatchKalman, t_idx: np.ndarray, gaps: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ORU: the Kalman state of tracks ``t_idx``, re-found ``gaps`` frames after their
