@@ -155,3 +155,41 @@ def test_the_pipeline_gives_the_tracker_its_frames(model, monkeypatch):
     with Pipeline([source], model, tracker=TrackerConfig()) as pipeline:
         assert len(list(pipeline)) == 4
     assert shapes == [(180, 320, 3)] * 4
+
+
+def test_a_track_follows_its_colour_as_the_light_changes():
+    # The object brightens by 1 a frame while seen (60 in all, over twice the threshold):
+    # the track's colour must follow it, or the object returning in its last colour is lost.
+    tracker = ByteTrack(TrackerConfig(), fps=30)
+    ids = []
+    for t in range(100):
+        objects = [([900.0, 100.0, 960.0, 160.0], BLUE)]
+        colour = (40, 140, 170 + min(t, 59))
+        if t < 60:
+            objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], colour))
+        elif t >= 85:  # back 150 px below where its motion puts it
+            objects.insert(0, ([200.0 + 4 * t, 450.0, 260.0 + 4 * t, 510.0], colour))
+        dets, image = _frame(objects)
+        out = tracker.update(dets, image)
+        if t in (59, 99):
+            ids.append(int(out.tracker_id[0]))
+    assert ids[0] >= 1 and ids[1] == ids[0]
+
+
+def test_of_two_look_alikes_the_one_nearer_where_it_should_be_takes_the_id():
+    tracker = ByteTrack(TrackerConfig(), fps=30)
+    near = far = -1
+    for t in range(75):
+        objects = []
+        if t < 15:
+            objects.append(([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
+        elif t >= 60:  # both orange, both within reach: the far one listed first
+            x = 200.0 + 4 * t
+            objects += [([x, 560.0, x + 60, 620.0], ORANGE), ([x, 420.0, x + 60, 480.0], ORANGE)]
+        dets, image = _frame(objects)
+        out = tracker.update(dets, image)
+        if t == 14:
+            first = int(out.tracker_id[0])
+        if t == 74:
+            far, near = (int(i) for i in out.tracker_id)
+    assert near == first and far != first
