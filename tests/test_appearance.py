@@ -44,6 +44,8 @@ def test_mean_colours_match_numpy_inside_masks_and_box_centres():
         np.testing.assert_allclose(got[i], sampled.mean(axis=0), rtol=1e-9)
         assert np.abs(got[i] - image[y0:y1, x0:x1][masks[i]].mean(axis=0)).max() < 16  # near every pixel's mean (3 sigma of this noise)
     assert np.isnan(got[2]).all()
+    as_numbers = mean_colours(image, Detections(boxes[:1], [0.9], [0], HW, masks=[masks[0].astype(np.uint8)]))
+    np.testing.assert_array_equal(as_numbers[0], got[0])
     # Without masks: the central half of each box (the object, not the background around it).
     plain = mean_colours(image, Detections(boxes[:1], [0.9], [0], HW))
     np.testing.assert_allclose(plain[0], image[32:58:2, 30:70:2].reshape(-1, 3).mean(axis=0), rtol=1e-9)

@@ -79,8 +79,9 @@ def mean_colours(image: np.ndarray, dets: Detections, rows: np.ndarray | None = 
         boxes = dets.mask_boxes[rows]
         steps = _steps((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         for i, x0, y0, step in zip(rows.tolist(), boxes[:, 0].tolist(), boxes[:, 1].tolist(), steps.tolist()):
-            if dets.masks[i].size:
-                _masked_mean(image, dets.masks[i], x0, y0, step, out[i])
+            mask = dets.masks[i]
+            if mask.size:  # a mask of 0/1 numbers (a model of one's own) is read as booleans
+                _masked_mean(image, mask if mask.dtype == np.bool_ else mask != 0, x0, y0, step, out[i])
         return out
     h, w = image.shape[:2]
     xyxy = dets.xyxy[rows].astype(np.float64)
