@@ -50,6 +50,8 @@ def test_mean_colours_match_numpy_inside_masks_and_box_centres():
     plain = mean_colours(image, Detections(boxes[:1], [0.9], [0], HW))
     np.testing.assert_allclose(plain[0], image[32:58:2, 30:70:2].reshape(-1, 3).mean(axis=0), rtol=1e-9)
     assert colour_distance(got[:1], got[2:]).tolist() == [[np.inf]]
+    with pytest.raises(ValueError, match="H×W×3 uint8 BGR frame, got float32"):
+        mean_colours(image.astype(np.float32), Detections(boxes[:1], [0.9], [0], HW))
 
 
 def _turned_behind_something(config: TrackerConfig, colour_back: tuple[int, int, int], masks: bool = True,

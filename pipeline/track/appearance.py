@@ -71,6 +71,8 @@ def mean_colours(image: np.ndarray, dets: Detections, rows: np.ndarray | None = 
     mask when the detections have masks, else in the central half of its box (either read
     on a grid of about SAMPLES pixels); NaN rows for detections with nothing visible, and
     for those not in ``rows`` (indices; default: all)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"mean colours need an H×W×3 uint8 BGR frame, got {image.dtype} {image.shape}")
     out = np.full((len(dets), 3), np.nan)
     rows = np.arange(len(dets)) if rows is None else np.asarray(rows, np.int64)
     if not len(rows):
