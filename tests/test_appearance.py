@@ -4,6 +4,8 @@ frame is not re-identified with another of its colour coming in."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import pytest
 
@@ -54,25 +56,36 @@ def test_mean_colours_match_numpy_inside_masks_and_box_centres():
         mean_colours(image.astype(np.float32), Detections(boxes[:1], [0.9], [0], HW))
 
 
-def _turned_behind_something(config: TrackerConfig, colour_back: tuple[int, int, int], masks: bool = True,
-                             give_frames: bool = True) -> list[int]:
+def _run(scene: Callable[[int], list], frames: int, config: TrackerConfig | None = None, masks: bool = True,
+         give_frames: bool = True) -> Iterator[tuple[ByteTrack, list[int]]]:
+    """``scene(t)`` (frame t's objects) through one tracker: after each frame, the tracker
+    and the frame's ids."""
+    tracker = ByteTrack(config or TrackerConfig(), fps=30)
+    for t in range(frames):
+        dets, image = _frame(scene(t), masks)
+        yield tracker, tracker.update(dets, image if give_frames else None).tracker_id.tolist()
+
+
+def _turned(colour_back: tuple[int, int, int], back: Callable[[float], list[float]] = lambda x: [x, 450.0, x + 60, 510.0],
+            extra: Callable[[int], list] = lambda t: []) -> Callable[[int], list]:
     """An orange object moves right at 4 px/frame for 15 frames, is unseen for 45 (1.5 s),
-    and comes back 150 px below where its motion puts it (it turned while hidden), painted
-    ``colour_back``. Returns its ids before and after (a blue object stays in view all along)."""
-    tracker = ByteTrack(config, fps=30)
-    ids = []
-    for t in range(75):
-        objects = [([900.0, 100.0 + t, 960.0, 160.0 + t], BLUE)]
+    and comes back at ``back(x)`` (by default 150 px below where its motion puts it: it
+    turned while hidden), painted ``colour_back``; a blue object stays in view all along."""
+    def scene(t: int) -> list:
+        objects = [([900.0, 100.0 + t, 960.0, 160.0 + t], BLUE), *extra(t)]
         if t < 15:
             objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
         elif t >= 60:
-            x = 200.0 + 4 * t
-            objects.insert(0, ([x, 450.0, x + 60, 510.0], colour_back))
-        dets, image = _frame(objects, masks)
-        out = tracker.update(dets, image if give_frames else None)
-        if t in (14, 74):
-            ids.append(int(out.tracker_id[0]))
-    return ids
+            objects.insert(0, (back(200.0 + 4 * t), colour_back))
+        return objects
+    return scene
+
+
+def _turned_behind_something(config: TrackerConfig, colour_back: tuple[int, int, int], masks: bool = True,
+                             give_frames: bool = True) -> list[int]:
+    """The turned object's ids before it is lost and after it is back."""
+    ids = [out[0] for _, out in _run(_turned(colour_back), 75, config, masks, give_frames)]
+    return [ids[14], ids[74]]
 
 
 @pytest.mark.parametrize("masks", [True, False])
@@ -91,44 +104,29 @@ def test_another_colour_or_no_frame_gets_a_new_id():
 
 
 def test_an_object_that_left_the_frame_is_not_taken_for_one_coming_in():
-    tracker = ByteTrack(TrackerConfig(), fps=30)
-    first = second = -1
-    for t in range(60):
+    def scene(t: int) -> list:
         if t < 20:  # leaves through the right edge at 8 px/frame
-            dets, image = _frame([([1160.0 + 8 * t, 300.0, 1220.0 + 8 * t, 360.0], ORANGE)])
-        elif t >= 30:  # another orange object comes in at the same place, moving left
+            return [([1160.0 + 8 * t, 300.0, 1220.0 + 8 * t, 360.0], ORANGE)]
+        if t >= 30:  # another orange object comes in at the same place, moving left
             x = 1280.0 - 8 * (t - 30)
-            dets, image = _frame([([x, 300.0, min(x + 60, 1280.0), 360.0], ORANGE)])
-        else:
-            dets, image = _frame([])
-        out = tracker.update(dets, image)
-        if t == 10:
-            first = int(out.tracker_id[0])
-        if t == 59:
-            second = int(out.tracker_id[0])
+            return [([x, 300.0, min(x + 60, 1280.0), 360.0], ORANGE)]
+        return []
+
+    ids = [out for _, out in _run(scene, 60)]
+    first, second = ids[10][0], ids[59][0]
     assert first >= 1 and second not in (first, -1)
 
 
 def test_colours_stay_in_step_with_tracks_and_a_much_larger_box_is_not_taken():
     # A one-frame false positive spawns and drops a tentative track between the frames:
     # the colours must be dropped with it, or the orange track would read another's colour.
-    tracker = ByteTrack(TrackerConfig(), fps=30)
+    scene = _turned(ORANGE, back=lambda x: [x - 40, 410.0, x + 100, 550.0],  # boxed far larger than it ever was
+                    extra=lambda t: [([50.0, 600.0, 90.0, 640.0], (0, 200, 0))] if t in (20, 40) else [])
     ids = []
-    for t in range(75):
-        objects = [([900.0, 100.0 + t, 960.0, 160.0 + t], BLUE)]
-        if t < 15:
-            objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
-        elif t >= 60:  # back where the turned object would be, but boxed far larger than it ever was
-            x = 200.0 + 4 * t
-            objects.insert(0, ([x - 40, 410.0, x + 100, 550.0], ORANGE))
-        if t in (20, 40):
-            objects.append(([50.0, 600.0, 90.0, 640.0], (0, 200, 0)))
-        dets, image = _frame(objects)
-        out = tracker.update(dets, image)
+    for tracker, out in _run(scene, 75):
         assert len(tracker.colour) == len(tracker)
-        if t in (14, 74):
-            ids.append(int(out.tracker_id[0]))
-    assert ids[1] not in (ids[0], -1), "a box over twice the object's area is another object, whatever its colour"
+        ids.append(out[0])
+    assert ids[74] not in (ids[14], -1), "a box over twice the object's area is another object, whatever its colour"
 
 
 def test_the_kernel_is_ready_before_the_first_frame_for_any_layout():
@@ -164,36 +162,28 @@ def test_the_pipeline_gives_the_tracker_its_frames(model, monkeypatch):
 def test_a_track_follows_its_colour_as_the_light_changes():
     # The object brightens by 1 a frame while seen (60 in all, over twice the threshold):
     # the track's colour must follow it, or the object returning in its last colour is lost.
-    tracker = ByteTrack(TrackerConfig(), fps=30)
-    ids = []
-    for t in range(100):
-        objects = [([900.0, 100.0, 960.0, 160.0], BLUE)]
+    def scene(t: int) -> list:
         colour = (40, 140, 170 + min(t, 59))
+        objects = [([900.0, 100.0, 960.0, 160.0], BLUE)]
         if t < 60:
             objects.insert(0, ([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], colour))
         elif t >= 85:  # back 150 px below where its motion puts it
             objects.insert(0, ([200.0 + 4 * t, 450.0, 260.0 + 4 * t, 510.0], colour))
-        dets, image = _frame(objects)
-        out = tracker.update(dets, image)
-        if t in (59, 99):
-            ids.append(int(out.tracker_id[0]))
-    assert ids[0] >= 1 and ids[1] == ids[0]
+        return objects
+
+    ids = [out for _, out in _run(scene, 100)]
+    assert ids[59][0] >= 1 and ids[99][0] == ids[59][0]
 
 
 def test_of_two_look_alikes_the_one_nearer_where_it_should_be_takes_the_id():
-    tracker = ByteTrack(TrackerConfig(), fps=30)
-    near = far = -1
-    for t in range(75):
-        objects = []
+    def scene(t: int) -> list:
         if t < 15:
-            objects.append(([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE))
-        elif t >= 60:  # both orange, both within reach: the far one listed first
+            return [([200.0 + 4 * t, 300.0, 260.0 + 4 * t, 360.0], ORANGE)]
+        if t >= 60:  # both orange, both within reach: the far one listed first
             x = 200.0 + 4 * t
-            objects += [([x, 560.0, x + 60, 620.0], ORANGE), ([x, 420.0, x + 60, 480.0], ORANGE)]
-        dets, image = _frame(objects)
-        out = tracker.update(dets, image)
-        if t == 14:
-            first = int(out.tracker_id[0])
-        if t == 74:
-            far, near = (int(i) for i in out.tracker_id)
+            return [([x, 560.0, x + 60, 620.0], ORANGE), ([x, 420.0, x + 60, 480.0], ORANGE)]
+        return []
+
+    ids = [out for _, out in _run(scene, 75)]
+    first, (far, near) = ids[14][0], ids[74]
     assert near == first and far != first
