@@ -20,7 +20,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import table  # noqa: E402
-from pipeline.track import appearance  # noqa: E402
 from pipeline.track.bytetrack import ByteTrack  # noqa: E402
 from pipeline.track.config import CLASSIC_BYTETRACK, TrackerConfig  # noqa: E402
 from pipeline.vision.detections import Detections  # noqa: E402
@@ -60,7 +59,6 @@ def bench(n: int, config: TrackerConfig, masks: bool, with_frame: bool = False, 
     tracker = ByteTrack(config, fps=30)
     stream = list(detections_stream(n, frames, masks=masks))
     image = np.random.default_rng(1).integers(0, 256, (*HW, 3), dtype=np.uint8) if with_frame else None
-    appearance.warm_up()
     times = []
     for dets in stream:
         t = time.perf_counter()

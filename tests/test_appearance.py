@@ -132,7 +132,6 @@ def test_colours_stay_in_step_with_tracks_and_a_much_larger_box_is_not_taken():
 def test_the_kernel_is_ready_before_the_first_frame_for_any_layout():
     from pipeline.track import appearance
 
-    appearance.warm_up()
     compiled = len(appearance._masked_mean.signatures)
     padded = np.zeros((576, 768, 3), np.uint8)[:, :720]  # PyAV's rows are padded at some widths
     dets = Detections([[10, 10, 20, 30]], [0.9], [0], (576, 720), masks=[np.asfortranarray(np.ones((20, 10), bool))])

@@ -38,9 +38,10 @@ SAMPLES = 256
 REID_COLOUR_WEIGHT, REID_REACH_WEIGHT = 0.5, 0.2
 
 
-# One signature of any-layout arrays, compiled at import (or loaded from the cache): the
-# frames PyAV decodes are padded views at some widths (720, 854), the pipeline's masks are
-# column-major, so a lazily typed kernel would compile again on the first such frame.
+# One signature of any-layout arrays, compiled at import (or loaded from the cache), so no
+# warm-up call is needed: the frames PyAV decodes are padded views at some widths (720,
+# 854), the pipeline's masks are column-major, and a lazily typed kernel would compile
+# again on the first such frame.
 @njit("void(uint8[:, :, :], boolean[:, :], int64, int64, int64, float64[:])", cache=True, nogil=True)
 def _masked_mean(image, mask, x0, y0, step, out):  # pragma: no cover - numba
     """out[:] = the mean BGR of ``image`` where ``mask`` (its top-left at x0, y0) is set,
@@ -128,9 +129,3 @@ def blend_colours(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     ``new`` where nothing was known, or ``old`` where nothing was seen (NaN rows)."""
     mixed = old + COLOUR_GAIN * (new - old)
     return np.where(np.isnan(old), new, np.where(np.isnan(new), old, mixed))
-
-
-def warm_up() -> None:
-    """Load (or compile) the kernel before the first frame; its one signature takes frames
-    and masks of any memory layout."""
-    _masked_mean(np.zeros((4, 4, 3), np.uint8), np.ones((4, 2), bool), 0, 0, 1, np.zeros(3))

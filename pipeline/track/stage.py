@@ -17,7 +17,7 @@ from pipeline.core.ring import RingBuffer
 from pipeline.core.roster import Roster
 from pipeline.core.stage import Bus, Stage
 from pipeline.core.stats import StreamStats
-from pipeline.track import appearance, kalman, recovery
+from pipeline.track import kalman, recovery
 from pipeline.track.base import Tracker
 from pipeline.track.config import TrackerConfig
 from pipeline.track.factory import make_tracker
@@ -49,7 +49,6 @@ class TrackerStage(Stage):
         if config is not None and config.type != "none":
             geometry.warm_up()  # compile the IoU and direction kernels now, not on the first frame
             recovery.warm_up()
-            appearance.warm_up()
             kalman.warm_up()
 
     def add_stream(self, stream_id: str, stats: StreamStats) -> None:
