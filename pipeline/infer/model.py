@@ -168,12 +168,31 @@ def model_stride(metadata: dict[str, str]) -> int | None:
     return int(stride) if isinstance(stride, (int, float)) and not isinstance(stride, bool) and stride >= 1 else None
 
 
+def check_imgsz(backend: Backend, config: ModelConfig) -> None:
+    """``model.imgsz`` is the input the backend runs at: a fixed input of another size, or
+    sides the network cannot divide into its grid (a classifier's excepted), are errors at
+    load, before a test inference would fail on them."""
+    if config.imgsz is None:
+        return
+    h, w = config.imgsz
+    if backend.input_hw != (h, w):
+        ih, iw = backend.input_hw
+        raise ModelError(f"{backend.path}: model.imgsz {w}x{h} needs an input of any height and width; the "
+                         f"model's input is fixed at {iw}x{ih}")
+    stride = model_stride(backend.metadata) or DEFAULT_STRIDE
+    if backend.metadata.get("task") != "classify" and (h % stride or w % stride):
+        up_h, up_w = -(-h // stride) * stride, -(-w // stride) * stride
+        raise ModelError(f"{backend.path}: model.imgsz {w}x{h}: each side must be a multiple of the model's "
+                         f"stride {stride} (e.g. {up_w}x{up_h})")
+
+
 class Model:
     """Runs batches of BGR images through the backend and decodes each image's outputs."""
 
     def __init__(self, backend: Backend, config: ModelConfig, names: Sequence[str] | None = None) -> None:
         self.backend, self.config, self.options = backend, config, config.postprocess
         names = list(names) if names else parse_names(backend.metadata.get("names"))
+        check_imgsz(backend, config)
         shapes = output_shapes(backend)
         hints = layout_hints(backend.metadata, config, backend.path)
         try:

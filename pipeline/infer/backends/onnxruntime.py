@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import logging
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
+from pipeline.infer.backends.imgsz import dynamic_input_hw
 from pipeline.infer.config import BackendOptions, ProviderSpec
 
 log = logging.getLogger("vidpipe.backend")
@@ -78,7 +78,7 @@ def _provider_name(p: ProviderSpec) -> str:
     return p if isinstance(p, str) else p[0]
 
 
-def _onnx_input(path: Path) -> tuple[str, tuple[int, int], bool]:
+def _onnx_input(path: Path, options: BackendOptions) -> tuple[str, tuple[int, int], bool]:
     """Input name, size and whether the batch is dynamic, from a throwaway CPU session: the
     TensorRT provider's options must name them before the real session exists."""
     ort = _import_ort()
@@ -87,9 +87,8 @@ def _onnx_input(path: Path) -> tuple[str, tuple[int, int], bool]:
     shape = list(i.shape)
     if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
         hw = (shape[2], shape[3])
-    else:  # symbolic H, W: Ultralytics writes imgsz in the metadata
-        size = ast.literal_eval(probe.get_modelmeta().custom_metadata_map.get("imgsz", "640"))
-        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    else:  # symbolic H, W: model.imgsz, or the imgsz Ultralytics writes in the metadata
+        hw = dynamic_input_hw(probe.get_modelmeta().custom_metadata_map, options, path)
     return i.name, hw, not (isinstance(shape[0], int) and shape[0] > 0)
 
 
@@ -177,7 +176,7 @@ class OnnxRuntimeBackend:
 
     def _gpu_options(self, path: Path, providers: list[ProviderSpec]) -> list[ProviderSpec]:
         try:
-            name, hw, dynamic = _onnx_input(path)
+            name, hw, dynamic = _onnx_input(path, self.options)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types
             raise ModelError(f"cannot load {path} as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
         if any(_provider_name(p) == "TensorrtExecutionProvider" for p in providers):
@@ -195,12 +194,7 @@ class OnnxRuntimeBackend:
         h, w = self.input_shape[2], self.input_shape[3]
         if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             return h, w
-        imgsz = self.metadata.get("imgsz")
-        if imgsz:
-            size = ast.literal_eval(imgsz)
-            size = [size, size] if isinstance(size, int) else list(size)
-            return int(size[0]), int(size[1])
-        return 640, 640
+        return dynamic_input_hw(self.metadata, self.options, self.path)
 
     @property
     def dynamic_hw(self) -> bool:

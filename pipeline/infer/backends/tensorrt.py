@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
+from pipeline.infer.backends.imgsz import dynamic_input_hw
 from pipeline.infer.backends.onnxruntime import default_cache_dir
 from pipeline.infer.config import BackendOptions
 from pipeline.infer.kernels import cuda as kernels_cuda
@@ -137,7 +138,7 @@ class TensorRTBackend:
         trt = self._trt
         builder, network, parser = self._parse()
         name, shape = network.get_input(0).name, list(network.get_input(0).shape)
-        h, w = (shape[2], shape[3]) if shape[2] > 0 and shape[3] > 0 else self._metadata_hw()
+        h, w = (shape[2], shape[3]) if shape[2] > 0 and shape[3] > 0 else dynamic_input_hw(self.metadata, self.options, self.path)
         dynamic = shape[0] < 0
         top = self.max_batch_size if dynamic else shape[0]
         self.profile = ((1 if dynamic else top, 3, h, w), (top, 3, h, w), (top, 3, h, w))
@@ -161,13 +162,6 @@ class TensorRTBackend:
             {"model": str(self.path), "tensorrt": trt.__version__, "gpu": self.gpu_name, "precision": self.precision,
              "profile": self.profile, "workspace_gb": self.options.workspace_gb}, indent=1))
         return runtime.deserialize_cuda_engine(data)
-
-    def _metadata_hw(self) -> tuple[int, int]:
-        import ast
-
-        size = ast.literal_eval(self.metadata.get("imgsz", "640"))
-        size = [size, size] if isinstance(size, int) else list(size)
-        return int(size[0]), int(size[1])
 
     def _build(self, builder, network, input_name: str, dynamic: bool) -> bytes:
         trt = self._trt
