@@ -79,18 +79,18 @@ def test_drop_oldest_keeps_newest_and_drop_newest_keeps_oldest():
     assert oldest.stats.dropped == newest.stats.dropped == 7
 
 
-def test_control_items_are_never_dropped():
-    ring = RingBuffer(2, "drop_newest")
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
+def test_control_items_are_never_dropped_and_never_evict(policy):
+    """A live stream's end goes in behind its last frames, whatever the ring holds."""
+    ring = RingBuffer(1, policy)
     ring.put(1)
-    ring.put(2)
-    assert ring.put(EndOfStream("s")) is True
-    items = [ring.get(0) for _ in range(len(ring))]
-    assert isinstance(items[-1], EndOfStream)
-    ring2 = RingBuffer(2, "drop_oldest")
+    assert ring.put(EndOfStream("s"), timeout=0) is True  # one over capacity, at once
+    assert ring.get(0) == 1 and isinstance(ring.get(0), EndOfStream) and ring.stats.dropped == 0
+    ring2 = RingBuffer(2, policy)
     ring2.put(EndOfStream("a"))
     ring2.put(1)
-    ring2.put(2)  # evicts 1, not the EOS
-    assert isinstance(ring2.get(0), EndOfStream) and ring2.get(0) == 2
+    ring2.put(2)  # drop_oldest evicts 1, not the EOS; drop_newest drops 2
+    assert isinstance(ring2.get(0), EndOfStream) and ring2.get(0) == (2 if policy == "drop_oldest" else 1)
 
 
 def test_close_wakes_every_waiter():

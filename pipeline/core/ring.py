@@ -4,8 +4,9 @@
 - ``drop_oldest``: the newest item replaces the oldest. Lowest latency; live sources.
 - ``drop_newest``: the incoming item is discarded.
 
-Control items (end of stream) are never dropped: under a drop policy they evict the oldest
-droppable item, or wait if there is none. Every blocking call takes a timeout so a stage
+Control items (end of stream, stream info) are never dropped and never evict: under a
+drop policy they go in even when the ring is full (one over its capacity, for a moment), so
+a live stream's last frame is not thrown away for its end; a ``block`` ring waits as ever. Every blocking call takes a timeout so a stage
 can notice a stop request, and ``close()`` wakes every waiter.
 
 Example:
@@ -96,11 +97,11 @@ class RingBuffer(Generic[T]):
             if self._closed:
                 raise RingClosed(self.name)
             control = is_control(item)
-            if len(self._items) >= self.capacity:
-                if self.policy == "drop_newest" and not control:
+            if len(self._items) >= self.capacity and not (control and self.policy != "block"):
+                if self.policy == "drop_newest":
                     self.stats.dropped += 1
                     dropped, has_dropped = item, True
-                elif self.policy != "block" and (victim := self._evict_oldest_droppable()) is not None:
+                elif self.policy == "drop_oldest" and (victim := self._evict_oldest_droppable()) is not None:
                     dropped, has_dropped = victim, True
                 else:
                     if not self._wait_for_space(timeout):
