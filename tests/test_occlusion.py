@@ -91,6 +91,24 @@ def test_reidentification_prefers_the_same_class_and_needs_the_observed_motion()
     assert same_class_only[0, 1] >= 1.0  # above every round's threshold: never matched
 
 
+def test_a_track_whose_motion_took_it_out_of_the_frame_is_not_reidentified():
+    """Held-out seed 42 at a 960 input: a 100x113 object leaving through the right edge at
+    (4, 11) px/frame was re-identified 49 frames on with another object coming in at that
+    edge 400 px lower: the predicted box, grown by the object's size for the time unseen,
+    still reached it, though the motion had taken the object's centre out of the frame."""
+    obs = Observations()
+    obs.append(np.array([[1177.0, 73, 1278, 186]]), np.zeros((1, 8)), np.zeros((1, 8, 8)), frame=1)
+    obs.observe(np.array([0]), np.array([[1181.0, 84, 1280, 197]]), np.array([1]), np.zeros((1, 8)), np.zeros((1, 8, 8)), 2)
+    coming_in = np.array([[1270.0, 588, 1280, 605]])
+    cost = obs.reid_cost(np.array([0]), np.array([1]), coming_in, np.array([1]), frame=50, class_change_cost=0.3,
+                         image_hw=HW)
+    assert cost[0, 0] >= 1.0, "above every round's threshold: never matched"
+    # Where the same motion stays in the frame, the object is re-identified as before.
+    inside = obs.reid_cost(np.array([0]), np.array([1]), np.array([[1205.0, 140, 1280, 252]]), np.array([1]),
+                           frame=8, class_change_cost=0.3, image_hw=HW)
+    assert inside[0, 0] < 0.5
+
+
 def test_edge_velocity_ignores_the_edge_held_by_an_occluder():
     before = np.array([[340.0, 300, 400, 360], [100, 100, 160, 160]])
     after = np.array([[348.0, 300, 400, 360], [96, 96, 164, 164]])  # sliding behind a post; growing

@@ -160,7 +160,8 @@ class Observations:
         threshold), the appearance cost where it is lower (:func:`colour_reid_cost`: within
         reach, ``max_speed`` px/frame, of where the track should be in a frame of
         ``image_hw``); plus ``class_change_cost`` across classes; 2 (no match) for a
-        detection much larger than the track."""
+        detection much larger than the track, and for a track whose motion has taken it
+        out of the frame."""
         if not len(t_idx) or not len(det_xyxy):
             return np.zeros((len(t_idx), len(det_xyxy)))
         anchor, gap, shift = self._moved_on(t_idx, frame)
@@ -178,15 +179,17 @@ class Observations:
         cost = 1.0 - inside + 0.1 * np.minimum(dist / np.maximum(size.max(axis=1), 1.0)[:, None], 1.0)
         if colour is not None:
             # Within reach: the object's size plus max_speed per frame unseen around where it
-            # should be; none for a track whose motion took it out of the frame (it left: an
-            # object of its colour coming in is another one).
-            h, w = image_hw
-            left = (expected[:, 0] < 0) | (expected[:, 0] > w) | (expected[:, 1] < 0) | (expected[:, 1] > h)
+            # should be.
             far = dist / np.maximum(size.max(axis=1) + max_speed * gap, 1.0)[:, None]
-            cost = np.minimum(cost, colour_reid_cost(colour, np.where(left[:, None], np.inf, far)))
+            cost = np.minimum(cost, colour_reid_cost(colour, far))
         too_big = det_area[None, :] > REID_MAX_GROWTH * np.prod(self.ref_wh[t_idx], axis=1)[:, None]
         cost += class_change_cost * (t_cls[:, None] != det_cls[None, :])
-        return np.where(too_big, 2.0, cost)
+        # None for a track whose motion took it out of the frame: it left, and an object
+        # coming in at that edge (grown margins reach along it) is another one.
+        h, w = image_hw
+        left = (expected[:, 0] < 0) | (expected[:, 0] > w) | (expected[:, 1] < 0) | (expected[:, 1] > h) \
+            if h > 0 and w > 0 else np.zeros(len(t_idx), bool)
+        return np.where(too_big | left[:, None], 2.0, cost)
 
     def _moved_on(self, t_idx: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tracks' anchor boxes, the frames since each, and how far (x, y) their velocity
