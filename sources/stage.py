@@ -139,7 +139,7 @@ class SourceStage(Stage):
             self._skip_to_keyframe = False
         self._unhold()
         packet.gap = packet.gap or self._gap
-        if len(self.out) >= self.out.capacity or not self.put(self.out, packet):
+        if self.out.full or not self.put(self.out, packet):
             self._skip_to_keyframe = True
             self.source.stats.drop("gop_skip")
             return

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from pipeline.core.items import EndOfStream
+from pipeline.core.items import EndOfStream, StreamInfo
 from pipeline.core.ring import RingBuffer, RingClosed, RingEmpty
 
 PRODUCERS, CONSUMERS, PER_PRODUCER = 4, 3, 2000
@@ -79,18 +79,21 @@ def test_drop_oldest_keeps_newest_and_drop_newest_keeps_oldest():
     assert oldest.stats.dropped == newest.stats.dropped == 7
 
 
-@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
-def test_control_items_are_never_dropped_and_never_evict(policy):
-    """A live stream's end goes in behind its last frames, whatever the ring holds."""
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest", "block"])
+def test_control_items_are_outside_the_capacity(policy):
+    """Never dropped, never evicting, never waiting: a live stream's end goes in behind its
+    last frame, and its first frame is not held back behind its stream info."""
     ring = RingBuffer(1, policy)
     ring.put(1)
-    assert ring.put(EndOfStream("s"), timeout=0) is True  # one over capacity, at once
+    assert ring.put(EndOfStream("s"), timeout=0) is True
     assert ring.get(0) == 1 and isinstance(ring.get(0), EndOfStream) and ring.stats.dropped == 0
-    ring2 = RingBuffer(2, policy)
-    ring2.put(EndOfStream("a"))
-    ring2.put(1)
-    ring2.put(2)  # drop_oldest evicts 1, not the EOS; drop_newest drops 2
-    assert isinstance(ring2.get(0), EndOfStream) and ring2.get(0) == (2 if policy == "drop_oldest" else 1)
+    opened = RingBuffer(1, policy)
+    opened.put(StreamInfo("s", "h264"))
+    assert opened.put(1, timeout=0) is True
+    # Now full of data: drop_oldest evicts 1, drop_newest drops 2, block stays full.
+    assert opened.put(2, timeout=0) is (policy == "drop_oldest")
+    assert isinstance(opened.get(0), StreamInfo)
+    assert opened.get(0) == (2 if policy == "drop_oldest" else 1) and len(opened) == 0
 
 
 def test_close_wakes_every_waiter():

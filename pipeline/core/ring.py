@@ -4,9 +4,10 @@
 - ``drop_oldest``: the newest item replaces the oldest. Lowest latency; live sources.
 - ``drop_newest``: the incoming item is discarded.
 
-Control items (end of stream, stream info) are never dropped and never evict: under a
-drop policy they go in even when the ring is full (one over its capacity, for a moment), so
-a live stream's last frame is not thrown away for its end; a ``block`` ring waits as ever. Every blocking call takes a timeout so a stage
+Control items (end of stream, stream info, discontinuities) are never dropped, never evict
+and never wait: the capacity bounds the data items (packets, frames, results) only, so a
+live stream's last frame is not thrown away for its end, and a frame is not held back
+behind a stream's info. Control items are few (a stream's start, reconnects and end). Every blocking call takes a timeout so a stage
 can notice a stop request, and ``close()`` wakes every waiter.
 
 Example:
@@ -74,6 +75,7 @@ class RingBuffer(Generic[T]):
         self.name = name
         self.stats = RingStats()
         self._items: deque[T] = deque()
+        self._controls = 0  # control items in _items: outside the capacity
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
@@ -83,6 +85,11 @@ class RingBuffer(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def full(self) -> bool:
+        """As many data items as the capacity (control items aside)."""
+        return len(self._items) - self._controls >= self.capacity
 
     @property
     def closed(self) -> bool:
@@ -97,7 +104,7 @@ class RingBuffer(Generic[T]):
             if self._closed:
                 raise RingClosed(self.name)
             control = is_control(item)
-            if len(self._items) >= self.capacity and not (control and self.policy != "block"):
+            if not control and self.full:
                 if self.policy == "drop_newest":
                     self.stats.dropped += 1
                     dropped, has_dropped = item, True
@@ -108,6 +115,7 @@ class RingBuffer(Generic[T]):
                         return False
             if not has_dropped or dropped is not item:
                 self._items.append(item)
+                self._controls += control
                 self.stats.puts += 1
                 self.stats.max_depth = max(self.stats.max_depth, len(self._items))
                 self._not_empty.notify()
@@ -128,7 +136,7 @@ class RingBuffer(Generic[T]):
 
     def _wait_for_space(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while len(self._items) >= self.capacity:
+        while self.full:
             if self._closed:
                 raise RingClosed(self.name)
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -150,10 +158,7 @@ class RingBuffer(Generic[T]):
                 if remaining is not None and remaining <= 0:
                     raise RingEmpty(self.name)
                 self._not_empty.wait(remaining)
-            item = self._items.popleft()
-            self.stats.gets += 1
-            self._not_full.notify()
-            return item
+            return self._pop()
 
     def get_nowait(self) -> T | None:
         """Next item or None; raises RingClosed once closed and empty."""
@@ -162,10 +167,14 @@ class RingBuffer(Generic[T]):
                 if self._closed:
                     raise RingClosed(self.name)
                 return None
-            item = self._items.popleft()
-            self.stats.gets += 1
-            self._not_full.notify()
-            return item
+            return self._pop()
+
+    def _pop(self) -> T:
+        item = self._items.popleft()
+        self._controls -= is_control(item)
+        self.stats.gets += 1
+        self._not_full.notify()
+        return item
 
     def close(self) -> None:
         """No more puts; getters drain what is left, then see RingClosed. Wakes all waiters."""
