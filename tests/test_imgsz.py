@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import ModelError
-from pipeline.infer.backends.imgsz import dynamic_input_hw
+from pipeline.infer.backends.imgsz import resolve_input_hw
 from pipeline.infer.config import BackendOptions, ModelConfig
 from pipeline.infer.model import Model
 from pipeline.vision.geometry import box_iou
@@ -86,13 +86,37 @@ def test_a_fixed_input_runs_at_its_own_size_only():
     assert Model.load(str(FIXED_INPUT_MODEL), imgsz=160, warm_up=False).input_hw == (160, 160)
 
 
-def test_the_size_comes_from_the_option_then_the_metadata():
-    assert dynamic_input_hw({"imgsz": "[384, 640]"}, BackendOptions()) == (384, 640)
-    assert dynamic_input_hw({"imgsz": "320"}, BackendOptions()) == (320, 320)
-    assert dynamic_input_hw({}, BackendOptions()) == (640, 640)
-    assert dynamic_input_hw({"imgsz": "[384, 640]"}, BackendOptions(imgsz=(544, 960))) == (544, 960)
+def test_the_size_comes_from_the_fixed_sides_the_option_then_the_metadata():
+    dynamic, meta = ["batch", 3, "height", "width"], {"imgsz": "[384, 640]", "stride": "32"}
+    assert resolve_input_hw(dynamic, meta, BackendOptions()) == (384, 640)
+    assert resolve_input_hw(dynamic, {"imgsz": "320"}, BackendOptions()) == (320, 320)
+    assert resolve_input_hw(dynamic, {}, BackendOptions()) == (640, 640)
+    assert resolve_input_hw(dynamic, meta, BackendOptions(imgsz=(544, 960))) == (544, 960)
+    assert resolve_input_hw([1, 3, 640, -1], meta, BackendOptions(imgsz=960)) == (640, 960)  # TensorRT's -1
+    assert resolve_input_hw([1, 3, 160, 160], meta, BackendOptions(imgsz=960)) == (160, 160)
     with pytest.raises(ModelError, match=r"m\.onnx: imgsz metadata 'big' is not a size .* set model\.imgsz"):
-        dynamic_input_hw({"imgsz": "big"}, BackendOptions(), "m.onnx")
+        resolve_input_hw(dynamic, {"imgsz": "big"}, BackendOptions(), "m.onnx")
+
+
+def test_the_metadata_stride_is_checked_before_any_engine_is_built():
+    """resolve_input_hw is what the TensorRT backend and provider size their engine with."""
+    dynamic = ["batch", 3, "height", "width"]
+    with pytest.raises(ModelError, match=r"m\.onnx: model\.imgsz 1000x544: .* stride 64 \(e\.g\. 1024x576\)"):
+        resolve_input_hw(dynamic, {"stride": "[8, 16, 32, 64]"}, BackendOptions(imgsz=(544, 1000)), "m.onnx")
+    # A classifier is centre-cropped to its input: any size.
+    assert resolve_input_hw(dynamic, {"stride": "32", "task": "classify"}, BackendOptions(imgsz=299)) == (299, 299)
+
+
+def test_a_partly_fixed_input_takes_only_its_free_side():
+    from pipeline.infer.backends.base import open_backend
+    from pipeline.zoo import default_model_path
+
+    backend = open_backend(default_model_path(), ModelConfig(intra_op_threads=1, imgsz=960))
+    backend.input_shape = ["batch", 3, 640, "width"]
+    assert backend.input_hw == (640, 960)
+    with pytest.raises(ModelError, match=r"model\.imgsz 960x960 needs an input of any height and width; the model's "
+                                         r"input is fixed at 960x640"):
+        Model(backend, ModelConfig(intra_op_threads=1, imgsz=960))
 
 
 def test_gpu_providers_are_told_the_size_asked():

@@ -73,7 +73,7 @@ class BackendOptions(Options):
         None, description="input size of a model whose height and width are dynamic (Ultralytics' imgsz): a number "
                           "for a square, or [height, width], multiples of the model's stride. Larger finds smaller "
                           "objects and draws finer masks at more time per frame (960 on 1280x720 video: 960x544 with "
-                          "rect, about 2.2x the pixels of 640). Default: the model's imgsz metadata, else 640. A "
+                          "rect, 2.1x the pixels of 640's 640x384). Default: the model's imgsz metadata, else 640. A "
                           "model with a fixed input runs at that size only; TensorRT builds its engine at this size")
     rect: bool | None = Field(
         None, description="feed each frame at the smallest input that holds it, sides multiples of the model's stride "

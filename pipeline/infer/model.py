@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from pipeline.core.errors import ModelError
 from pipeline.infer.backends.base import Backend, open_backend
+from pipeline.infer.backends.imgsz import DEFAULT_STRIDE, check_stride, model_stride
 from pipeline.infer.config import ModelConfig
 from pipeline.infer.kernels import select_kernels
 from pipeline.infer.layouts import LayoutError, LayoutHints, ModelLayout, recognise
@@ -157,33 +158,18 @@ def output_shapes(backend: Backend) -> list[list[Any]]:
         raise ModelError(f"{backend.path}: a test inference at {w}x{h} failed: {exc}") from exc
 
 
-DEFAULT_STRIDE = 32  # YOLO's largest stride, where a model's metadata gives none
-
-
-def model_stride(metadata: dict[str, str]) -> int | None:
-    """The model's largest stride (Ultralytics' ``stride`` metadata), None without it: what
-    a dynamic input's sides must be multiples of."""
-    stride = _literal(metadata.get("stride"))
-    stride = max(stride) if isinstance(stride, (list, tuple)) and stride else stride
-    return int(stride) if isinstance(stride, (int, float)) and not isinstance(stride, bool) and stride >= 1 else None
-
-
-def check_imgsz(backend: Backend, config: ModelConfig) -> None:
-    """``model.imgsz`` is the input the backend runs at: a fixed input of another size, or
-    sides the network cannot divide into its grid (a classifier's excepted), are errors at
-    load, before a test inference would fail on them."""
+def check_imgsz(backend: Backend, config: ModelConfig, task: str) -> None:
+    """``model.imgsz`` is the input the backend runs at: a fixed input of another size is
+    an error at load, and so are sides off the stride where the metadata gives none (the
+    backend checked the metadata's own before building anything)."""
     if config.imgsz is None:
         return
-    h, w = config.imgsz
-    if backend.input_hw != (h, w):
-        ih, iw = backend.input_hw
+    if backend.input_hw != config.imgsz:
+        (h, w), (ih, iw) = config.imgsz, backend.input_hw
         raise ModelError(f"{backend.path}: model.imgsz {w}x{h} needs an input of any height and width; the "
                          f"model's input is fixed at {iw}x{ih}")
-    stride = model_stride(backend.metadata) or DEFAULT_STRIDE
-    if backend.metadata.get("task") != "classify" and (h % stride or w % stride):
-        up_h, up_w = -(-h // stride) * stride, -(-w // stride) * stride
-        raise ModelError(f"{backend.path}: model.imgsz {w}x{h}: each side must be a multiple of the model's "
-                         f"stride {stride} (e.g. {up_w}x{up_h})")
+    if model_stride(backend.metadata) is None and task != "classify":
+        check_stride(config.imgsz, DEFAULT_STRIDE, backend.path)
 
 
 class Model:
@@ -192,13 +178,13 @@ class Model:
     def __init__(self, backend: Backend, config: ModelConfig, names: Sequence[str] | None = None) -> None:
         self.backend, self.config, self.options = backend, config, config.postprocess
         names = list(names) if names else parse_names(backend.metadata.get("names"))
-        check_imgsz(backend, config)
         shapes = output_shapes(backend)
         hints = layout_hints(backend.metadata, config, backend.path)
         try:
             self.layout: ModelLayout = recognise(shapes, len(names) if names else None, config.layout, hints)
         except LayoutError as exc:
             raise ModelError(f"{backend.path}: {self._names_mismatch(shapes, names, config, hints) or exc}") from exc
+        check_imgsz(backend, config, self.layout.task)
         if names and self.layout.num_classes and len(names) != self.layout.num_classes:
             raise ModelError(f"{backend.path}: {len(names)} class names for {self.layout.num_classes} classes")
         self.class_names: tuple[str, ...] = tuple(names) if names else tuple(str(i) for i in range(self.layout.num_classes))

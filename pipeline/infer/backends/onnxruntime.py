@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
-from pipeline.infer.backends.imgsz import dynamic_input_hw
+from pipeline.infer.backends.imgsz import resolve_input_hw
 from pipeline.infer.config import BackendOptions, ProviderSpec
 
 log = logging.getLogger("vidpipe.backend")
@@ -85,10 +85,7 @@ def _onnx_input(path: Path, options: BackendOptions) -> tuple[str, tuple[int, in
     probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     i = probe.get_inputs()[0]
     shape = list(i.shape)
-    if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
-        hw = (shape[2], shape[3])
-    else:  # symbolic H, W: model.imgsz, or the imgsz Ultralytics writes in the metadata
-        hw = dynamic_input_hw(probe.get_modelmeta().custom_metadata_map, options, path)
+    hw = resolve_input_hw(shape, probe.get_modelmeta().custom_metadata_map, options, path)
     return i.name, hw, not (isinstance(shape[0], int) and shape[0] > 0)
 
 
@@ -191,10 +188,7 @@ class OnnxRuntimeBackend:
 
     @property
     def input_hw(self) -> tuple[int, int]:
-        h, w = self.input_shape[2], self.input_shape[3]
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            return h, w
-        return dynamic_input_hw(self.metadata, self.options, self.path)
+        return resolve_input_hw(self.input_shape, self.metadata, self.options, self.path)
 
     @property
     def dynamic_hw(self) -> bool:

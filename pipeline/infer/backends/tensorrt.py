@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ModelError
-from pipeline.infer.backends.imgsz import dynamic_input_hw
+from pipeline.infer.backends.imgsz import resolve_input_hw
 from pipeline.infer.backends.onnxruntime import default_cache_dir
 from pipeline.infer.config import BackendOptions
 from pipeline.infer.kernels import cuda as kernels_cuda
@@ -138,7 +138,7 @@ class TensorRTBackend:
         trt = self._trt
         builder, network, parser = self._parse()
         name, shape = network.get_input(0).name, list(network.get_input(0).shape)
-        h, w = (shape[2], shape[3]) if shape[2] > 0 and shape[3] > 0 else dynamic_input_hw(self.metadata, self.options, self.path)
+        h, w = resolve_input_hw(shape, self.metadata, self.options, self.path)
         dynamic = shape[0] < 0
         top = self.max_batch_size if dynamic else shape[0]
         self.profile = ((1 if dynamic else top, 3, h, w), (top, 3, h, w), (top, 3, h, w))
