@@ -103,6 +103,12 @@ def test_a_track_whose_motion_took_it_out_of_the_frame_is_not_reidentified():
     cost = obs.reid_cost(np.array([0]), np.array([1]), coming_in, np.array([1]), frame=50, class_change_cost=0.3,
                          image_hw=HW)
     assert cost[0, 0] >= 1.0, "above every round's threshold: never matched"
+    same_colour = obs.reid_cost(np.array([0]), np.array([1]), coming_in, np.array([1]), frame=50, class_change_cost=0.3,
+                                colour=np.zeros((1, 1)), max_speed=0.3 * HW[1], image_hw=HW)
+    assert same_colour[0, 0] >= 1.0, "nor by its colour"
+    unknown_frame = obs.reid_cost(np.array([0]), np.array([1]), coming_in, np.array([1]), frame=50,
+                                  class_change_cost=0.3, image_hw=(0, 0))
+    assert unknown_frame[0, 0] < 1.0, "without the frame's size, motion alone decides"
     # Where the same motion stays in the frame, the object is re-identified as before.
     inside = obs.reid_cost(np.array([0]), np.array([1]), np.array([[1205.0, 140, 1280, 252]]), np.array([1]),
                            frame=8, class_change_cost=0.3, image_hw=HW)
