@@ -145,12 +145,13 @@ class ByteTrack:
         return dets
 
     def _colours(self, dets: Detections, image: np.ndarray | None) -> np.ndarray | None:
-        """The detections' mean colours where re-identification by appearance will use
-        them (NaN under ``track_low_threshold``: never matched); None without the frame."""
+        """The detections' mean colours where appearance will use them: confident ones
+        (re-identification, new tracks and the tracks' averages take no other; NaN below
+        ``track_high_threshold``); None without the frame."""
         cfg = self.config
         if image is None or not (cfg.appearance and cfg.reidentify_lost and cfg.appearance_threshold > 0):
             return None
-        return mean_colours(image, dets, np.flatnonzero(dets.confidence >= cfg.track_low_threshold))
+        return mean_colours(image, dets, np.flatnonzero(dets.confidence >= cfg.track_high_threshold))
 
     def _predict_tracks(self, dets: Detections, colours: np.ndarray | None) -> _Frame:
         """Advance every track one frame with the motion model; the frame's empty matches."""
