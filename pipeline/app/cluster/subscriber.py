@@ -9,11 +9,10 @@ SUB socket to them all, connects to new ones as workers come (checked every
 the last one of its stream (a frame the lost worker had published, sent again by the new
 one) is dropped and counted.
 
-Example::
-
-    with ClusterSubscriber.of_server("http://127.0.0.1:9001", "site") as sub:
-        for msg in sub.iter(timeout_s=10):
-            print(msg.stream, msg.frame, len(msg.detections))
+Example:
+    >>> with ClusterSubscriber.of_server("http://127.0.0.1:9001", "site") as sub:  # doctest: +SKIP
+    ...     for msg in sub.iter(timeout_s=10):
+    ...         print(msg.stream, msg.frame, len(msg.detections))
 """
 
 from __future__ import annotations

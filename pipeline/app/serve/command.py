@@ -5,6 +5,7 @@ subcommands do not import the server (pydantic models, starlette) to build the p
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -12,7 +13,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """``vidpipe serve``'s entry (argparse namespace from :func:`add_parser`)."""
     from pipeline.app.serve.main import run, serve_config
 
-    return run(serve_config(args.config, args.host, args.port, args.api_key, args.models, args.state, args.cluster))
+    config = serve_config(args.config, args.host, args.port, args.api_key, args.models, args.state, args.cluster)
+    return run(config, announce=_to_stderr)
+
+
+def _to_stderr(line: str) -> None:
+    """The server's ready and stopped lines, which supervisors and tests wait for."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def add_parser(sub: Any) -> None:

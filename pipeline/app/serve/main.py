@@ -14,8 +14,8 @@ import ipaddress
 import logging
 import signal
 import socket
-import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,11 @@ def _server_class() -> type:
     return _Server
 
 
-def run(config: ServeConfig) -> int:
+def run(config: ServeConfig, announce: Callable[[str], None] = log.info) -> int:
     """Serve until SIGINT/SIGTERM (uvicorn: in-flight requests finish, then the models unload;
-    exit 130/143). Prints ``vidpipe serve: ready on http://HOST:PORT`` once the preloaded models
-    are loaded, and ``vidpipe serve: stopped ...`` once every model's thread has been joined."""
+    exit 130/143). Announces ``vidpipe serve: ready on http://HOST:PORT`` once the preloaded
+    models are loaded, and ``vidpipe serve: stopped ...`` once every model's thread has been
+    joined (the CLI prints them: the lines a supervisor waits for)."""
     try:
         import uvicorn
 
@@ -100,10 +101,10 @@ def run(config: ServeConfig) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
 
     def ready() -> None:
-        print(f"vidpipe serve: ready on http://{host}:{port}", file=sys.stderr, flush=True)
+        announce(f"vidpipe serve: ready on http://{host}:{port}")
 
     def stopped() -> None:
-        print("vidpipe serve: stopped (every model unloaded)", file=sys.stderr, flush=True)
+        announce("vidpipe serve: stopped (every model unloaded)")
 
     def exit_on(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # the CLI's convention: 143 after SIGTERM (130 after SIGINT)
