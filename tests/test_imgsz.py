@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,8 +12,7 @@ from pipeline.infer.config import BackendOptions, ModelConfig
 from pipeline.infer.model import Model
 from pipeline.vision.geometry import box_iou
 from sources.worlds import make_scene
-
-FIXED_INPUT_MODEL = Path(__file__).parent / "fixtures" / "ultralytics" / "yolo11-det.onnx"  # exported static at 160
+from tests.test_rect_input import FIXED_INPUT_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@
 Control items (end of stream, stream info, discontinuities) are never dropped, never evict
 and never wait: the capacity bounds the data items (packets, frames, results) only, so a
 live stream's last frame is not thrown away for its end, and a frame is not held back
-behind a stream's info. Control items are few (a stream's start, reconnects and end). Every blocking call takes a timeout so a stage
-can notice a stop request, and ``close()`` wakes every waiter.
+behind a stream's info. Control items are few (a stream's start, reconnects and end).
+
+Every blocking call takes a timeout so a stage can notice a stop request, and ``close()``
+wakes every waiter.
 
 Example:
     >>> ring = RingBuffer(2, policy="drop_oldest", name="frames")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveInt, field_validator
 
 from pipeline.core.options import Options
 
@@ -69,7 +69,7 @@ class BackendOptions(Options):
                            "same or more fps on ~10 % less CPU in pipelines, and the same or lower latency in serve "
                            "(benchmarks/RESULTS.md, video; hand-recorded notes); a model timed on its own is ~9 % "
                            "slower. true: they spin; null: ONNX Runtime's own default (spinning)")
-    imgsz: tuple[int, int] | None = Field(
+    imgsz: tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="input size of a model whose height and width are dynamic (Ultralytics' imgsz): a number "
                           "for a square, or [height, width], multiples of the model's stride. Larger finds smaller "
                           "objects and draws finer masks at more time per frame (960 on 1280x720 video: 960x544 with "
@@ -82,19 +82,11 @@ class BackendOptions(Options):
                           "and width are dynamic, its stride is in its metadata, and ONNX Runtime runs on the CPU (GPU "
                           "providers tune per shape; TensorRT engines are built for one)")
 
-
     @field_validator("imgsz", mode="before")
     @classmethod
     def _square(cls, value: Any) -> Any:
         """``960`` means ``[960, 960]``, as in Ultralytics."""
         return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @field_validator("imgsz")
-    @classmethod
-    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and min(value) < 1:
-            raise ValueError(f"input sides must be positive, got {list(value)}")
-        return value
 
 
 class ModelConfig(BackendOptions):
